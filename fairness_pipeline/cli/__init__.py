@@ -1,0 +1,1 @@
+"""The ``fairness-pipeline`` command."""

@@ -1,0 +1,275 @@
+"""``fairness-pipeline``: database, data generation, ingestion and the demo.
+
+Heavy libraries (Dagster, Great Expectations, fairlearn) are imported inside the commands that need them, so
+``--help`` and the database commands start fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fairness_pipeline import settings
+
+app = typer.Typer(help="Watch hiring funnels for adverse impact.", no_args_is_help=True, add_completion=False)
+db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=True)
+"""Human-readable messages go to stderr; stdout carries only data (URLs, JSON)."""
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _database() -> Iterator:
+    """A connection to the project's database after applying pending migrations (announced on stderr)."""
+    from fairness_pipeline.store.connection import connect
+    from fairness_pipeline.store.migrations import MigrationError, migrate
+
+    with connect() as conn:
+        try:
+            applied = migrate(conn)
+        except MigrationError as exc:
+            _fail(str(exc))
+        for migration in applied:
+            console.print(f"applied migration {migration.path.name}")
+        yield conn
+
+
+# --- db ---------------------------------------------------------------------------------------------------------
+
+
+@db_app.command("start")
+def db_start() -> None:
+    """Start the embedded server (no-op with FAIRNESS_DATABASE_URL) and apply pending migrations."""
+    from fairness_pipeline.store import urls
+    from fairness_pipeline.store.connection import database_url
+
+    url = database_url()
+    with _database():
+        pass
+    kind = "external" if settings.external_database_url() else "embedded"
+    console.print(f"{kind} database ready: {urls.redacted(url)}")
+
+
+@db_app.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server."""
+    from fairness_pipeline.store import embedded
+
+    if settings.external_database_url():
+        console.print("FAIRNESS_DATABASE_URL is set: the external server is not managed by this project")
+        return
+    console.print("embedded server stopped" if embedded.stop() else "embedded server was not running")
+
+
+@db_app.command("status")
+def db_status() -> None:
+    """Say which database is used, whether it is running, and which migrations are applied."""
+    from fairness_pipeline.store import embedded, urls
+    from fairness_pipeline.store.connection import connect
+    from fairness_pipeline.store.migrations import status
+
+    external = settings.external_database_url()
+    if external:
+        url = urls.libpq_url(external)
+        console.print(f"external database: {urls.redacted(url)}")
+    else:
+        current = embedded.status()
+        console.print(f"embedded data directory: {current.data_dir}")
+        if not current.running:
+            console.print("embedded server: stopped (start it with `fairness-pipeline db start`)")
+            raise typer.Exit(3)
+        console.print(f"embedded server: running, pid {current.pid}")
+        url = current.url
+    try:
+        with connect(url) as conn:
+            for migration, applied in status(conn):
+                console.print(f"  {'applied' if applied else 'PENDING'}  {migration.path.name}")
+    except Exception as exc:
+        _fail(f"cannot connect to {urls.redacted(url)}: {exc}")
+
+
+@db_app.command("url")
+def db_url(
+    sqlalchemy: Annotated[bool, typer.Option(help="Print the postgresql+psycopg2:// form.")] = False,
+) -> None:
+    """Print the database URL (starting the embedded server if needed)."""
+    from fairness_pipeline.store import urls
+    from fairness_pipeline.store.connection import database_url
+
+    url = database_url()
+    print(urls.sqlalchemy_url(url) if sqlalchemy else url)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations."""
+    with _database():
+        pass
+    console.print("database schema is current")
+
+
+# --- generate / ingest --------------------------------------------------------------------------------------------
+
+
+def _progress():
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console,
+        transient=True,
+    )  # fmt: skip
+
+
+@app.command()
+def generate(
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (.csv or .jsonl).")] = None,
+    to_db: Annotated[bool, typer.Option("--to-db", help="Write straight into the database instead of a file.")] = False,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same events.")] = 7,
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD, UTC).")] = "2026-01-01",
+    days: Annotated[int, typer.Option(min=1)] = 30,
+    tenants: Annotated[int, typer.Option(min=1)] = 2,
+    events_per_day: Annotated[int, typer.Option(min=1, help="Approximate events per tenant per day.")] = 5000,
+    bias: Annotated[
+        list[str] | None,
+        typer.Option(help="Planted bias DIMENSION=GROUP:FACTOR, e.g. company_tier=startup:0.6 (repeatable)."),
+    ] = None,
+) -> None:
+    """Generate synthetic selection events with a realistic funnel and optional planted bias."""
+    from fairness_pipeline import synthetic
+
+    if (out is None) == (not to_db):
+        _fail("give exactly one of --out FILE or --to-db")
+    try:
+        config = synthetic.GeneratorConfig(
+            seed=seed,
+            start=date.fromisoformat(start),
+            days=days,
+            tenants=tenants,
+            events_per_day=events_per_day,
+            bias=tuple(synthetic.parse_bias(text) for text in bias or ()),
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    frames = synthetic.generate_events(config)
+    if out is not None:
+        fmt = "jsonl" if out.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+        with console.status(f"generating {days} days into {out}"):
+            count = synthetic.write_events(frames, out, fmt)
+        console.print(f"wrote {count:,} events to {out}")
+        return
+    from fairness_pipeline.ingest.frames import load_frames
+
+    with _database() as conn, console.status(f"generating {days} days into the database"):
+        counts = load_frames(conn, frames, source=f"generate:seed={seed}")
+    print(json.dumps(counts.as_dict()))
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[Path], typer.Argument(help="CSV or JSON Lines files (.gz allowed).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
+) -> None:
+    """Load events, keeping every row: stored, duplicate, or rejected with its line number and reason."""
+    from fairness_pipeline.ingest.loader import IngestCounts, ingest_file
+    from fairness_pipeline.ingest.reader import UnreadableFileError
+
+    totals = IngestCounts()
+    unreadable: list[str] = []
+    with _database() as conn, _progress() as progress:
+        for path in files:
+            size = path.stat().st_size if path.exists() else None
+            task = progress.add_task(path.name, total=size)
+            try:
+                counts = ingest_file(conn, path, on_bytes=lambda n, t=task: progress.advance(t, n))
+            except UnreadableFileError as exc:
+                unreadable.append(str(exc))
+                console.print(f"[red]cannot read[/red] {exc}")
+                continue
+            totals += counts
+            if not as_json:
+                console.print(
+                    f"{path}: read {counts.read:,}, inserted {counts.inserted:,}, "
+                    f"duplicates {counts.duplicates:,}, rejected {counts.rejected:,}"
+                )
+    if as_json:
+        print(json.dumps(totals.as_dict()))
+    elif len(files) > 1:
+        console.print(f"total: {totals.as_dict()}")
+    if totals.rejected and not as_json:
+        console.print("rejected rows are in selection_event_rejects (source, line_number, reason)")
+    if unreadable:
+        raise typer.Exit(2)
+
+
+# --- demo -------------------------------------------------------------------------------------------------------------
+
+DEMO_BIAS = "company_tier=startup:0.6"
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(min=1)] = 30,
+    events_per_day: Annotated[int, typer.Option(min=1)] = 4000,
+    seed: Annotated[int, typer.Option()] = 7,
+) -> None:
+    """Start the embedded database, generate events with a planted bias, ingest them and show what is stored."""
+    from datetime import UTC, datetime, timedelta
+
+    from fairness_pipeline import synthetic
+    from fairness_pipeline.ingest.loader import ingest_file
+    from fairness_pipeline.queries import events as event_queries
+
+    end = datetime.now(UTC).date() - timedelta(days=1)
+    first = end - timedelta(days=days - 1)
+    config = synthetic.GeneratorConfig(
+        seed=seed, start=first, days=days, tenants=2, events_per_day=events_per_day,
+        bias=(synthetic.parse_bias(DEMO_BIAS),),
+    )  # fmt: skip
+    demo_dir = settings.home_dir() / "demo"
+    demo_dir.mkdir(exist_ok=True)
+    path = demo_dir / f"events-{first}-{end}.csv"
+    console.print(f"[bold]1.[/bold] generating {days} days ({first} .. {end}) with planted bias {DEMO_BIAS}")
+    count = synthetic.write_events(synthetic.generate_events(config), path, "csv")
+    console.print(f"   wrote {count:,} events to {path}")
+
+    console.print("[bold]2.[/bold] starting the database and applying migrations")
+    with _database() as conn:
+        console.print("[bold]3.[/bold] ingesting")
+        with _progress() as progress:
+            task = progress.add_task(path.name, total=path.stat().st_size)
+            counts = ingest_file(conn, path, on_bytes=lambda n: progress.advance(task, n))
+        console.print(f"   {counts.as_dict()}")
+        with conn.cursor() as cur:
+            cur.execute(event_queries.STORED_SUMMARY)
+            rows = cur.fetchall()
+    _print_stored_summary(rows)
+
+
+def _print_stored_summary(rows: list[tuple]) -> None:
+    from rich.table import Table
+
+    table = Table(title="selection_events by tenant and stage")
+    for column in ("tenant", "event type", "events", "candidates", "first day", "last day"):
+        table.add_column(column)
+    for tenant, event_type, events, candidates, first, last in rows:
+        table.add_row(tenant, event_type, f"{events:,}", f"{candidates:,}", str(first), str(last))
+    Console().print(table)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+    sys.exit(0)

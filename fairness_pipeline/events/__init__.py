@@ -1,0 +1,1 @@
+"""Selection events: vocabulary, the event type, dimension inference and logging."""

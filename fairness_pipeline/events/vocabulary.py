@@ -1,0 +1,77 @@
+"""The allowed values of selection events, declared once.
+
+The CHECK constraints in ``migrations/`` repeat these lists in SQL; a test compares the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+EVENT_TYPES: tuple[str, ...] = ("shown", "clicked", "shortlisted", "contacted", "interviewed", "hired")
+"""Funnel stages in order."""
+
+COMPANY_TIERS: tuple[str, ...] = ("faang", "enterprise", "startup", "other")
+EXPERIENCE_BANDS: tuple[str, ...] = ("0-3", "3-7", "7-15", "15+")
+SPECIALTIES: tuple[str, ...] = ("backend", "frontend", "fullstack", "devops", "data", "ml", "mobile", "other")
+
+DIMENSION_VALUES: dict[str, tuple[str, ...]] = {
+    "company_tier": COMPANY_TIERS,
+    "experience_band": EXPERIENCE_BANDS,
+    "specialty": SPECIALTIES,
+}
+"""Monitored proxy dimensions and their allowed values. A missing value is allowed and analysed as ``unknown``."""
+
+DIMENSIONS: tuple[str, ...] = tuple(DIMENSION_VALUES)
+UNKNOWN_GROUP = "unknown"
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "timestamp",
+    "candidate_id",
+    "event_type",
+    "search_id",
+    "tenant_id",
+    "user_id_hash",
+    "company_tier",
+    "experience_band",
+    "specialty",
+    "rank",
+    "score",
+)
+"""Columns of a selection event as written by producers (CSV header order, JSON keys)."""
+
+REQUIRED_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "timestamp",
+    "candidate_id",
+    "event_type",
+    "search_id",
+    "tenant_id",
+    "user_id_hash",
+)
+"""Columns that may not be empty (NOT NULL in the table)."""
+
+MAX_LENGTHS: dict[str, int] = {
+    "event_id": 64,
+    "candidate_id": 255,
+    "search_id": 255,
+    "tenant_id": 255,
+    "user_id_hash": 64,
+}
+"""VARCHAR limits of the ``selection_events`` table."""
+
+SCORE_MAX_STORABLE = 9.9999
+"""Largest value NUMERIC(5, 4) can hold; validation narrows scores to [0, 1]."""
+
+DEFAULT_STAGE_PAIRS: tuple[tuple[str, str], ...] = (
+    ("shown", "clicked"),
+    ("shown", "shortlisted"),
+    ("shortlisted", "contacted"),
+    ("contacted", "interviewed"),
+    ("interviewed", "hired"),
+    ("shown", "hired"),
+)
+"""(baseline event, selection event) pairs analysed by default; shown -> shortlisted is the seed's default."""
+
+
+def stage_pair_name(baseline: str, selection: str) -> str:
+    """Name of a stage pair, e.g. ``shown->shortlisted``."""
+    return f"{baseline}->{selection}"

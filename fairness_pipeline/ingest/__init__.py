@@ -1,0 +1,1 @@
+"""Getting selection events into PostgreSQL without losing any: every row is stored, a duplicate, or rejected."""
