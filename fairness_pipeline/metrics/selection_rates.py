@@ -1,0 +1,144 @@
+"""Selection rates per group and demographic parity, from aggregated counts.
+
+A *counts* frame holds one (tenant, window, stage pair, dimension): columns ``group`` (str), ``n`` (population) and
+``x`` (selected), one row per group. Rates are computed with fairlearn's ``MetricFrame`` fed with weighted rows (two
+rows per group, never one row per event), which gives exactly ``x / n``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from fairness_pipeline.events.vocabulary import DIMENSIONS, UNKNOWN_GROUP
+
+COUNT_COLUMNS: tuple[str, ...] = ("group", "n", "x")
+EMPTY_GROUP_REASON = "empty group"
+INTERSECTION_SEPARATOR = "+"
+"""Joins dimension names: ``company_tier+experience_band``."""
+GROUP_SEPARATOR = "|"
+"""Joins group values of an intersection: ``startup|0-3``."""
+
+
+@dataclass(frozen=True)
+class SelectionRateFrame:
+    """Selection rates of one counts frame.
+
+    ``by_group`` has columns group, n, x, selection_rate (NaN when n = 0) and undefined_reason (None or text).
+    ``dp_ratio`` (min rate / max rate) and ``dp_difference`` (max rate - min rate) are None when fewer than two groups
+    have a defined rate; ``dp_ratio`` is also None when every rate is 0 (0 / 0).
+    """
+
+    by_group: pd.DataFrame
+    overall_rate: float | None
+    dp_ratio: float | None
+    dp_difference: float | None
+
+
+def validate_counts(counts: pd.DataFrame) -> pd.DataFrame:
+    """Return a clean copy of a counts frame (group str, n and x int64), or raise ``ValueError``.
+
+    Checks: the three columns exist, groups are non-null and unique, 0 <= x <= n, counts are whole numbers.
+    """
+    missing = [c for c in COUNT_COLUMNS if c not in counts.columns]
+    if missing:
+        raise ValueError(f"counts frame lacks columns {missing}")
+    out = counts.loc[:, list(COUNT_COLUMNS)].reset_index(drop=True)
+    if out["group"].isna().any():
+        raise ValueError(f"null group in counts frame; map missing values to {UNKNOWN_GROUP!r} first")
+    if out["group"].duplicated().any():
+        dupes = sorted(out.loc[out["group"].duplicated(), "group"].astype(str).unique())
+        raise ValueError(f"duplicate groups in counts frame: {dupes}")
+    for col in ("n", "x"):
+        values = pd.to_numeric(out[col], errors="raise")
+        if values.isna().any() or not np.all(np.mod(values.to_numpy(dtype=float), 1) == 0):
+            raise ValueError(f"column {col!r} must hold whole numbers")
+        out[col] = values.astype("int64")
+    if (out["x"] < 0).any() or (out["x"] > out["n"]).any():
+        raise ValueError("counts must satisfy 0 <= x <= n")
+    out["group"] = out["group"].astype(str).astype(object)
+    return out
+
+
+def selection_rate_frame(counts: pd.DataFrame) -> SelectionRateFrame:
+    """Per-group selection rates, overall rate and demographic parity ratio and difference, via fairlearn.
+
+    Each group with n > 0 becomes two weighted rows (selected=1 with weight x, selected=0 with weight n - x; rows of
+    weight 0 are dropped). Groups with n = 0 get no rate (NaN) and the reason ``"empty group"``.
+    """
+    clean = validate_counts(counts)
+    by_group = clean.copy()
+    by_group["selection_rate"] = np.nan
+    by_group["undefined_reason"] = pd.Series([None] * len(by_group), dtype=object)
+    by_group.loc[by_group["n"] == 0, "undefined_reason"] = EMPTY_GROUP_REASON
+
+    populated = clean[clean["n"] > 0]
+    if populated.empty:
+        return SelectionRateFrame(by_group=by_group, overall_rate=None, dp_ratio=None, dp_difference=None)
+
+    from fairlearn.metrics import MetricFrame, selection_rate  # slow import (about 2 s): keep it local
+
+    groups = np.repeat(populated["group"].to_numpy(dtype=object), 2)
+    selected = np.tile(np.array([1, 0]), len(populated))
+    weights = np.column_stack([populated["x"], populated["n"] - populated["x"]]).ravel()
+    keep = weights > 0
+    frame = MetricFrame(
+        metrics={"selection_rate": selection_rate},
+        y_true=selected[keep],  # selection_rate reads y_pred only
+        y_pred=selected[keep],
+        sensitive_features=pd.Series(groups[keep], name="group"),
+        sample_params={"selection_rate": {"sample_weight": weights[keep]}},
+    )
+    rates = frame.by_group["selection_rate"]
+    mask = by_group["n"] > 0
+    by_group.loc[mask, "selection_rate"] = by_group.loc[mask, "group"].map(rates).astype(float)
+
+    overall = float(frame.overall["selection_rate"])
+    if len(populated) < 2:
+        return SelectionRateFrame(by_group=by_group, overall_rate=overall, dp_ratio=None, dp_difference=None)
+    difference = float(frame.difference(method="between_groups")["selection_rate"])
+    all_zero = float(rates.max()) == 0.0  # ratio 0 / 0
+    ratio = None if all_zero else float(frame.ratio(method="between_groups")["selection_rate"])
+    return SelectionRateFrame(by_group=by_group, overall_rate=overall, dp_ratio=ratio, dp_difference=difference)
+
+
+def dimension_name(dimensions: tuple[str, ...]) -> str:
+    """Name of a dimension or intersection, e.g. ``company_tier+experience_band``."""
+    return INTERSECTION_SEPARATOR.join(dimensions)
+
+
+def analysis_dimensions(dims: tuple[str, ...] = DIMENSIONS, *, pairs: bool = True) -> list[tuple[str, ...]]:
+    """The dimensions to analyse: each single dimension, then (if ``pairs``) every pair in the given order."""
+    singles = [(d,) for d in dims]
+    return singles + (list(combinations(dims, 2)) if pairs else [])
+
+
+def counts_by_dimension(cells: pd.DataFrame, dimensions: tuple[str, ...]) -> pd.DataFrame:
+    """Sum a cell table (dimension columns plus ``n`` and ``x``) to per-group counts for one dimension or intersection.
+
+    Missing dimension values (null or empty string) become ``unknown``. Intersection groups join the values with
+    ``|`` in the order of ``dimensions``. Returns columns group, n, x sorted by group.
+    """
+    if not dimensions:
+        raise ValueError("at least one dimension is needed")
+    missing = [c for c in (*dimensions, "n", "x") if c not in cells.columns]
+    if missing:
+        raise ValueError(f"cell table lacks columns {missing}")
+    labels = []
+    for dim in dimensions:
+        values = cells[dim].astype(object).where(cells[dim].notna(), UNKNOWN_GROUP).astype(str)
+        labels.append(values.where(values.str.strip() != "", UNKNOWN_GROUP))
+    group = labels[0]
+    for values in labels[1:]:
+        group = group + GROUP_SEPARATOR + values
+    summed = (
+        pd.DataFrame({"group": group.to_numpy(dtype=object), "n": cells["n"].to_numpy(), "x": cells["x"].to_numpy()})
+        .groupby("group", sort=True, as_index=False)[["n", "x"]]
+        .sum()
+    )
+    summed["group"] = summed["group"].astype(object)
+    summed[["n", "x"]] = summed[["n", "x"]].astype("int64")
+    return summed.reset_index(drop=True)
