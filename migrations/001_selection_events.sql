@@ -28,8 +28,7 @@ CREATE INDEX IF NOT EXISTS idx_selection_events_search_id ON selection_events (s
 CREATE INDEX IF NOT EXISTS idx_selection_events_event_type ON selection_events (event_type);
 CREATE INDEX IF NOT EXISTS idx_selection_events_dimensions
     ON selection_events (tenant_id, company_tier, experience_band, specialty);
--- Daily partitions read one UTC day across tenants; late-arrival detection reads by insertion time.
+-- Daily partitions read one UTC day across tenants.
 CREATE INDEX IF NOT EXISTS idx_selection_events_timestamp ON selection_events (timestamp);
-CREATE INDEX IF NOT EXISTS idx_selection_events_created_at ON selection_events (created_at);
 
 COMMENT ON TABLE selection_events IS 'Candidate selection events for adverse-impact analysis';

@@ -63,46 +63,85 @@ def validate_counts(counts: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def selection_rate_frame(counts: pd.DataFrame) -> SelectionRateFrame:
-    """Per-group selection rates, overall rate and demographic parity ratio and difference, via fairlearn.
+FRAME_COLUMNS: tuple[str, ...] = (
+    "group", "n", "x", "selection_rate", "overall_rate", "dp_ratio", "dp_difference", "undefined_reason",
+)  # fmt: skip
 
-    Each group with n > 0 becomes two weighted rows (selected=1 with weight x, selected=0 with weight n - x; rows of
-    weight 0 are dropped). Groups with n = 0 get no rate (NaN) and the reason ``"empty group"``.
+
+def selection_rate_frames(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Selection rates and demographic parity for many counts tables at once, with one fairlearn ``MetricFrame``.
+
+    ``counts`` holds the ``keys`` columns (one combination per table, e.g. tenant, stage pair, dimension) plus
+    group, n, x. The tables are passed to fairlearn as its *control features*, so each gets its own overall rate,
+    ratio and difference. Each group with n > 0 becomes two weighted rows (selected=1 with weight x, selected=0 with
+    weight n - x; zero weights dropped). Returns the ``keys`` columns followed by ``FRAME_COLUMNS``, one row per group.
+    Groups with n = 0 get no rate (NaN) and the reason ``"empty group"``; parity is None (NaN) for a table with fewer
+    than two defined rates, and the ratio also when every rate is 0.
     """
-    clean = validate_counts(counts)
-    by_group = clean.copy()
-    by_group["selection_rate"] = np.nan
-    by_group["undefined_reason"] = pd.Series([None] * len(by_group), dtype=object)
-    by_group.loc[by_group["n"] == 0, "undefined_reason"] = EMPTY_GROUP_REASON
+    for key in keys:
+        if key not in counts.columns:
+            raise ValueError(f"counts lack key column {key!r}")
+    if not len(counts):
+        return pd.DataFrame(columns=[*keys, *FRAME_COLUMNS])
+    clean = pd.concat([counts[keys].reset_index(drop=True), validate_counts(counts[list(COUNT_COLUMNS)])], axis=1)
+    table = clean[keys].astype(str).agg("\x1f".join, axis=1) if keys else pd.Series("", index=clean.index)
+    clean["_table"] = table.to_numpy(dtype=object)
+    if clean.duplicated(["_table", "group"]).any():
+        raise ValueError("duplicate group within one table")
 
     populated = clean[clean["n"] > 0]
-    if populated.empty:
-        return SelectionRateFrame(by_group=by_group, overall_rate=None, dp_ratio=None, dp_difference=None)
+    result = clean.copy()
+    result["selection_rate"] = np.nan
+    result[["overall_rate", "dp_ratio", "dp_difference"]] = np.nan
+    if len(populated):
+        from fairlearn.metrics import MetricFrame, selection_rate  # slow import (about 2 s): keep it local
 
-    from fairlearn.metrics import MetricFrame, selection_rate  # slow import (about 2 s): keep it local
+        weights = np.column_stack([populated["x"], populated["n"] - populated["x"]]).ravel()
+        keep = weights > 0
+        selected = np.tile(np.array([1, 0]), len(populated))[keep]
+        frame = MetricFrame(
+            metrics={"selection_rate": selection_rate},
+            y_true=selected,  # selection_rate reads y_pred only; the selected flag belongs there
+            y_pred=selected,
+            sensitive_features=pd.Series(np.repeat(populated["group"].to_numpy(dtype=object), 2)[keep], name="group"),
+            control_features=pd.Series(np.repeat(populated["_table"].to_numpy(dtype=object), 2)[keep], name="_table"),
+            sample_params={"selection_rate": {"sample_weight": weights[keep]}},
+        )
+        rates = frame.by_group["selection_rate"]
+        index = pd.MultiIndex.from_arrays([result["_table"], result["group"]])
+        result["selection_rate"] = rates.reindex(index).to_numpy(dtype=float)
+        per_table = pd.DataFrame(
+            {
+                "overall_rate": frame.overall["selection_rate"],
+                "dp_ratio": frame.ratio(method="between_groups")["selection_rate"],
+                "dp_difference": frame.difference(method="between_groups")["selection_rate"],
+                "defined": populated.groupby("_table")["group"].size(),
+                "max_rate": rates.groupby(level=0).max(),
+            }
+        )
+        per_table.loc[per_table["defined"] < 2, ["dp_ratio", "dp_difference"]] = np.nan
+        per_table.loc[per_table["max_rate"] == 0, "dp_ratio"] = np.nan  # 0 / 0
+        for column in ("overall_rate", "dp_ratio", "dp_difference"):
+            result[column] = result["_table"].map(per_table[column]).astype(float)
+    result.loc[result["n"] == 0, "selection_rate"] = np.nan
+    result["undefined_reason"] = np.where(result["n"] == 0, EMPTY_GROUP_REASON, None)
+    return result[[*keys, *FRAME_COLUMNS]]
 
-    groups = np.repeat(populated["group"].to_numpy(dtype=object), 2)
-    selected = np.tile(np.array([1, 0]), len(populated))
-    weights = np.column_stack([populated["x"], populated["n"] - populated["x"]]).ravel()
-    keep = weights > 0
-    frame = MetricFrame(
-        metrics={"selection_rate": selection_rate},
-        y_true=selected[keep],  # selection_rate reads y_pred only
-        y_pred=selected[keep],
-        sensitive_features=pd.Series(groups[keep], name="group"),
-        sample_params={"selection_rate": {"sample_weight": weights[keep]}},
-    )
-    rates = frame.by_group["selection_rate"]
-    mask = by_group["n"] > 0
-    by_group.loc[mask, "selection_rate"] = by_group.loc[mask, "group"].map(rates).astype(float)
 
-    overall = float(frame.overall["selection_rate"])
-    if len(populated) < 2:
-        return SelectionRateFrame(by_group=by_group, overall_rate=overall, dp_ratio=None, dp_difference=None)
-    difference = float(frame.difference(method="between_groups")["selection_rate"])
-    all_zero = float(rates.max()) == 0.0  # ratio 0 / 0
-    ratio = None if all_zero else float(frame.ratio(method="between_groups")["selection_rate"])
-    return SelectionRateFrame(by_group=by_group, overall_rate=overall, dp_ratio=ratio, dp_difference=difference)
+def selection_rate_frame(counts: pd.DataFrame) -> SelectionRateFrame:
+    """Per-group selection rates, overall rate and demographic parity ratio and difference of one counts table."""
+    rows = selection_rate_frames(counts[list(COUNT_COLUMNS)], keys=[])
+    by_group = rows[["group", "n", "x", "selection_rate", "undefined_reason"]].reset_index(drop=True)
+    by_group["undefined_reason"] = by_group["undefined_reason"].astype(object).where(by_group["n"] == 0, None)
+
+    def scalar(column: str) -> float | None:
+        values = rows[column].dropna()
+        return float(values.iloc[0]) if len(values) else None
+
+    return SelectionRateFrame(
+        by_group=by_group, overall_rate=scalar("overall_rate"), dp_ratio=scalar("dp_ratio"),
+        dp_difference=scalar("dp_difference"),
+    )  # fmt: skip
 
 
 def dimension_name(dimensions: tuple[str, ...]) -> str:

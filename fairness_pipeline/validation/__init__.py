@@ -1,0 +1,1 @@
+"""Validation of raw selection events: one Great Expectations suite that reports and decides quarantine."""
