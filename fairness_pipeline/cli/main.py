@@ -215,6 +215,107 @@ def ingest(
         raise typer.Exit(2)
 
 
+# --- pipeline ---------------------------------------------------------------------------------------------------
+
+
+def _dagster_instance():
+    """The project's Dagster instance (``$FAIRNESS_HOME/dagster_home``, storage on the project's PostgreSQL)."""
+    import os
+
+    from fairness_pipeline.store.connection import child_environment
+
+    os.environ.update(child_environment())
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def _run_days(first_day: date, last_day: date) -> bool:
+    from fairness_pipeline.defs.runs import run_range
+
+    instance = _dagster_instance()
+    with console.status(f"materialising {first_day} .. {last_day} through Dagster"):
+        try:
+            summaries = run_range(instance, first_day, last_day)
+        except ValueError as exc:
+            _fail(str(exc))
+    for summary in summaries:
+        state = "[green]succeeded[/green]" if summary.success else "[red]failed[/red]"
+        console.print(f"  {summary.job_name} {summary.first_day} .. {summary.last_day}: {state} (run {summary.run_id})")
+    return all(summary.success for summary in summaries)
+
+
+@app.command()
+def run(
+    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD, UTC).")],
+    end: Annotated[str | None, typer.Option(help="Last day (default: --start).")] = None,
+) -> None:
+    """Materialise the asset graph for a range of days through Dagster (the runs appear in the UI)."""
+    try:
+        first_day = date.fromisoformat(start)
+        last_day = date.fromisoformat(end) if end else first_day
+    except ValueError as exc:
+        _fail(f"dates are written YYYY-MM-DD: {exc}")
+    if not _run_days(first_day, last_day):
+        raise typer.Exit(1)
+
+
+@app.command()
+def worker(
+    days: Annotated[int, typer.Option(help="Days in the window.")] = 30,
+    dimension: Annotated[str | None, typer.Option(help="Only this dimension.")] = None,
+    all_dimensions: Annotated[bool, typer.Option("--all-dimensions", help="All dimensions (the default).")] = False,
+    tenant_id: Annotated[str | None, typer.Option("--tenant-id", help="Only this tenant.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
+    save_to_db: Annotated[bool, typer.Option("--save-to-db", help="Insert the documents into bias_metrics.")] = False,
+    end: Annotated[str | None, typer.Option(help="Last day of the window (default: today, UTC).")] = None,
+    baseline_event: Annotated[str, typer.Option("--baseline-event")] = "shown",
+    selection_event: Annotated[str, typer.Option("--selection-event")] = "shortlisted",
+) -> None:
+    """Drop-in for the seed's bias_metrics_worker.py, with correct numbers; prints the seed-shaped JSON.
+
+    With --tenant-id it prints that tenant's document; without, one document per tenant keyed by tenant id
+    (tenants are never pooled). With --dimension it prints that dimension's block, as the seed does.
+    """
+    from datetime import UTC, datetime
+
+    from fairness_pipeline import worker as seed_worker
+    from fairness_pipeline.queries import analysis as q
+
+    if dimension and all_dimensions:
+        _fail("give --dimension or --all-dimensions, not both")
+    try:
+        request = seed_worker.WorkerRequest(
+            days=days, end=date.fromisoformat(end) if end else None, tenant_id=tenant_id, dimension=dimension,
+            baseline_event=baseline_event, selection_event=selection_event,
+        )  # fmt: skip
+        request.validate()
+    except ValueError as exc:
+        _fail(str(exc))
+    with _database() as conn:
+        documents = seed_worker.compute(conn, request)
+        if save_to_db:
+            with conn, conn.cursor() as cur:
+                for tenant, document in documents.items():
+                    cur.execute(
+                        q.INSERT_BIAS_METRICS_ADHOC,
+                        {"tenant_id": tenant, "computed_at": datetime.now(UTC), "metrics_json": json.dumps(document)},
+                    )
+            console.print(f"saved {len(documents)} document(s) to bias_metrics")
+    if not documents:
+        result: object = {"error": "No data", "period": {"days": days}}
+    elif dimension:
+        blocks = {t: d["dimensions"].get(dimension) for t, d in documents.items()}
+        result = blocks[tenant_id] if tenant_id else blocks
+    else:
+        result = documents[tenant_id] if tenant_id else documents
+    text = json.dumps(result, indent=2)
+    print(text)
+    if output:
+        output.write_text(text + "\n")
+        console.print(f"results saved to {output}")
+
+
 # --- demo -------------------------------------------------------------------------------------------------------------
 
 DEMO_BIAS = "company_tier=startup:0.6"

@@ -38,19 +38,21 @@ class SelectionRateFrame:
     dp_difference: float | None
 
 
-def validate_counts(counts: pd.DataFrame) -> pd.DataFrame:
+def validate_counts(counts: pd.DataFrame, keys: list[str] | None = None) -> pd.DataFrame:
     """Return a clean copy of a counts frame (group str, n and x int64), or raise ``ValueError``.
 
-    Checks: the three columns exist, groups are non-null and unique, 0 <= x <= n, counts are whole numbers.
+    Checks: the three columns exist, groups are non-null and unique (within each combination of ``keys`` when
+    given), 0 <= x <= n, counts are whole numbers.
     """
     missing = [c for c in COUNT_COLUMNS if c not in counts.columns]
     if missing:
         raise ValueError(f"counts frame lacks columns {missing}")
-    out = counts.loc[:, list(COUNT_COLUMNS)].reset_index(drop=True)
+    out = counts.loc[:, [*(keys or []), *COUNT_COLUMNS]].reset_index(drop=True)
     if out["group"].isna().any():
         raise ValueError(f"null group in counts frame; map missing values to {UNKNOWN_GROUP!r} first")
-    if out["group"].duplicated().any():
-        dupes = sorted(out.loc[out["group"].duplicated(), "group"].astype(str).unique())
+    duplicated = out.duplicated([*(keys or []), "group"])
+    if duplicated.any():
+        dupes = sorted(out.loc[duplicated, "group"].astype(str).unique())
         raise ValueError(f"duplicate groups in counts frame: {dupes}")
     for col in ("n", "x"):
         values = pd.to_numeric(out[col], errors="raise")
@@ -83,11 +85,9 @@ def selection_rate_frames(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame
             raise ValueError(f"counts lack key column {key!r}")
     if not len(counts):
         return pd.DataFrame(columns=[*keys, *FRAME_COLUMNS])
-    clean = pd.concat([counts[keys].reset_index(drop=True), validate_counts(counts[list(COUNT_COLUMNS)])], axis=1)
+    clean = validate_counts(counts, keys)
     table = clean[keys].astype(str).agg("\x1f".join, axis=1) if keys else pd.Series("", index=clean.index)
     clean["_table"] = table.to_numpy(dtype=object)
-    if clean.duplicated(["_table", "group"]).any():
-        raise ValueError("duplicate group within one table")
 
     populated = clean[clean["n"] > 0]
     result = clean.copy()

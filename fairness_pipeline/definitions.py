@@ -1,0 +1,20 @@
+"""Dagster entry point (``workspace.yaml`` and ``[tool.dagster]`` load ``defs`` from here)."""
+
+import dagster as dg
+
+from fairness_pipeline.defs.assets import events, metrics
+from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
+from fairness_pipeline.defs.resources import FairnessDatabase
+
+
+def build_definitions(database: FairnessDatabase | None = None) -> dg.Definitions:
+    """The project's definitions; ``database`` defaults to FAIRNESS_DATABASE_URL or the embedded server."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules([events, metrics]),
+        asset_checks=dg.load_asset_checks_from_modules([events, metrics]),
+        jobs=[fairness_job, event_days_job, metrics_job],
+        resources={"database": database or FairnessDatabase()},
+    )
+
+
+defs = build_definitions()

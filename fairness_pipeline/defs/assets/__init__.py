@@ -1,0 +1,1 @@
+"""Daily-partitioned assets, grouped by layer: ``events`` (raw -> validated -> per-candidate days) and ``metrics``."""

@@ -1,0 +1,32 @@
+"""Jobs over the asset graph. A run has one partition range, so windows whose upstream days are missing are
+served by two runs: ``event_days_job`` for the days the windows read, then ``fairness_job`` for the windows."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from fairness_pipeline.defs.partitions import daily_partitions
+
+EVENT_LAYER = dg.AssetSelection.groups("events")
+METRIC_LAYER = dg.AssetSelection.groups("metrics")
+
+fairness_job = dg.define_asset_job(
+    "fairness_job",
+    selection=EVENT_LAYER | METRIC_LAYER,
+    partitions_def=daily_partitions,
+    description="The whole graph for a day or a range of days (single run per range).",
+)
+
+event_days_job = dg.define_asset_job(
+    "event_days_job",
+    selection=EVENT_LAYER,
+    partitions_def=daily_partitions,
+    description="Observe, validate and summarise events for a range of days.",
+)
+
+metrics_job = dg.define_asset_job(
+    "metrics_job",
+    selection=METRIC_LAYER,
+    partitions_def=daily_partitions,
+    description="Windows, impact ratios and seed-shaped metrics for a range of days (their days must be summarised).",
+)

@@ -1,0 +1,29 @@
+"""The one daily partitioning shared by every asset: UTC days."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+PARTITIONS_START_ENV = "FAIRNESS_PARTITIONS_START"
+DEFAULT_PARTITIONS_START = "2025-01-01"
+
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=os.environ.get(PARTITIONS_START_ENV, DEFAULT_PARTITIONS_START), timezone="UTC"
+)
+
+single_run = dg.BackfillPolicy.single_run()
+"""Every asset backfills a range of days in one run, looping over the days inside."""
+
+
+def partition_days(context: dg.AssetExecutionContext) -> list[date]:
+    """The days of this run: one for a single partition, many for a single-run backfill."""
+    return [date.fromisoformat(key) for key in context.partition_keys]
+
+
+def day_bounds(day: date) -> dict[str, object]:
+    """Query parameters of one UTC day."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return {"day": day, "day_start": start, "day_end": start + timedelta(days=1)}

@@ -1,0 +1,321 @@
+"""The synthetic event generator: determinism, vocabulary, funnel consistency, planted bias, writing (no database)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fairness_pipeline.events.vocabulary import (
+    DIMENSION_VALUES,
+    DIMENSIONS,
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    MAX_LENGTHS,
+    REQUIRED_COLUMNS,
+)
+from fairness_pipeline.synthetic import (
+    GROUP_PROPORTIONS,
+    GeneratorConfig,
+    PlantedBias,
+    generate_events,
+    parse_bias,
+    write_events,
+)
+
+SMALL = GeneratorConfig(
+    seed=11,
+    start=dt.date(2026, 3, 2),
+    days=4,
+    tenants=2,
+    events_per_day=3000,
+    bias=(parse_bias("company_tier=startup:0.6"),),
+)
+LARGE_DAYS = 10
+LARGE_EVENTS_PER_DAY = 30_000
+
+
+@pytest.fixture(scope="module")
+def small_frames() -> list[pd.DataFrame]:
+    return list(generate_events(SMALL))
+
+
+@pytest.fixture(scope="module")
+def small_events(small_frames: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(small_frames, ignore_index=True)
+
+
+def _large(bias: tuple[str, ...] = ()) -> pd.DataFrame:
+    config = GeneratorConfig(seed=3, days=LARGE_DAYS, tenants=1, events_per_day=LARGE_EVENTS_PER_DAY, bias=bias)
+    return pd.concat(generate_events(config), ignore_index=True)
+
+
+def shortlist_rates(events: pd.DataFrame, dimension: str) -> pd.DataFrame:
+    """Unique-candidate shown->shortlisted rate per group over the whole data (one window).
+
+    A candidate's group comes from its first shown event; it is selected when it has a shortlisted event.
+    """
+    shown = events[events["event_type"] == "shown"].sort_values("timestamp", kind="stable")
+    population = shown.drop_duplicates(["tenant_id", "candidate_id"])[["tenant_id", "candidate_id", dimension]]
+    selected = events.loc[events["event_type"] == "shortlisted", ["tenant_id", "candidate_id"]].drop_duplicates()
+    merged = population.merge(selected.assign(selected=True), on=["tenant_id", "candidate_id"], how="left")
+    merged["selected"] = merged["selected"].fillna(False).astype(bool)
+    merged["group"] = merged[dimension].astype(object).fillna("unknown")
+    return merged.groupby("group")["selected"].agg(rate="mean", n="size")
+
+
+# --- determinism and streaming -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_same_seed_gives_identical_bytes(tmp_path: Path, fmt: str) -> None:
+    first, second, other = tmp_path / f"a.{fmt}", tmp_path / f"b.{fmt}", tmp_path / f"c.{fmt}"
+    rows = write_events(generate_events(SMALL), first, fmt)
+    assert write_events(generate_events(SMALL), second, fmt) == rows > 0
+    assert first.read_bytes() == second.read_bytes()
+    write_events(generate_events(dataclasses.replace(SMALL, seed=12)), other, fmt)
+    assert other.read_bytes() != first.read_bytes()
+
+
+def test_frames_have_event_columns_and_dtypes(small_frames: list[pd.DataFrame]) -> None:
+    for frame in small_frames:
+        assert list(frame.columns) == list(EVENT_COLUMNS)
+        assert isinstance(frame["timestamp"].dtype, pd.DatetimeTZDtype)
+        assert str(frame["timestamp"].dt.tz) == "UTC"
+        assert frame["rank"].dtype == "Int64"
+        assert frame["score"].dtype == np.float64
+        for name in ("event_id", "candidate_id", "event_type", "search_id", "tenant_id", "user_id_hash", *DIMENSIONS):
+            assert pd.api.types.is_string_dtype(frame[name]), name
+
+
+def test_one_frame_per_day_and_tenant_in_time_order(small_frames: list[pd.DataFrame]) -> None:
+    keys = []
+    for frame in small_frames:
+        assert frame["tenant_id"].nunique() == 1
+        assert frame["timestamp"].dt.date.nunique() == 1
+        assert frame["timestamp"].is_monotonic_increasing
+        keys.append((frame["timestamp"].iloc[0].date(), frame["tenant_id"].iloc[0]))
+    assert keys == sorted(set(keys))
+    assert len(keys) == SMALL.days * SMALL.tenants
+
+
+# --- values --------------------------------------------------------------------------------------------------------
+
+
+def test_values_are_within_the_vocabulary(small_events: pd.DataFrame) -> None:
+    ev = small_events
+    assert ev[list(REQUIRED_COLUMNS)].notna().all().all()
+    assert set(ev["event_type"]) == set(EVENT_TYPES)
+    assert set(ev["tenant_id"]) == {"tenant-1", "tenant-2"}
+    for dimension in DIMENSIONS:
+        assert set(ev[dimension].dropna()) == set(DIMENSION_VALUES[dimension])
+        assert ev[dimension].isna().any()
+    for column, limit in MAX_LENGTHS.items():
+        assert ev[column].str.len().max() <= limit, column
+    assert ev["user_id_hash"].str.fullmatch(r"[0-9a-f]{64}").all()
+    assert ev["event_id"].is_unique
+    assert ev["rank"].between(1, SMALL.slate_size).all()
+    assert ev["score"].between(0.0, 1.0).all()
+    assert (ev["score"].round(4) == ev["score"]).all()
+    start = pd.Timestamp(SMALL.start, tz="UTC")
+    assert ev["timestamp"].min() >= start
+    assert ev["timestamp"].max() < start + pd.Timedelta(days=SMALL.days)
+
+
+def test_group_proportions_are_realistic(small_events: pd.DataFrame) -> None:
+    candidates = small_events.drop_duplicates(["tenant_id", "candidate_id"])
+    assert len(candidates) > 5000
+    for dimension in DIMENSIONS:
+        shares = candidates[dimension].astype(object).fillna("unknown").value_counts(normalize=True)
+        assert shares.drop("unknown").min() > 0.04, dimension
+        assert 0.01 < shares["unknown"] < 0.03, dimension  # unknown_share = 0.02
+
+
+def test_slates_and_scores(small_events: pd.DataFrame) -> None:
+    shown = small_events[small_events["event_type"] == "shown"]
+    per_search = shown.groupby("search_id").agg(
+        n=("rank", "size"),
+        ranks=("rank", "nunique"),
+        candidates=("candidate_id", "nunique"),
+        users=("user_id_hash", "nunique"),
+    )
+    assert (per_search == [SMALL.slate_size, SMALL.slate_size, SMALL.slate_size, 1]).all().all()
+    mean_score = shown.groupby("rank")["score"].mean()
+    assert mean_score.is_monotonic_decreasing
+    click_rate = (
+        small_events[small_events["event_type"] == "clicked"].groupby("rank").size() / shown.groupby("rank").size()
+    )
+    assert click_rate.loc[1] > 2 * click_rate.loc[SMALL.slate_size]
+
+
+def test_every_later_stage_follows_the_funnel(small_events: pd.DataFrame) -> None:
+    key = ["tenant_id", "search_id", "candidate_id"]
+    assert not small_events.duplicated([*key, "event_type"]).any()
+    stamps = small_events.pivot(index=key, columns="event_type", values="timestamp")[list(EVENT_TYPES)]
+    present = stamps.notna().to_numpy()
+    assert present[:, 0].all()  # every later-stage event's candidate was shown in that search
+    assert (present[:, :-1] >= present[:, 1:]).all()  # a stage implies all earlier ones
+    seconds = (stamps.sub(stamps["shown"], axis=0)).apply(lambda s: s.dt.total_seconds()).to_numpy()
+    gaps = np.diff(seconds, axis=1)
+    assert (gaps[present[:, 1:]] > 0).all()  # later stages strictly after the previous one
+    shown = small_events[small_events["event_type"] == "shown"].set_index(key)
+    later = small_events[small_events["event_type"] != "shown"].set_index(key)
+    carried = ["rank", "score", "user_id_hash", *DIMENSIONS]
+    pd.testing.assert_frame_equal(later[carried], shown.loc[later.index, carried], check_names=False)
+
+
+# --- planted bias --------------------------------------------------------------------------------------------------
+
+
+def test_planted_bias_gives_the_factor_as_impact_ratio() -> None:
+    events = _large(("company_tier=startup:0.6",))
+    rates = shortlist_rates(events, "company_tier").drop("unknown")
+    assert rates["n"].min() > 5000
+    ratio = rates.loc["startup", "rate"] / rates.drop("startup")["rate"].max()
+    assert ratio == pytest.approx(0.6, abs=0.08)
+    for dimension in ("experience_band", "specialty"):  # independent of company_tier, so not affected
+        other = shortlist_rates(events, dimension).drop("unknown")["rate"]
+        assert other.min() / other.max() > 0.85, dimension
+
+
+def test_without_bias_all_groups_are_close() -> None:
+    events = _large()
+    for dimension in DIMENSIONS:
+        rates = shortlist_rates(events, dimension).drop("unknown")["rate"]
+        assert rates.min() / rates.max() > 0.85, dimension
+        assert 0.02 < rates.max() < 0.1
+
+
+def test_bias_on_a_later_stage() -> None:
+    config = GeneratorConfig(
+        seed=5, days=3, tenants=1, events_per_day=20_000, bias=("experience_band=15+:0.5@clicked",)
+    )
+    events = pd.concat(generate_events(config), ignore_index=True)
+    counts = events.astype({"experience_band": object}).fillna({"experience_band": "unknown"})
+    counts = counts.groupby(["experience_band", "event_type"]).size().unstack()
+    click_rate = (counts["clicked"] / counts["shown"]).drop("unknown")
+    assert click_rate["15+"] / click_rate.drop("15+").max() == pytest.approx(0.5, abs=0.08)
+
+
+# --- configuration and parsing -------------------------------------------------------------------------------------
+
+
+def test_parse_bias() -> None:
+    assert parse_bias("company_tier=startup:0.6") == PlantedBias("company_tier", "startup", 0.6, "shortlisted")
+    assert parse_bias(" experience_band = 15+ : 1.5 @hired") == PlantedBias("experience_band", "15+", 1.5, "hired")
+    assert parse_bias("specialty=unknown:0.5").group == "unknown"
+    assert str(parse_bias("company_tier=startup:0.6")) == "company_tier=startup:0.6"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("company_tier:0.6", "expected DIMENSION=GROUP:FACTOR"),
+        ("company_tier=startup", "expected DIMENSION=GROUP:FACTOR"),
+        ("gender=female:0.6", "unknown dimension 'gender'"),
+        ("company_tier=google:0.6", "unknown group 'google' for company_tier"),
+        ("company_tier=startup:abc", "factor 'abc' is not a positive number"),
+        ("company_tier=startup:0", "positive number"),
+        ("company_tier=startup:-1", "positive number"),
+        ("company_tier=startup:nan", "positive number"),
+        ("company_tier=startup:0.6@shown", "unknown bias stage 'shown'"),
+    ],
+)
+def test_parse_bias_errors(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_bias(text)
+
+
+def test_group_proportions_cover_the_vocabulary() -> None:
+    for dimension, values in DIMENSION_VALUES.items():
+        assert len(GROUP_PROPORTIONS[dimension]) == len(values)
+        assert sum(GROUP_PROPORTIONS[dimension]) == pytest.approx(1.0)
+        assert min(GROUP_PROPORTIONS[dimension]) >= 0.05
+
+
+def test_config_validation_and_defaults() -> None:
+    config = GeneratorConfig(bias=["company_tier=faang:1.2"])  # type: ignore[arg-type]
+    assert config.bias == (PlantedBias("company_tier", "faang", 1.2),)
+    assert config.tenant_ids == ("tenant-1", "tenant-2")
+    assert config.end == config.start + dt.timedelta(days=30)
+    assert config.pool_size > config.searches_per_day * config.slate_size * 30
+    with pytest.raises(ValueError, match="days"):
+        GeneratorConfig(days=0)
+    with pytest.raises(ValueError, match="unknown_share"):
+        GeneratorConfig(unknown_share=1.0)
+    with pytest.raises(ValueError, match="candidates_per_tenant"):
+        GeneratorConfig(candidates_per_tenant=5, slate_size=10)
+    with pytest.raises(TypeError, match="start"):
+        GeneratorConfig(start=dt.datetime(2026, 1, 1))  # type: ignore[arg-type]
+
+
+def test_tiny_pool_still_gives_distinct_slates() -> None:
+    config = GeneratorConfig(days=2, tenants=1, events_per_day=500, candidates_per_tenant=20, slate_size=20)
+    events = pd.concat(generate_events(config), ignore_index=True)
+    shown = events[events["event_type"] == "shown"]
+    assert (shown.groupby("search_id")["candidate_id"].nunique() == 20).all()
+    assert shown["candidate_id"].nunique() == 20
+
+
+# --- writing -------------------------------------------------------------------------------------------------------
+
+
+def test_csv_matches_pandas_and_reads_back(tmp_path: Path, small_frames: list[pd.DataFrame]) -> None:
+    path = tmp_path / "events.csv"
+    frames = small_frames[:3]
+    assert write_events(frames, path, "csv") == sum(len(f) for f in frames)
+    text = path.read_text(encoding="utf-8")
+    expected = io.StringIO()
+    for i, frame in enumerate(frames):
+        iso = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f") + "+00:00"
+        frame.assign(timestamp=iso).to_csv(expected, index=False, header=i == 0, lineterminator="\n")
+    assert text == expected.getvalue()
+    assert text.splitlines()[0] == ",".join(EVENT_COLUMNS)
+    back = pd.read_csv(path, dtype={"rank": "Int64"}, keep_default_na=False, na_values=[""])
+    original = pd.concat(frames, ignore_index=True)
+    assert (pd.to_datetime(back["timestamp"], utc=True) == original["timestamp"]).all()
+    assert back["score"].tolist() == original["score"].tolist()
+    assert back["specialty"].isna().tolist() == original["specialty"].isna().tolist()
+
+
+def test_jsonl_has_nulls_and_iso_timestamps(tmp_path: Path, small_frames: list[pd.DataFrame]) -> None:
+    path = tmp_path / "events.jsonl"
+    frame = small_frames[0]
+    assert write_events([frame.iloc[:0], frame], path, "jsonl") == len(frame)
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(records) == len(frame)
+    assert all(list(r) == list(EVENT_COLUMNS) for r in records)
+    first = records[0]
+    assert first["timestamp"] == frame["timestamp"].iloc[0].isoformat(timespec="microseconds")
+    assert first["timestamp"].endswith("+00:00")
+    assert isinstance(first["rank"], int)
+    assert first["score"] == frame["score"].iloc[0]
+    missing = frame["company_tier"].isna().to_numpy()
+    assert missing.any()
+    assert [r["company_tier"] is None for r in records] == missing.tolist()
+
+
+def test_writer_quotes_and_escapes_unusual_text(tmp_path: Path, small_frames: list[pd.DataFrame]) -> None:
+    frame = small_frames[0].iloc[:3].copy()
+    frame["candidate_id"] = ["a,b", 'say "hi"', "back\\slash é"]
+    csv_path, jsonl_path = tmp_path / "odd.csv", tmp_path / "odd.jsonl"
+    write_events([frame], csv_path, "csv")
+    write_events([frame], jsonl_path, "jsonl")
+    assert pd.read_csv(csv_path)["candidate_id"].tolist() == frame["candidate_id"].tolist()
+    lines = jsonl_path.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["candidate_id"] for line in lines] == frame["candidate_id"].tolist()
+
+
+def test_writer_rejects_bad_input(tmp_path: Path, small_frames: list[pd.DataFrame]) -> None:
+    with pytest.raises(ValueError, match="format"):
+        write_events([], tmp_path / "x.xml", "xml")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lacks columns: score"):
+        write_events([small_frames[0].drop(columns="score")], tmp_path / "x.csv", "csv")
+    assert write_events([], tmp_path / "empty.csv", "csv") == 0
+    assert (tmp_path / "empty.csv").read_text() == ",".join(EVENT_COLUMNS) + "\n"
