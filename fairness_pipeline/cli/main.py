@@ -23,8 +23,13 @@ app = typer.Typer(help="Watch hiring funnels for adverse impact.", no_args_is_he
 db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 """Human-readable messages go to stderr; stdout carries only data (URLs, JSON)."""
+
+
+def _table_console() -> Console:
+    """Tables go to stdout, wide enough not to truncate when the output is not a terminal."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -333,6 +338,7 @@ def demo(
     from fairness_pipeline import synthetic
     from fairness_pipeline.ingest.loader import ingest_file
     from fairness_pipeline.queries import events as event_queries
+    from fairness_pipeline.queries import reports as report_queries
 
     end = datetime.now(UTC).date() - timedelta(days=1)
     first = end - timedelta(days=days - 1)
@@ -359,6 +365,14 @@ def demo(
             rows = cur.fetchall()
     _print_stored_summary(rows)
 
+    console.print(f"[bold]4.[/bold] running the asset graph through Dagster for the window ending {end}")
+    if not _run_days(end, end):
+        _fail("the pipeline run failed; open the Dagster UI (`fairness-pipeline ui`) to see why")
+    with _database() as conn, conn.cursor() as cur:
+        cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": end, "stage_pair": "shown->shortlisted"})
+        findings = cur.fetchall()
+    _print_findings(end, findings)
+
 
 def _print_stored_summary(rows: list[tuple]) -> None:
     from rich.table import Table
@@ -368,7 +382,30 @@ def _print_stored_summary(rows: list[tuple]) -> None:
         table.add_column(column)
     for tenant, event_type, events, candidates, first, last in rows:
         table.add_row(tenant, event_type, f"{events:,}", f"{candidates:,}", str(first), str(last))
-    Console().print(table)
+    _table_console().print(table)
+
+
+def _print_findings(window_end: date, findings: list[tuple]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Adverse impact, shown -> shortlisted, 30 days ending {window_end} (impact ratio < 0.80)")
+    for column in ("tenant", "dimension", "group", "candidates", "impact ratio", "95% CI", "p (adjusted)", "verdict"):
+        table.add_column(column)
+    for tenant, dimension, group, n, ratio, low, high, p_adjusted, significant, flip_flop in findings:
+        if significant and not flip_flop:
+            verdict = "significant"
+        elif significant:
+            verdict = "significant, not practically (flip-flop)"
+        else:
+            verdict = "not significant: insufficient evidence"
+        table.add_row(
+            tenant, dimension, group, f"{n:,}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}",
+            "" if p_adjusted is None else f"{p_adjusted:.2g}", verdict,
+        )  # fmt: skip
+    if not findings:
+        console.print("no group has an impact ratio below 0.80")
+        return
+    _table_console().print(table)
 
 
 def main() -> None:  # pragma: no cover - console entry point

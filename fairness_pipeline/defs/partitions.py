@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -12,6 +13,11 @@ DEFAULT_PARTITIONS_START = "2025-01-01"
 
 daily_partitions = dg.DailyPartitionsDefinition(
     start_date=os.environ.get(PARTITIONS_START_ENV, DEFAULT_PARTITIONS_START), timezone="UTC"
+)
+
+# Backfill policies and nonexistent-upstream mappings are beta in Dagster 1.13; the project relies on them.
+warnings.filterwarnings(
+    "ignore", category=dg.BetaWarning, message=".*(backfill_policy|allow_nonexistent_upstream_partitions).*"
 )
 
 single_run = dg.BackfillPolicy.single_run()

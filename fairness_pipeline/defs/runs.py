@@ -64,10 +64,11 @@ def run_range(instance, first_day: date, last_day: date, *, window_days: int = 3
     event_first, event_last = days_to_summarise(summarised, first_day, last_day, window_days)
     event_first = max(event_first, partitions_start)
 
-    window_config = {"ops": {name: {"config": {"window_days": window_days}} for name in METRIC_ASSETS}}
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the instance keeps the full event log
+    window_config = {"ops": {name: {"config": {"window_days": window_days}} for name in METRIC_ASSETS}, **quiet}
     summaries = []
     for job_name, start, end, run_config in (
-        ("event_days_job", event_first, event_last, None),
+        ("event_days_job", event_first, event_last, quiet),
         ("metrics_job", first_day, last_day, window_config),
     ):
         result = defs.resolve_job_def(job_name).execute_in_process(

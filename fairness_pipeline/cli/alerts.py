@@ -1,0 +1,176 @@
+"""``fairness-pipeline alerts``: the human review queue of HIGH and CRITICAL alerts.
+
+``list`` and ``show`` print data on stdout (a table, or JSON with ``--json``); ``ack`` and ``resolve`` move a review
+open -> acknowledged -> resolved by a named reviewer (``--reviewer`` or ``FAIRNESS_REVIEWER``), each change recorded
+in the append-only review history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+alerts_app = typer.Typer(help="Alerts and their human review.", no_args_is_help=True)
+
+console = Console(stderr=True)
+REVIEWER_ENV = "FAIRNESS_REVIEWER"
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _database() -> Iterator:
+    """A connection to the project's database (``FAIRNESS_DATABASE_URL`` or the embedded server), migrated."""
+    from fairness_pipeline import settings
+    from fairness_pipeline.store import urls
+    from fairness_pipeline.store.connection import connect
+    from fairness_pipeline.store.migrations import MigrationError, migrate
+
+    external = settings.external_database_url()
+    with connect(urls.libpq_url(external) if external else None) as conn:
+        try:
+            migrate(conn)
+        except MigrationError as exc:
+            _fail(str(exc))
+        yield conn
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, default=str))
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+
+
+@alerts_app.command("list")
+def list_command(
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--status", "-s", help="open, acknowledged, resolved or all (repeatable; default: open and acknowledged)."
+        ),
+    ] = None,
+    tenant_id: Annotated[str | None, typer.Option("--tenant-id", help="Only this tenant.")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Review items, most urgent first (priority, then oldest)."""
+    from fairness_pipeline.alerts import REVIEW_STATES, list_reviews
+    from fairness_pipeline.alerts.model import ACTIVE_REVIEW_STATES
+
+    statuses = list(status or ACTIVE_REVIEW_STATES)
+    if "all" in statuses:
+        statuses = list(REVIEW_STATES)
+    with _database() as conn:
+        try:
+            reviews = list_reviews(conn, statuses, tenant_id=tenant_id, limit=limit)
+        except ValueError as exc:
+            _fail(str(exc))
+    if as_json:
+        _print_json([review.as_dict() for review in reviews])
+        return
+    from rich.table import Table
+
+    table = Table(title=f"reviews ({', '.join(statuses)})")
+    for column in ("review", "alert", "priority", "status", "level", "tenant", "scope", "day", "opened", "escalated",
+                   "reviewer"):  # fmt: skip
+        table.add_column(column)
+    for r in reviews:
+        table.add_row(str(r.id), str(r.alert_id), r.priority, r.status, r.level, r.tenant_id, r.scope,
+                      r.day.isoformat(), _when(r.opened_at), _when(r.escalated_at), r.reviewer or "")  # fmt: skip
+    Console().print(table)
+    if not reviews:
+        console.print("no review items")
+
+
+@alerts_app.command("show")
+def show_command(
+    review_id: Annotated[int, typer.Argument(help="Review id (from `alerts list`).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A review with its alert, the alert's delivery attempts and the review's history."""
+    from fairness_pipeline.alerts import ReviewNotFoundError, show_review
+
+    with _database() as conn:
+        try:
+            detail = show_review(conn, review_id)
+        except ReviewNotFoundError as exc:
+            _fail(str(exc), 2)
+    if as_json:
+        _print_json(detail.as_dict())
+        return
+    out = Console(highlight=False)
+    r, a = detail.review, detail.alert
+    out.print(f"[bold]review {r.id}[/bold]  {r.priority} priority, {r.status}"
+              + (f" (by {r.reviewer})" if r.reviewer else ""))  # fmt: skip
+    out.print(f"alert {a.id}  {a.level} {a.scope} for tenant {a.tenant_id}, day {a.day.isoformat()}, "
+              f"raised {_when(a.created_at)}, delivery {a.status}"
+              + (f", ESCALATED {_when(a.escalated_at)}" if a.escalated_at else ""))  # fmt: skip
+    out.print(f"dedup key {a.dedup_key}")
+    if r.note:
+        out.print(f"note: {r.note}")
+    out.print("payload:")
+    out.print(json.dumps(a.payload, indent=2, sort_keys=True), markup=False)
+    out.print("deliveries:")
+    for d in detail.deliveries:
+        stage = "escalation" if d.escalation else "initial"
+        result = d.detail if d.delivered else d.error
+        out.print(f"  {_when(d.attempted_at)}  {d.channel:<8} {stage:<10} #{d.attempt} {d.outcome}: {result}",
+                  markup=False)  # fmt: skip
+    out.print("history:")
+    for event in detail.history:
+        change = f"{event.from_status or '-'} -> {event.to_status}"
+        note = f": {event.note}" if event.note else ""
+        out.print(f"  {_when(event.at)}  {event.action:<11} {change:<26} by {event.actor}{note}", markup=False)
+
+
+ReviewerOption = Annotated[
+    str, typer.Option("--reviewer", "-r", envvar=REVIEWER_ENV, help="Who is making the change.", show_envvar=True)
+]
+
+
+@alerts_app.command("ack")
+def ack_command(
+    review_id: Annotated[int, typer.Argument(help="Review id.")],
+    reviewer: ReviewerOption,
+    note: Annotated[str | None, typer.Option("--note", "-n", help="Optional note.")] = None,
+) -> None:
+    """Acknowledge an open review (stops its escalation)."""
+    from fairness_pipeline.alerts import acknowledge
+
+    _transition(lambda conn: acknowledge(conn, review_id, reviewer, note))
+
+
+@alerts_app.command("resolve")
+def resolve_command(
+    review_id: Annotated[int, typer.Argument(help="Review id.")],
+    reviewer: ReviewerOption,
+    note: Annotated[str, typer.Option("--note", "-n", help="What was found or done (required).")],
+) -> None:
+    """Resolve a review (from acknowledged, or straight from open), with a note."""
+    from fairness_pipeline.alerts import resolve
+
+    _transition(lambda conn: resolve(conn, review_id, reviewer, note))
+
+
+def _transition(change) -> None:
+    from fairness_pipeline.alerts import ReviewNotFoundError
+
+    with _database() as conn:
+        try:
+            review = change(conn)
+        except ReviewNotFoundError as exc:
+            _fail(str(exc), 2)
+        except ValueError as exc:
+            _fail(str(exc))
+    console.print(f"review {review.id} is {review.status} (by {review.reviewer})", highlight=False)
+    print(json.dumps(review.as_dict()))

@@ -1,0 +1,122 @@
+"""The ``fairness-pipeline`` command, run in-process against real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg2
+import pytest
+from typer.testing import CliRunner
+
+from fairness_pipeline.cli.main import app
+from fairness_pipeline.store import connection
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def external_db(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """Point the CLI at the test database as a user would, through FAIRNESS_DATABASE_URL."""
+    monkeypatch.setenv("FAIRNESS_DATABASE_URL", db_url)
+    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))
+    connection.database_url.cache_clear()
+    yield db_url
+    connection.database_url.cache_clear()
+
+
+def _generate(tmp_path: Path, name: str, *extra: str) -> Path:
+    out = tmp_path / name
+    result = runner.invoke(
+        app, ["generate", "--out", str(out), "--days", "3", "--events-per-day", "400", "--start", "2026-02-02", *extra]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_generate_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    first = _generate(tmp_path, "a.csv", "--seed", "5", "--bias", "company_tier=startup:0.6")
+    second = _generate(tmp_path, "b.csv", "--seed", "5", "--bias", "company_tier=startup:0.6")
+    other = _generate(tmp_path, "c.csv", "--seed", "6", "--bias", "company_tier=startup:0.6")
+    assert first.read_bytes() == second.read_bytes()
+    assert first.read_bytes() != other.read_bytes()
+    jsonl = _generate(tmp_path, "a.jsonl", "--seed", "5", "--bias", "company_tier=startup:0.6")
+    assert sum(1 for _ in jsonl.open()) == sum(1 for _ in first.open()) - 1  # CSV has a header line
+
+
+def test_generate_rejects_a_bad_bias(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["generate", "--out", str(tmp_path / "x.csv"), "--bias", "gender=f:0.5"])
+    assert result.exit_code == 1
+    assert "unknown dimension" in result.output
+
+
+def test_ingest_json_counts_and_unreadable_file(external_db: str, tmp_path: Path) -> None:
+    events = _generate(tmp_path, "events.csv", "--seed", "3")
+    lines = events.read_text().splitlines()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join([lines[0], lines[1], lines[1], lines[2].replace(",shown,", ",waved,")]) + "\n")
+
+    result = runner.invoke(app, ["ingest", "--json", str(events), str(bad)])
+    assert result.exit_code == 0, result.output
+    counts = json.loads(result.stdout.strip().splitlines()[-1])
+    data_rows = len(lines) - 1
+    assert counts == {"read": data_rows + 3, "inserted": data_rows, "duplicates": 2, "rejected": 1}
+
+    missing = runner.invoke(app, ["ingest", "--json", str(tmp_path / "nope.csv"), str(bad)])
+    assert missing.exit_code == 2
+    assert "cannot open" in missing.output
+    assert json.loads(missing.stdout.strip().splitlines()[-1])["read"] == 3  # the readable file was still loaded
+
+
+def test_db_commands_against_an_external_server(external_db: str) -> None:
+    url = runner.invoke(app, ["db", "url", "--sqlalchemy"])
+    assert url.exit_code == 0 and url.stdout.startswith("postgresql+psycopg2://")
+    status = runner.invoke(app, ["db", "status"])
+    assert status.exit_code == 0, status.output
+    assert "applied  001_selection_events.sql" in status.output and "PENDING" not in status.output
+    assert runner.invoke(app, ["db", "migrate"]).exit_code == 0
+
+
+def test_worker_prints_seed_shaped_json(external_db: str, tmp_path: Path) -> None:
+    events = _generate(tmp_path, "events.csv", "--seed", "3", "--bias", "company_tier=startup:0.3")
+    assert runner.invoke(app, ["ingest", str(events)]).exit_code == 0
+    result = runner.invoke(
+        app, ["worker", "--days", "3", "--end", "2026-02-04", "--tenant-id", "tenant-1", "--save-to-db",
+              "--output", str(tmp_path / "out.json")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert {"computed_at", "dimensions", "all_warnings", "any_adverse_impact"} <= set(document)
+    tiers = document["dimensions"]["company_tier"]
+    selected = {g: tiers["selection_rates"][g] * tiers["sample_sizes"][g] for g in tiers["selection_rates"]}
+    assert all(abs(x - round(x)) < 1e-9 for x in selected.values())  # rates are x / n of whole candidates
+    assert tiers["overall_rate"] == pytest.approx(sum(selected.values()) / sum(tiers["sample_sizes"].values()))
+    assert tiers["impact_ratios"]["startup"] < 0.8 and "startup" in tiers["adverse_impact_groups"]
+    assert all(isinstance(t["significant"], bool) for t in tiers["significance_tests"].values())
+    assert json.loads((tmp_path / "out.json").read_text()) == document
+    conn = psycopg2.connect(external_db)
+    with conn.cursor() as cur:
+        cur.execute("SELECT tenant_id, metrics_json -> 'dimensions' ? 'company_tier' FROM bias_metrics")
+        assert cur.fetchall() == [("tenant-1", True)]
+    conn.close()
+
+    bad = runner.invoke(app, ["worker", "--selection-event", "liked"])
+    assert bad.exit_code == 1 and "--selection-event 'liked'" in bad.output
+
+
+def test_embedded_server_start_status_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FAIRNESS_DATABASE_URL", raising=False)
+    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))
+    connection.database_url.cache_clear()
+    try:
+        started = runner.invoke(app, ["db", "start"])
+        assert started.exit_code == 0, started.output
+        assert (tmp_path / "home" / "pgdata" / "PG_VERSION").exists()
+        status = runner.invoke(app, ["db", "status"])
+        assert status.exit_code == 0 and "embedded server: running" in status.output
+    finally:
+        stopped = runner.invoke(app, ["db", "stop"])
+        connection.database_url.cache_clear()
+    assert stopped.exit_code == 0 and "stopped" in stopped.output
+    after = runner.invoke(app, ["db", "status"])
+    assert after.exit_code == 3 and "stopped" in after.output
