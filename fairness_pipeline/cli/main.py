@@ -321,6 +321,31 @@ def worker(
         console.print(f"results saved to {output}")
 
 
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the web UI.")] = 3000,
+) -> None:
+    """Open the Dagster UI and daemon on this project's database; Ctrl-C stops them, leaving no process behind."""
+    import time
+
+    from fairness_pipeline.ui import running_ui
+
+    with _database():
+        pass  # start the embedded server and migrate before Dagster connects
+    try:
+        with running_ui(host, port):
+            console.print(
+                f"Dagster UI on http://{host}:{port} (schedules and sensors run while it is open); Ctrl-C stops"
+            )
+            while True:
+                time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopped the Dagster UI")
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(str(exc))
+
+
 # --- demo -------------------------------------------------------------------------------------------------------------
 
 DEMO_BIAS = "company_tier=startup:0.6"

@@ -1,0 +1,73 @@
+"""Start and stop the Dagster UI (webserver and daemon) on this project's database.
+
+``dagster dev`` runs in its own process group so that stopping it (Ctrl-C, SIGTERM, or the caller exiting) ends the
+webserver, the daemon and the code servers together, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from fairness_pipeline import settings
+from fairness_pipeline.store.connection import child_environment
+
+STOP_GRACE_SECONDS = 20
+
+
+def dagster_dev_command(host: str, port: int) -> list[str]:
+    """``dagster dev`` on the project's definitions module (works from a clone or an installed wheel)."""
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    return [dagster, "dev", "-m", "fairness_pipeline.definitions", "-h", host, "-p", str(port)]
+
+
+@contextmanager
+def running_ui(host: str = "127.0.0.1", port: int = 3000, *, wait_seconds: float = 120) -> Iterator[subprocess.Popen]:
+    """Run the UI until the block exits; yields once the webserver answers on ``/server_info``."""
+    process = subprocess.Popen(
+        dagster_dev_command(host, port),
+        env=child_environment(),
+        cwd=settings.home_dir(),
+        start_new_session=True,  # own process group: signals reach the whole tree
+    )
+    try:
+        wait_until_serving(process, f"http://{host}:{port}/server_info", wait_seconds)
+        yield process
+    finally:
+        stop_group(process)
+
+
+def wait_until_serving(process: subprocess.Popen, url: str, wait_seconds: float) -> None:
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"dagster dev exited with code {process.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"the Dagster UI did not answer on {url} within {wait_seconds:.0f} s")
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is still there after a grace period."""
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+    with suppress(ProcessLookupError):  # children that outlived the leader share its group id
+        os.killpg(process.pid, signal.SIGKILL)
