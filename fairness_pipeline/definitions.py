@@ -3,6 +3,7 @@
 import dagster as dg
 
 from fairness_pipeline.defs.assets import events, metrics
+from fairness_pipeline.defs.automation import late_events_sensor, nightly_schedule
 from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.resources import FairnessDatabase
 
@@ -13,6 +14,8 @@ def build_definitions(database: FairnessDatabase | None = None) -> dg.Definition
         assets=dg.load_assets_from_modules([events, metrics]),
         asset_checks=dg.load_asset_checks_from_modules([events, metrics]),
         jobs=[fairness_job, event_days_job, metrics_job],
+        schedules=[nightly_schedule],
+        sensors=[late_events_sensor],
         resources={"database": database or FairnessDatabase()},
     )
 

@@ -33,3 +33,8 @@ def day_bounds(day: date) -> dict[str, object]:
     """Query parameters of one UTC day."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return {"day": day, "day_start": start, "day_end": start + timedelta(days=1)}
+
+
+downstream_automation = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
+"""For assets below validation: materialise when upstream changes, never past a failed blocking check (blocking
+checks only stop downstream steps of the same run; this also holds for automated runs)."""

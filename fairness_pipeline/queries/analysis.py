@@ -179,3 +179,15 @@ INSERT_BIAS_METRICS_ADHOC = """
 INSERT INTO bias_metrics (tenant_id, computed_at, metrics_json)
 VALUES (%(tenant_id)s, %(computed_at)s, %(metrics_json)s)
 """
+
+LATEST_CREATED_AT = "SELECT max(created_at) FROM selection_events"
+
+LATE_EVENT_DAYS = """
+SELECT (e.timestamp AT TIME ZONE 'UTC')::date AS day, count(*) AS events, max(e.created_at) AS latest
+FROM selection_events e
+JOIN candidate_daily_stages_days d ON d.day = (e.timestamp AT TIME ZONE 'UTC')::date
+WHERE e.created_at > %(after)s AND e.created_at <= %(until)s
+GROUP BY 1
+ORDER BY 1
+"""
+"""Days already summarised that received events inserted after ``after``: their windows are stale."""

@@ -10,7 +10,13 @@ import pandas as pd
 from psycopg2 import sql
 
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
-from fairness_pipeline.defs.partitions import daily_partitions, day_bounds, partition_days, single_run
+from fairness_pipeline.defs.partitions import (
+    daily_partitions,
+    day_bounds,
+    downstream_automation,
+    partition_days,
+    single_run,
+)
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.events.vocabulary import EVENT_COLUMNS
 from fairness_pipeline.queries import analysis as q
@@ -224,6 +230,7 @@ CANDIDATE_STAGE_SCHEMA = column_schema(
 
 @dg.asset(
     deps=["validated_selection_events"],
+    automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="events",

@@ -8,7 +8,7 @@ import pandas as pd
 from psycopg2.extras import execute_values
 
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
-from fairness_pipeline.defs.partitions import daily_partitions, partition_days, single_run
+from fairness_pipeline.defs.partitions import daily_partitions, downstream_automation, partition_days, single_run
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.metrics import selection_rates
 from fairness_pipeline.metrics.impact import IMPACT_COLUMNS
@@ -84,6 +84,7 @@ FRAME_SCHEMA = column_schema(
 
 @dg.asset(
     deps=[dg.AssetDep("candidate_daily_stages", partition_mapping=window_mapping)],
+    automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="metrics",
@@ -151,6 +152,7 @@ IMPACT_INSERT_COLUMNS = ["tenant_id", "stage_pair", "dimension", *IMPACT_COLUMNS
 
 @dg.asset(
     deps=[selection_rate_frames],
+    automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="metrics",
@@ -197,6 +199,7 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
 
 @dg.asset(
     deps=[selection_rate_frames, impact_ratios],
+    automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="metrics",

@@ -1,0 +1,70 @@
+"""Schedules and sensors: the nightly run and the re-run of windows that late events change."""
+
+import json
+import os
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+
+from fairness_pipeline.defs.jobs import fairness_job
+from fairness_pipeline.defs.partitions import daily_partitions
+from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.queries import analysis as q
+
+NIGHTLY_HOUR_ENV = "FAIRNESS_NIGHTLY_HOUR"
+WINDOW_DAYS = 30
+COMMIT_LAG = timedelta(minutes=2)
+"""Rows are stamped with their transaction's start time; reading only up to now - lag lets open transactions commit
+before the cursor passes them."""
+
+nightly_schedule = dg.build_schedule_from_partitioned_job(
+    fairness_job,
+    name="nightly_schedule",
+    hour_of_day=int(os.environ.get(NIGHTLY_HOUR_ENV, "2")),
+    minute_of_hour=0,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Materialises yesterday's partition of the whole graph (02:00 UTC unless FAIRNESS_NIGHTLY_HOUR).",
+)
+
+
+def affected_range(days: list[date], last_partition: date, window_days: int = WINDOW_DAYS) -> tuple[date, date]:
+    """Days to re-run when ``days`` changed: from the earliest changed day to the last window that contains the
+    latest changed day, bounded by the last partition."""
+    return min(days), min(max(days) + timedelta(days=window_days - 1), last_partition)
+
+
+@dg.sensor(
+    job=fairness_job,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Events inserted for days that were already analysed re-run those days and every later window "
+    "containing them, in one run per batch. The cursor is the latest created_at seen.",
+)
+def late_events_sensor(context: dg.SensorEvaluationContext, database: FairnessDatabase) -> dg.SensorResult:
+    now = datetime.now(UTC) - COMMIT_LAG
+    with database.connect() as conn, conn.cursor() as cur:
+        if context.cursor is None:  # first tick: start watching from here, do not replay history
+            cur.execute(q.LATEST_CREATED_AT)
+            latest = cur.fetchone()[0] or now
+            return dg.SensorResult(cursor=json.dumps({"created_at": latest.isoformat()}))
+        after = datetime.fromisoformat(json.loads(context.cursor)["created_at"])
+        cur.execute(q.LATE_EVENT_DAYS, {"after": after, "until": now})
+        rows = cur.fetchall()
+    if not rows:
+        return dg.SensorResult(skip_reason=f"no late events since {after.isoformat()}")
+    days = [row[0] for row in rows]
+    last_partition = date.fromisoformat(daily_partitions.get_last_partition_key())
+    first_day, last_day = affected_range(days, last_partition)
+    latest_seen = max(row[2] for row in rows)
+    events = sum(row[1] for row in rows)
+    context.log.info(f"{events} late event(s) on {len(days)} day(s): re-running {first_day} .. {last_day}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"late-events-{latest_seen.isoformat()}",
+                tags={DAGSTER_RANGE_START_TAG: first_day.isoformat(), DAGSTER_RANGE_END_TAG: last_day.isoformat()},
+            )
+        ],
+        cursor=json.dumps({"created_at": latest_seen.isoformat()}),
+    )

@@ -1,0 +1,92 @@
+"""Schedules and sensors with a real Dagster instance and real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import psycopg2
+import pytest
+
+from fairness_pipeline import synthetic
+from fairness_pipeline.defs.automation import affected_range, late_events_sensor, nightly_schedule
+from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG, run_range
+from fairness_pipeline.ingest.frames import load_frames
+from fairness_pipeline.store.urls import sqlalchemy_url
+
+START = date(2026, 3, 1)
+
+
+@pytest.fixture
+def instance(db_url: str):
+    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": sqlalchemy_url(db_url)}}}) as inst:
+        yield inst
+
+
+def _execute(db_url: str, statement: str, params: tuple = ()) -> None:
+    conn = psycopg2.connect(db_url)
+    with conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+    conn.close()
+
+
+def test_nightly_schedule_runs_yesterday_at_two() -> None:
+    assert nightly_schedule.cron_schedule == "0 2 * * *"
+    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
+    (request,) = nightly_schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-03-09"
+
+
+def test_affected_range_covers_every_later_window() -> None:
+    assert affected_range([date(2026, 3, 5), date(2026, 3, 2)], date(2026, 5, 1)) == (
+        date(2026, 3, 2),
+        date(2026, 4, 3),
+    )
+    assert affected_range([date(2026, 3, 5)], date(2026, 3, 9)) == (date(2026, 3, 5), date(2026, 3, 9))
+
+
+def test_late_events_sensor_requests_one_run_and_advances_its_cursor(db_url: str, instance) -> None:
+    config = synthetic.GeneratorConfig(seed=3, start=START, days=4, tenants=1, events_per_day=300)
+    conn = psycopg2.connect(db_url)
+    load_frames(conn, synthetic.generate_events(config), source="test")
+    conn.close()
+    _execute(db_url, "UPDATE selection_events SET created_at = now() - interval '3 hours'")
+    database = FairnessDatabase(url=db_url)
+    assert all(r.success for r in run_range(instance, START + timedelta(days=1), START + timedelta(days=3),
+                                            window_days=2, database=database))  # fmt: skip
+
+    first = late_events_sensor(dg.build_sensor_context(instance=instance, resources={"database": database}))
+    assert not first.run_requests
+    cursor = json.loads(first.cursor)["created_at"]
+    assert datetime.fromisoformat(cursor) < datetime.now(UTC) - timedelta(hours=2)
+
+    nothing = late_events_sensor(
+        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"database": database})
+    )
+    assert not nothing.run_requests and nothing.skip_reason
+
+    insert = (
+        "INSERT INTO selection_events (event_id, timestamp, candidate_id, event_type, search_id, tenant_id, "
+        "user_id_hash, created_at) VALUES (%s, %s, 'late-candidate', 'shortlisted', 's', 'tenant-1', %s, "
+        "now() - interval '1 hour')"
+    )
+    for event_id, day in (("late-1", START + timedelta(days=1)), ("late-2", START + timedelta(days=2))):
+        _execute(db_url, insert, (event_id, datetime(day.year, day.month, day.day, 9, tzinfo=UTC), "ab" * 32))
+    # An event for a day never analysed is not late: nothing to re-run for it.
+    _execute(db_url, insert, ("new-day", datetime(2026, 4, 20, 9, tzinfo=UTC), "ab" * 32))
+
+    second = late_events_sensor(
+        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"database": database})
+    )
+    (request,) = second.run_requests
+    last_partition = START + timedelta(days=2 + 29)  # the last window holding the later late day
+    assert request.tags[DAGSTER_RANGE_START_TAG] == (START + timedelta(days=1)).isoformat()
+    assert request.tags[DAGSTER_RANGE_END_TAG] == min(last_partition, date.today() - timedelta(days=1)).isoformat()
+    assert json.loads(second.cursor)["created_at"] > cursor
+
+    third = late_events_sensor(
+        dg.build_sensor_context(instance=instance, cursor=second.cursor, resources={"database": database})
+    )
+    assert not third.run_requests
