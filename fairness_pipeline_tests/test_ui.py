@@ -1,0 +1,106 @@
+"""The Dagster UI for real: webserver and daemon on 127.0.0.1, asked through its GraphQL API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from fairness_pipeline import synthetic
+from fairness_pipeline.ingest.frames import load_frames
+from fairness_pipeline.store import connection
+
+DAY = "2026-03-02"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _graphql(port: int, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        payload = json.loads(response.read())
+    assert "errors" not in payload, payload
+    return payload["data"]
+
+
+WORKSPACE = """
+{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
+    ... on RepositoryLocation { repositories { name
+        assetNodes { assetKey { path } }
+        schedules { name scheduleState { status } }
+        sensors { name sensorState { status } } } }
+    ... on PythonError { message } } } } } }
+"""
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) {
+    __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } } } }
+"""
+
+RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+def test_ui_shows_the_graph_and_runs_a_materialisation(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fairness_pipeline.ui import running_ui
+
+    conn = psycopg2.connect(db_url)
+    load_frames(conn, synthetic.generate_events(synthetic.GeneratorConfig(seed=2, start=synthetic.DEFAULT_START.replace(
+        month=3, day=1), days=2, tenants=1, events_per_day=200)), source="test")  # fmt: skip
+    conn.close()
+    monkeypatch.setenv("FAIRNESS_DATABASE_URL", db_url)
+    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))
+    connection.database_url.cache_clear()
+    port = _free_port()
+    try:
+        with running_ui("127.0.0.1", port) as process:
+            workspace = _graphql(port, WORKSPACE)["workspaceOrError"]["locationEntries"]
+            (entry,) = workspace
+            (repository,) = entry["locationOrLoadError"]["repositories"]
+            assets = {"/".join(node["assetKey"]["path"]) for node in repository["assetNodes"]}
+            assert {"raw_selection_events", "validated_selection_events", "impact_ratios", "bias_metrics"} <= assets
+            schedules = {s["name"]: s["scheduleState"]["status"] for s in repository["schedules"]}
+            sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
+            assert schedules["nightly_schedule"] == "RUNNING"
+            assert sensors["late_events_sensor"] == "RUNNING"
+
+            params = {
+                "selector": {
+                    "repositoryLocationName": entry["name"],
+                    "repositoryName": repository["name"],
+                    "pipelineName": "event_days_job",
+                },
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": DAY}]},
+                "runConfigData": {},
+            }
+            launched = _graphql(port, LAUNCH, {"params": params})["launchPipelineExecution"]
+            assert launched["__typename"] == "LaunchRunSuccess", launched
+            run_id = launched["run"]["runId"]
+            status, deadline = None, time.monotonic() + 240
+            while time.monotonic() < deadline and status not in ("SUCCESS", "FAILURE", "CANCELED"):
+                time.sleep(2)
+                status = _graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+            assert status == "SUCCESS"
+    finally:
+        connection.database_url.cache_clear()
+    assert process.poll() is not None  # stopped with its process group
+
+    conn = psycopg2.connect(db_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT validated_events > 0 FROM candidate_daily_stages_days WHERE day = %s", (DAY,))
+        assert cur.fetchone() == (True,)
+    conn.close()
