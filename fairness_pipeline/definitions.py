@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from fairness_pipeline.defs.assets import events, metrics
+from fairness_pipeline.defs import assets
 from fairness_pipeline.defs.automation import late_events_sensor, nightly_schedule
 from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.resources import FairnessDatabase
@@ -11,8 +11,8 @@ from fairness_pipeline.defs.resources import FairnessDatabase
 def build_definitions(database: FairnessDatabase | None = None) -> dg.Definitions:
     """The project's definitions; ``database`` defaults to FAIRNESS_DATABASE_URL or the embedded server."""
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([events, metrics]),
-        asset_checks=dg.load_asset_checks_from_modules([events, metrics]),
+        assets=dg.load_assets_from_package_module(assets),
+        asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[fairness_job, event_days_job, metrics_job],
         schedules=[nightly_schedule],
         sensors=[late_events_sensor],

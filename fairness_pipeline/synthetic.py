@@ -13,6 +13,14 @@ Model, per tenant and UTC day:
   conditional probability in ``STAGE_PROBS``, times the factors of matching ``PlantedBias`` entries (capped at 1).
   A later stage happens ``STAGE_LAG_SECONDS`` after the previous one and repeats the search_id, rank, score and
   dimensions of the shown event.
+- Optional planted ranking effects, applied to each slate in this order (none of them is used by default):
+  ``slate_concentration`` (``ConcentrationBias``): a share of searches draws exactly ceil(purity * slate_size)
+  candidates from one group and the rest from outside it, in random order; ``score_bias`` (``ScoreBias``): the
+  group's scores are shifted by a constant (clipped to [0, 1]) and the slate is re-ordered by score, as a ranker
+  that sorts by its score would; ``rank_bias`` (``RankBias``): the group's candidates are pushed down N positions
+  (each sorts as if at position + N, after the candidates already there) and keep their scores, so they score the
+  same as before but are ranked lower. Ranks are then 1..n in the new order and clicks follow the new ranks. These
+  draws come from their own generator, so the other draws are the same as without them.
 - Events are emitted in timestamp order, one DataFrame per (day, tenant) holding the events whose timestamp falls
   on that day. Events that would fall on or after ``start + days`` (late stages of the last days' searches) are
   dropped, like a snapshot taken at the end of the range: late stages near the end are censored.
@@ -31,6 +39,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from fractions import Fraction
 from itertools import repeat
 from pathlib import Path
 from typing import Literal
@@ -127,6 +136,138 @@ def parse_bias(text: str) -> PlantedBias:
         raise ValueError(f"invalid bias {text!r}: {exc}") from None
 
 
+def _check_group(dimension: str, group: str) -> None:
+    if dimension not in DIMENSION_VALUES:
+        raise ValueError(f"unknown dimension {dimension!r}; expected one of {', '.join(DIMENSIONS)}")
+    allowed = (*DIMENSION_VALUES[dimension], UNKNOWN_GROUP)
+    if group not in allowed:
+        raise ValueError(f"unknown group {group!r} for {dimension}; expected one of {', '.join(allowed)}")
+
+
+def _check_number(name: str, value: object, low: float, high: float, *, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if value < low or value > high or (low_open and value == low):
+        bracket = "(" if low_open else "["
+        raise ValueError(f"{name} must be in {bracket}{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class RankBias:
+    """Push the candidates of ``dimension=group`` down ``positions`` places in each slate (negative: up).
+
+    Each candidate sorts as if at its position + ``positions``, after a candidate already at that position, so a
+    pushed candidate drops ``positions`` places when no other pushed candidate is in between (fewer near the bottom).
+    It keeps its score. Several entries matching one candidate add up.
+    """
+
+    dimension: str
+    group: str
+    positions: float
+
+    def __post_init__(self) -> None:
+        _check_group(self.dimension, self.group)
+        _check_number("rank bias positions", self.positions, -1000.0, 1000.0)
+
+    def __str__(self) -> str:
+        return f"{self.dimension}={self.group}:{self.positions:g}"
+
+
+@dataclass(frozen=True)
+class ScoreBias:
+    """Add ``shift`` (in [-1, 1]) to the scores of ``dimension=group`` (clipped to [0, 1]); the slate is re-ordered
+    by score. Several entries matching one candidate add up."""
+
+    dimension: str
+    group: str
+    shift: float
+
+    def __post_init__(self) -> None:
+        _check_group(self.dimension, self.group)
+        _check_number("score shift", self.shift, -1.0, 1.0)
+
+    def __str__(self) -> str:
+        return f"{self.dimension}={self.group}:{self.shift:g}"
+
+
+DEFAULT_SLATE_PURITY = 0.9
+"""Share of a concentrated slate drawn from the dominant group (18 of 20): well above the 70% of the audit."""
+
+
+@dataclass(frozen=True)
+class ConcentrationBias:
+    """A share ``searches`` of each tenant's searches shows ceil(``purity`` * slate_size) candidates of
+    ``dimension=group`` and the rest from outside the group. Entries of one configuration take disjoint shares of the
+    searches (their ``searches`` add up to at most 1)."""
+
+    dimension: str
+    group: str
+    searches: float
+    purity: float = DEFAULT_SLATE_PURITY
+
+    def __post_init__(self) -> None:
+        _check_group(self.dimension, self.group)
+        _check_number("share of concentrated searches", self.searches, 0.0, 1.0, low_open=True)
+        _check_number("slate purity", self.purity, 0.0, 1.0, low_open=True)
+
+    def __str__(self) -> str:
+        suffix = "" if self.purity == DEFAULT_SLATE_PURITY else f"@{self.purity:g}"
+        return f"{self.dimension}={self.group}:{self.searches:g}{suffix}"
+
+
+def _parse_spec(text: str, what: str, usage: str) -> tuple[str, str, float, str | None]:
+    """Split ``DIMENSION=GROUP:NUMBER[@SUFFIX]`` into its parts (the number parsed, the suffix None when absent)."""
+    spec, has_suffix, suffix = text.strip().partition("@")
+    head, has_number, number_text = spec.rpartition(":")
+    dimension, has_group, group = head.partition("=")
+    if not has_number or not has_group:
+        raise ValueError(f"invalid {what} {text!r}: {usage}")
+    try:
+        number = float(number_text)
+    except ValueError:
+        raise ValueError(f"invalid {what} {text!r}: {number_text.strip()!r} is not a number") from None
+    return dimension.strip(), group.strip(), number, suffix.strip() if has_suffix else None
+
+
+def parse_rank_bias(text: str) -> RankBias:
+    """Parse ``DIMENSION=GROUP:POSITIONS``, e.g. ``company_tier=startup:3`` (pushed 3 places down)."""
+    usage = "expected DIMENSION=GROUP:POSITIONS, e.g. company_tier=startup:3"
+    dimension, group, positions, suffix = _parse_spec(text, "rank bias", usage)
+    if suffix is not None:
+        raise ValueError(f"invalid rank bias {text!r}: {usage}")
+    try:
+        return RankBias(dimension, group, positions)
+    except ValueError as exc:
+        raise ValueError(f"invalid rank bias {text!r}: {exc}") from None
+
+
+def parse_score_bias(text: str) -> ScoreBias:
+    """Parse ``DIMENSION=GROUP:SHIFT``, e.g. ``company_tier=startup:-0.1`` (scores 0.1 lower)."""
+    usage = "expected DIMENSION=GROUP:SHIFT, e.g. company_tier=startup:-0.1"
+    dimension, group, shift, suffix = _parse_spec(text, "score bias", usage)
+    if suffix is not None:
+        raise ValueError(f"invalid score bias {text!r}: {usage}")
+    try:
+        return ScoreBias(dimension, group, shift)
+    except ValueError as exc:
+        raise ValueError(f"invalid score bias {text!r}: {exc}") from None
+
+
+def parse_slate_concentration(text: str) -> ConcentrationBias:
+    """Parse ``DIMENSION=GROUP:SHARE[@PURITY]``, e.g. ``company_tier=faang:0.2`` (20% of searches, 90% faang)."""
+    usage = "expected DIMENSION=GROUP:SHARE[@PURITY], e.g. company_tier=faang:0.2"
+    dimension, group, share, suffix = _parse_spec(text, "slate concentration", usage)
+    try:
+        purity = DEFAULT_SLATE_PURITY if suffix is None else float(suffix)
+    except ValueError:
+        raise ValueError(f"invalid slate concentration {text!r}: purity {suffix!r} is not a number") from None
+    try:
+        return ConcentrationBias(dimension, group, share, purity)
+    except ValueError as exc:
+        raise ValueError(f"invalid slate concentration {text!r}: {exc}") from None
+
+
 def _mean_click_prob(slate_size: int) -> float:
     ranks = np.arange(1, slate_size + 1, dtype=np.float64)
     return float(np.mean(CLICK_PROB_TOP * ranks**-CLICK_RANK_DECAY))
@@ -153,6 +294,11 @@ class GeneratorConfig:
     slate_size: int = 20
     unknown_share: float = 0.02
     bias: tuple[PlantedBias, ...] = field(default=())
+    rank_bias: tuple[RankBias, ...] = field(default=())
+    score_bias: tuple[ScoreBias, ...] = field(default=())
+    slate_concentration: tuple[ConcentrationBias, ...] = field(default=())
+    biased_tenants: tuple[str, ...] | None = None
+    """Tenants the planted biases apply to (None: every tenant), so a demo can compare a biased and a fair tenant."""
 
     def __post_init__(self) -> None:
         if isinstance(self.start, dt.datetime) or not isinstance(self.start, dt.date):
@@ -171,6 +317,17 @@ class GeneratorConfig:
         if not all(isinstance(b, PlantedBias) for b in biases):
             raise TypeError("bias entries must be PlantedBias or 'dimension=group:factor' strings")
         object.__setattr__(self, "bias", biases)
+        for name, kind, parse in (
+            ("rank_bias", RankBias, parse_rank_bias),
+            ("score_bias", ScoreBias, parse_score_bias),
+            ("slate_concentration", ConcentrationBias, parse_slate_concentration),
+        ):
+            entries = tuple(parse(e) if isinstance(e, str) else e for e in getattr(self, name))
+            if not all(isinstance(e, kind) for e in entries):
+                raise TypeError(f"{name} entries must be {kind.__name__} or 'dimension=group:number' strings")
+            object.__setattr__(self, name, entries)
+        if sum(c.searches for c in self.slate_concentration) > 1.0 + 1e-9:
+            raise ValueError("slate_concentration shares of searches add up to more than 1")
 
     @property
     def end(self) -> dt.date:
@@ -249,14 +406,70 @@ class _Tenant:
             [hashlib.sha256(f"{self.tenant_id}-recruiter-{i:04d}".encode()).hexdigest() for i in range(recruiters)],
             dtype=object,
         )
+        planted = config.biased_tenants is None or self.tenant_id in config.biased_tenants
         self.bias_multipliers: dict[str, np.ndarray] = {}
-        for bias in config.bias:
+        for bias in config.bias if planted else ():
             values = DIMENSION_VALUES[bias.dimension]
             code = -1 if bias.group == UNKNOWN_GROUP else values.index(bias.group)
             multiplier = self.bias_multipliers.setdefault(bias.stage, np.ones(pool))
             multiplier[self.dims[bias.dimension] == code] *= bias.factor
+        rank_bias, score_bias = (config.rank_bias, config.score_bias) if planted else ((), ())
+        self.rank_push = self._per_candidate([(b.dimension, b.group, b.positions) for b in rank_bias])
+        self.score_shift = self._per_candidate([(b.dimension, b.group, b.shift) for b in score_bias])
+        self.concentration: list[tuple[float, np.ndarray, np.ndarray, int]] = []
+        for entry in config.slate_concentration if planted else ():
+            inside = self._members(entry.dimension, entry.group)
+            from_group = math.ceil(Fraction(repr(entry.purity)) * config.slate_size)
+            members, others = np.flatnonzero(inside), np.flatnonzero(~inside)
+            if members.size < from_group or others.size < config.slate_size - from_group:
+                raise ValueError(
+                    f"{self.tenant_id}: too few candidates in or outside {entry.dimension}={entry.group} for "
+                    f"concentrated slates of {from_group} + {config.slate_size - from_group}; enlarge the pool"
+                )
+            self.concentration.append((entry.searches, members, others, from_group))
         self.peak_hour = (13.0 + 5.0 * index) % 24.0
         self.pending = _empty_batch()
+
+    def _members(self, dimension: str, group: str) -> np.ndarray:
+        """Boolean mask of the pool's candidates in ``dimension=group``."""
+        code = -1 if group == UNKNOWN_GROUP else DIMENSION_VALUES[dimension].index(group)
+        return self.dims[dimension] == code
+
+    def _per_candidate(self, entries: list[tuple[str, str, float]]) -> np.ndarray | None:
+        """Sum of the amounts of the matching entries per pool candidate; None without entries."""
+        if not entries:
+            return None
+        total = np.zeros(self.dims[DIMENSIONS[0]].size)
+        for dimension, group, amount in entries:
+            total[self._members(dimension, group)] += amount
+        return total
+
+
+def _plant_ranking(
+    config: GeneratorConfig, tenant: _Tenant, day_index: int, slates: np.ndarray, scores: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply slate concentration, score bias and rank bias (in this order) to a day's slates and their scores."""
+    rng = np.random.default_rng([config.seed, 2, tenant.index, day_index])
+    searches, k = slates.shape
+    if tenant.concentration:
+        draw = rng.random(searches)
+        lower = 0.0
+        for share, members, others, from_group in tenant.concentration:
+            rows = np.flatnonzero((draw >= lower) & (draw < lower + share))
+            lower += share
+            if rows.size:
+                inside = members[_draw_slates(rng, rows.size, from_group, members.size)]
+                outside = others[_draw_slates(rng, rows.size, k - from_group, others.size)]
+                slates[rows] = rng.permuted(np.concatenate([inside, outside], axis=1), axis=1)
+    if tenant.score_shift is not None:
+        shifted = np.clip(np.round(scores + tenant.score_shift[slates], 4), 0.0, 1.0) + 0.0
+        order = np.argsort(-shifted, axis=1, kind="stable")
+        slates, scores = np.take_along_axis(slates, order, axis=1), np.take_along_axis(shifted, order, axis=1)
+    if tenant.rank_push is not None:
+        push = tenant.rank_push[slates]
+        order = np.lexsort((push, np.arange(k) + push), axis=-1)  # ties: the candidate pushed further goes after
+        slates, scores = np.take_along_axis(slates, order, axis=1), np.take_along_axis(scores, order, axis=1)
+    return slates, scores
 
 
 def _simulate_day(config: GeneratorConfig, tenant: _Tenant, day_index: int, day: dt.date) -> _Batch:
@@ -276,6 +489,8 @@ def _simulate_day(config: GeneratorConfig, tenant: _Tenant, day_index: int, day:
     position = np.arange(k) / max(k - 1, 1)
     scores = top - span * position + rng.normal(0.0, 0.02, size=(searches, k))
     scores = np.clip(np.round(scores, 4), 0.0, 1.0) + 0.0  # + 0.0 turns -0.0 into 0.0
+    if tenant.concentration or tenant.score_shift is not None or tenant.rank_push is not None:
+        slates, scores = _plant_ranking(config, tenant, day_index, slates, scores)
 
     shown: _Batch = {
         "ts": (search_ts[:, None] + np.arange(k) * _SHOWN_SPACING_US).ravel(),

@@ -22,10 +22,16 @@ from fairness_pipeline.events.vocabulary import (
 )
 from fairness_pipeline.synthetic import (
     GROUP_PROPORTIONS,
+    ConcentrationBias,
     GeneratorConfig,
     PlantedBias,
+    RankBias,
+    ScoreBias,
     generate_events,
     parse_bias,
+    parse_rank_bias,
+    parse_score_bias,
+    parse_slate_concentration,
     write_events,
 )
 
@@ -319,3 +325,123 @@ def test_writer_rejects_bad_input(tmp_path: Path, small_frames: list[pd.DataFram
         write_events([small_frames[0].drop(columns="score")], tmp_path / "x.csv", "csv")
     assert write_events([], tmp_path / "empty.csv", "csv") == 0
     assert (tmp_path / "empty.csv").read_text() == ",".join(EVENT_COLUMNS) + "\n"
+
+
+# --- planted ranking effects: rank bias, score bias, slate concentration --------------------------------------------
+
+RANKING = GeneratorConfig(seed=19, start=dt.date(2026, 3, 2), days=2, tenants=1, events_per_day=2500)
+
+
+def _shown_slates(config: GeneratorConfig) -> pd.DataFrame:
+    events = pd.concat(generate_events(config), ignore_index=True)
+    shown = events[events["event_type"] == "shown"]
+    return shown[["search_id", "candidate_id", "rank", "score", *DIMENSIONS]].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def plain_slates() -> pd.DataFrame:
+    return _shown_slates(RANKING)
+
+
+def test_parse_ranking_options() -> None:
+    assert parse_rank_bias("company_tier=startup:3") == RankBias("company_tier", "startup", 3.0)
+    assert parse_rank_bias(" specialty = ml : -2 ").positions == -2.0
+    assert parse_score_bias("company_tier=startup:-0.1") == ScoreBias("company_tier", "startup", -0.1)
+    assert parse_slate_concentration("company_tier=faang:0.2") == ConcentrationBias("company_tier", "faang", 0.2, 0.9)
+    assert parse_slate_concentration("experience_band=unknown:0.1@0.8").purity == 0.8
+    for text, parse in (
+        ("company_tier=startup:3", parse_rank_bias),
+        ("company_tier=startup:-0.1", parse_score_bias),
+        ("company_tier=faang:0.2", parse_slate_concentration),
+        ("company_tier=faang:0.2@0.75", parse_slate_concentration),
+    ):
+        assert str(parse(text)) == text
+
+
+@pytest.mark.parametrize(
+    ("parse", "text", "message"),
+    [
+        (parse_rank_bias, "company_tier=startup", "expected DIMENSION=GROUP:POSITIONS"),
+        (parse_rank_bias, "company_tier=startup:3@clicked", "expected DIMENSION=GROUP:POSITIONS"),
+        (parse_rank_bias, "company_tier=startup:x", "'x' is not a number"),
+        (parse_rank_bias, "gender=f:3", "unknown dimension 'gender'"),
+        (parse_rank_bias, "company_tier=startup:inf", "finite number"),
+        (parse_score_bias, "company_tier=startup:-1.5", r"score shift must be in \[-1, 1\]"),
+        (parse_score_bias, "company_tier=google:-0.1", "unknown group 'google'"),
+        (parse_slate_concentration, "company_tier=faang:0", r"share of concentrated searches must be in \(0, 1\]"),
+        (parse_slate_concentration, "company_tier=faang:0.2@1.5", r"slate purity must be in \(0, 1\]"),
+        (parse_slate_concentration, "company_tier=faang:0.2@high", "purity 'high' is not a number"),
+    ],
+)
+def test_parse_ranking_option_errors(parse, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse(text)
+
+
+def test_ranking_options_default_to_none_and_accept_strings() -> None:
+    config = GeneratorConfig()
+    assert (config.rank_bias, config.score_bias, config.slate_concentration) == ((), (), ())
+    config = GeneratorConfig(rank_bias=["company_tier=startup:3"], slate_concentration=["company_tier=faang:0.2"])  # type: ignore[arg-type]
+    assert config.rank_bias == (RankBias("company_tier", "startup", 3.0),)
+    with pytest.raises(ValueError, match="add up to more than 1"):
+        GeneratorConfig(slate_concentration=("company_tier=faang:0.6", "specialty=ml:0.5"))
+    with pytest.raises(TypeError, match="rank_bias entries"):
+        GeneratorConfig(rank_bias=(PlantedBias("company_tier", "startup", 0.5),))  # type: ignore[arg-type]
+    too_small = dataclasses.replace(RANKING, candidates_per_tenant=40, slate_concentration=("company_tier=faang:0.1",))
+    with pytest.raises(ValueError, match="too few candidates"):
+        next(generate_events(too_small))
+
+
+def test_ranking_options_are_deterministic(tmp_path: Path) -> None:
+    config = dataclasses.replace(
+        RANKING, rank_bias=("company_tier=startup:3",), score_bias=("specialty=ml:-0.05",),
+        slate_concentration=("experience_band=0-3:0.1",),
+    )  # fmt: skip
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    write_events(generate_events(config), first)
+    write_events(generate_events(config), second)
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_rank_bias_moves_candidates_and_keeps_scores(plain_slates: pd.DataFrame) -> None:
+    biased = _shown_slates(dataclasses.replace(RANKING, rank_bias=("company_tier=startup:3",)))
+    merged = plain_slates.merge(biased, on=["search_id", "candidate_id"], suffixes=("", "_biased"), validate="1:1")
+    assert len(merged) == len(plain_slates) == len(biased)  # same slates, only reordered
+    assert (merged["score"] == merged["score_biased"]).all()  # a pushed candidate keeps its score
+    # Oracle: sort each slate by (original position + 3 for startup, then the push), the documented rule.
+    push = np.where(merged["company_tier"] == "startup", 3, 0)
+    merged["key"] = merged["rank"].to_numpy() - 1 + push
+    merged["push"] = push
+    expected = merged.sort_values(["search_id", "key", "push"], kind="stable")
+    expected["expected_rank"] = expected.groupby("search_id").cumcount() + 1
+    assert (expected["expected_rank"] == expected["rank_biased"]).all()
+    mean_rank = merged.groupby(merged["company_tier"] == "startup")["rank_biased"].mean()
+    assert mean_rank[True] > mean_rank[False] + 1.5
+
+
+def test_score_bias_shifts_scores_and_reorders_by_score(plain_slates: pd.DataFrame) -> None:
+    biased = _shown_slates(dataclasses.replace(RANKING, score_bias=("company_tier=startup:-0.1",)))
+    merged = plain_slates.merge(biased, on=["search_id", "candidate_id"], suffixes=("", "_biased"), validate="1:1")
+    startup = (merged["company_tier"] == "startup").to_numpy()
+    expected = np.clip(np.round(merged["score"] + np.where(startup, -0.1, 0.0), 4), 0.0, 1.0)
+    assert np.allclose(merged["score_biased"], expected, atol=1e-12)
+    ordered = merged.sort_values(["search_id", "score_biased", "rank"], ascending=[True, False, True], kind="stable")
+    assert (ordered.groupby("search_id").cumcount() + 1 == ordered["rank_biased"]).all()
+
+
+def test_slate_concentration_replaces_a_share_of_slates(plain_slates: pd.DataFrame) -> None:
+    biased = _shown_slates(dataclasses.replace(RANKING, slate_concentration=("company_tier=faang:0.25",)))
+    faang = biased.assign(faang=biased["company_tier"] == "faang").groupby("search_id")["faang"].sum()
+    concentrated = faang[faang >= 15].index
+    share = len(concentrated) / faang.size
+    assert abs(share - 0.25) < 3 * np.sqrt(0.25 * 0.75 / faang.size)
+    assert (faang[concentrated] == 18).all()  # ceil(0.9 * 20) from the group, the rest from outside it
+    # The other searches show exactly the slates of the run without the option.
+    key = ["search_id", "candidate_id", "rank", "score"]
+    others = biased[~biased["search_id"].isin(concentrated)][key].sort_values(key).reset_index(drop=True)
+    plain = plain_slates[~plain_slates["search_id"].isin(concentrated)][key].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, plain)
+    in_slate = biased[biased["search_id"].isin(concentrated)]
+    assert in_slate.groupby("search_id")["candidate_id"].nunique().eq(20).all()
+    faang_ranks = in_slate.loc[in_slate["company_tier"] == "faang", "rank"]
+    assert 9.5 < faang_ranks.mean() < 11.5  # shuffled within the slate, not stacked on top

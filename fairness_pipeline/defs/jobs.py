@@ -8,11 +8,12 @@ import dagster as dg
 from fairness_pipeline.defs.partitions import daily_partitions
 
 EVENT_LAYER = dg.AssetSelection.groups("events")
-METRIC_LAYER = dg.AssetSelection.groups("metrics")
+ANALYSIS_LAYERS = dg.AssetSelection.all() - EVENT_LAYER
+"""Everything computed from the summarised event days: metrics, audits, risk and reports."""
 
 fairness_job = dg.define_asset_job(
     "fairness_job",
-    selection=EVENT_LAYER | METRIC_LAYER,
+    selection=dg.AssetSelection.all(),
     partitions_def=daily_partitions,
     description="The whole graph for a day or a range of days (single run per range).",
 )
@@ -26,7 +27,8 @@ event_days_job = dg.define_asset_job(
 
 metrics_job = dg.define_asset_job(
     "metrics_job",
-    selection=METRIC_LAYER,
+    selection=ANALYSIS_LAYERS,
     partitions_def=daily_partitions,
-    description="Windows, impact ratios and seed-shaped metrics for a range of days (their days must be summarised).",
+    description="Windows, impact ratios, audits, risk and reports for a range of days (their event days must be "
+    "summarised).",
 )

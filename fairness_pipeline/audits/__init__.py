@@ -1,0 +1,13 @@
+"""Score, rank and slate audits, and impact-ratio trends: pure Python on pre-aggregated inputs (no Dagster, no SQL).
+
+- ``scoring``: LL144 scoring rates (share of a group's candidates scoring above the window's median score) and their
+  impact ratios, with the same tests, intervals and small-sample rules as selection-rate impact ratios.
+- ``exposure``: position-discounted exposure per group, exposure ratios, skew@k, exposure relative to score, with a
+  seeded, vectorised bootstrap over searches.
+- ``slates``: searches whose shown slate has more than 70% of its candidates from one group.
+- ``trends``: week-over-week change of impact ratios with a significance test, and "approaching threshold" flags.
+- ``from_events``: the same inputs computed with pandas from event frames (tests, oracles, small demos).
+
+Inputs are groups or per-search aggregates that SQL can produce; each module documents the columns it expects and
+the rules for ties, missing scores, missing ranks and small slates. Rules come from ``docs/fairness-methods.md``.
+"""

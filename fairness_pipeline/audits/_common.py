@@ -1,0 +1,67 @@
+"""Helpers shared by the audits: group labels, multiple-testing adjustment, bootstrap p-values."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from fairness_pipeline.events.vocabulary import UNKNOWN_GROUP
+from fairness_pipeline.metrics.impact import benjamini_hochberg, holm
+from fairness_pipeline.metrics.selection_rates import GROUP_SEPARATOR, analysis_dimensions, dimension_name
+
+__all__ = [
+    "adjust_p_values",
+    "analysis_dimensions",
+    "bootstrap_p_value",
+    "dimension_name",
+    "group_labels",
+    "stable_seed",
+]
+
+
+def group_labels(frame: pd.DataFrame, dimensions: Sequence[str]) -> pd.Series:
+    """Group label of each row for a dimension or intersection, with the rules of ``counts_by_dimension``.
+
+    A null or blank value is ``unknown``; intersection values are joined with ``|`` in the order of ``dimensions``.
+    """
+    missing = [d for d in dimensions if d not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks dimension columns {missing}")
+    label: pd.Series | None = None
+    for dim in dimensions:
+        values = frame[dim].astype(object).where(frame[dim].notna(), UNKNOWN_GROUP).astype(str)
+        values = values.where(values.str.strip() != "", UNKNOWN_GROUP)
+        label = values if label is None else label + GROUP_SEPARATOR + values
+    assert label is not None
+    return label.astype(object)
+
+
+def adjust_p_values(p_values: Sequence[float], intersectional: bool) -> tuple[list[float], str]:
+    """Holm (single dimensions) or Benjamini-Hochberg (intersections) adjusted p-values and the method's name."""
+    values = [float(p) for p in p_values]
+    if intersectional:
+        return benjamini_hochberg(values), "fdr_bh"
+    return holm(values), "holm"
+
+
+def bootstrap_p_value(log_stats: np.ndarray) -> float:
+    """Two-sided bootstrap p-value of H0: statistic = 0, from resampled values of a log statistic.
+
+    ``min(1, 2 * min(#(d >= 0) + 1, #(d <= 0) + 1) / (B + 1))`` over the B defined (finite) resamples: the smallest
+    level at which the percentile interval excludes 0, with the usual +1 Monte Carlo correction. NaN when no resample
+    is defined.
+    """
+    finite = log_stats[np.isfinite(log_stats)]
+    if finite.size == 0:
+        return float("nan")
+    above = int(np.count_nonzero(finite >= 0)) + 1
+    below = int(np.count_nonzero(finite <= 0)) + 1
+    return float(min(1.0, 2 * min(above, below) / (finite.size + 1)))
+
+
+def stable_seed(*parts: object) -> int:
+    """A platform-independent 32-bit number for seeding per-table random streams (CRC-32 of the parts' text)."""
+    return zlib.crc32("\x1f".join(str(p) for p in parts).encode("utf-8"))

@@ -1,0 +1,456 @@
+"""Position-discounted exposure per group, with a seeded, vectorised bootstrap over searches.
+
+Definitions (Singh and Joachims 2018; ``docs/fairness-methods.md``):
+
+- Position weight v(j) = 1 / log2(1 + j) for rank j >= 1 (v(1) = 1, v(3) = 0.5, v(7) = 1/3).
+- Exposure of group g = mean v over g's shown impressions with a rank. Exposure ratio = Exp(g) / Exp(r), r being the
+  *best-exposed* group among groups holding at least ``min_share`` of the ranked impressions (the highest exposure
+  overall when none does; ties: more impressions, then the group name). Groups under ``min_share`` are reported but
+  not compared, as in the impact-ratio tables.
+- Skew@k of g = (g's share of the impressions at rank <= k) / (g's share of all ranked impressions); k (10 by default)
+  is the one SQL used for ``top_k``.
+- Exposure relative to score, two ways:
+  ``treatment_ratio`` = (Exp(g) / mean score of g) / (Exp(r) / mean score of r), Singh and Joachims' disparate
+  treatment ratio, over the impressions with both a rank and a score. Because position weights fall faster than
+  scores, a group ranked low *because* it scores low also gets a ratio below 1.
+  ``merit_ratio`` = g's exposure / the exposure g would get if every slate were ordered by score (ties in score keep
+  the shown order), over the same impressions. A group that scores the same but is ranked lower has a merit ratio
+  below 1; a group ranked exactly by its scores has 1, whatever its scores. The slate's positions are reassigned among
+  its scored impressions (sorted ranks to scores in descending order), so the total exposure of a slate is unchanged.
+
+Rules: an impression without a rank (or with a rank below 1) is excluded from exposure and counted in
+``missing_rank``; an impression without a score is excluded from the score-based measures only. Unknown dimension
+values are the ``unknown`` group. A group with no ranked impression has no exposure (reason given), never 0.
+
+Uncertainty: the searches of one key (tenant) are resampled with replacement ``n_boot`` times (multinomial counts from
+``np.random.default_rng([seed, crc32(key)])``); every statistic is recomputed from the resampled sums with the
+reference group held fixed. Percentile intervals; two-sided bootstrap p-values of log(statistic) = 0, adjusted with
+Holm (single dimensions) or Benjamini-Hochberg (intersections) per (key, dimension) and statistic.
+
+Input: one row per (key, search, combination of dimension values) with the sums of :data:`AGGREGATE_COLUMNS` -- never
+one row per event. :func:`search_aggregates` builds them from one row per impression (tests, oracles, and the
+reference for the SQL).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fairness_pipeline.audits._common import (
+    adjust_p_values,
+    analysis_dimensions,
+    bootstrap_p_value,
+    dimension_name,
+    group_labels,
+    stable_seed,
+)
+from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
+from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
+from fairness_pipeline.metrics.window import AnalysisSettings
+
+DEFAULT_TOP_K = 10
+DEFAULT_N_BOOT = 1000
+_MAX_CELLS = 4_000_000
+"""Upper bound on resamples x searches held in memory at once (the bootstrap runs in chunks)."""
+
+AGGREGATE_COLUMNS: tuple[str, ...] = (
+    "shown",
+    "ranked",
+    "weight_sum",
+    "top_k",
+    "scored",
+    "score_sum",
+    "scored_weight_sum",
+    "merit_weight_sum",
+)
+"""Per (key, search_id, dimension values): ``shown`` impressions; ``ranked`` of them with a rank >= 1; ``weight_sum``
+= sum of v(rank) over ranked; ``top_k`` = ranked with rank <= k; ``scored`` = ranked with a score; ``score_sum`` =
+sum of scores over those; ``scored_weight_sum`` = sum of v(rank) over those; ``merit_weight_sum`` = sum of v(merit
+rank) over those, where the merit ranks of a search are its scored impressions' ranks sorted ascending and handed out
+by score descending, ties by rank (optional column: without it the merit columns are NaN)."""
+
+_SUMS: tuple[str, ...] = AGGREGATE_COLUMNS[1:]  # summed per resample, in this order
+_N, _W, _T, _C, _U, _SW, _MW = range(len(_SUMS))
+
+EXPOSURE_COLUMNS: tuple[str, ...] = (
+    "dimension",
+    "group",
+    "searches",
+    "shown",
+    "ranked",
+    "missing_rank",
+    "share",
+    "exposure",
+    "exposure_ci_low",
+    "exposure_ci_high",
+    "reference_group",
+    "reference_exposure",
+    "is_reference",
+    "excluded_small_share",
+    "exposure_ratio",
+    "ratio_ci_low",
+    "ratio_ci_high",
+    "low_exposure",
+    "p_value",
+    "p_adjusted",
+    "adjustment_method",
+    "significant",
+    "skew_at_k",
+    "skew_ci_low",
+    "skew_ci_high",
+    "scored",
+    "mean_score",
+    "treatment_ratio",
+    "treatment_ci_low",
+    "treatment_ci_high",
+    "treatment_p_value",
+    "treatment_p_adjusted",
+    "treatment_significant",
+    "merit_ratio",
+    "merit_ci_low",
+    "merit_ci_high",
+    "merit_p_value",
+    "merit_p_adjusted",
+    "merit_significant",
+    "low_sample",
+    "n_boot",
+    "undefined_reason",
+    "score_undefined_reason",
+)
+"""Output columns after the key columns. ``searches`` = searches showing the group; ``share`` = share of the key's
+ranked impressions; ``low_exposure`` = exposure_ratio < threshold; ``significant`` etc. = adjusted p < alpha (exposure
+ratio and treatment ratio against the reference, merit ratio against 1); ``low_sample`` = searches < min_sample;
+``undefined_reason`` explains missing exposure or ratio, ``score_undefined_reason`` missing score-based measures."""
+
+NO_RANKED_REASON = "no ranked impressions"
+NO_SHOWN_REASON = "no shown impressions"
+NO_SCORED_REASON = "no impressions with rank and score"
+NO_MERIT_REASON = "merit_weight_sum not provided"
+ZERO_SCORE_REASON = "mean score is 0"
+
+
+_OUTPUT_NAMES: dict[str, tuple[str, str, str | None]] = {
+    "exposure": ("exposure", "exposure", None),
+    "ratio": ("exposure_ratio", "ratio", "p_value"),
+    "skew": ("skew_at_k", "skew", None),
+    "treatment": ("treatment_ratio", "treatment", "treatment_p_value"),
+    "merit": ("merit_ratio", "merit", "merit_p_value"),
+}
+"""Per statistic: value column, prefix of its interval columns, p-value column (None: not tested)."""
+
+
+def position_weight(rank: Any) -> Any:
+    """v(j) = 1 / log2(1 + j), elementwise (rank >= 1)."""
+    return 1.0 / np.log2(1.0 + np.asarray(rank, dtype=float))
+
+
+def search_aggregates(
+    impressions: pd.DataFrame,
+    *,
+    keys: Sequence[str] = ("tenant_id",),
+    dimensions: Sequence[str] = DIMENSIONS,
+    k: int = DEFAULT_TOP_K,
+) -> pd.DataFrame:
+    """Per-search aggregates from one row per shown impression (``keys``, ``search_id``, dimensions, rank, score).
+
+    Returns ``keys`` + search_id + dimensions + :data:`AGGREGATE_COLUMNS`, one row per combination present (missing
+    dimension values stay null). This is the reference implementation of what SQL should compute.
+    """
+    keys, dims = list(keys), list(dimensions)
+    needed = [*keys, "search_id", *dims, "rank", "score"]
+    missing = [c for c in needed if c not in impressions.columns]
+    if missing:
+        raise ValueError(f"impression frame lacks columns {missing}")
+    frame = impressions[[*keys, "search_id", *dims]].reset_index(drop=True).copy()
+    rank = pd.to_numeric(impressions["rank"], errors="coerce").astype(float).reset_index(drop=True)
+    score = pd.to_numeric(impressions["score"], errors="coerce").astype(float).reset_index(drop=True)
+    ranked = rank.notna() & (rank >= 1)
+    scored = ranked & score.notna()
+    weight = pd.Series(np.where(ranked, position_weight(rank.where(ranked, 1.0)), 0.0))
+    frame["shown"] = 1
+    frame["ranked"] = ranked.astype("int64")
+    frame["weight_sum"] = weight
+    frame["top_k"] = (ranked & (rank <= k)).astype("int64")
+    frame["scored"] = scored.astype("int64")
+    frame["score_sum"] = score.where(scored, 0.0)
+    frame["scored_weight_sum"] = weight.where(scored, 0.0)
+    frame["merit_weight_sum"] = 0.0
+    search = [*keys, "search_id"]
+    sub = pd.DataFrame({"rank": rank, "score": score}).assign(**{c: frame[c] for c in search})[scored]
+    if len(sub):
+        by_rank = sub.sort_values([*search, "rank"], kind="stable")
+        by_score = sub.sort_values([*search, "score", "rank"], ascending=[*[True] * len(search), False, True],
+                                   kind="stable")  # fmt: skip
+        slot_rank = by_rank.groupby(search, sort=False, dropna=False).cumcount()
+        slot_score = by_score.groupby(search, sort=False, dropna=False).cumcount()
+        positions = pd.Series(by_rank["rank"].to_numpy(), index=pd.MultiIndex.from_frame(
+            by_rank[search].assign(slot=slot_rank.to_numpy())))  # fmt: skip
+        merit_rank = positions.reindex(pd.MultiIndex.from_frame(by_score[search].assign(slot=slot_score.to_numpy())))
+        frame.loc[by_score.index, "merit_weight_sum"] = position_weight(merit_rank.to_numpy())
+    out = frame.groupby([*keys, "search_id", *dims], dropna=False, sort=True, as_index=False)[
+        list(AGGREGATE_COLUMNS)
+    ].sum()
+    for col in ("shown", "ranked", "top_k", "scored"):
+        out[col] = out[col].astype("int64")
+    return out.reset_index(drop=True)
+
+
+@dataclass
+class _Block:
+    """Sums of one (key, dimension) table: ``sums`` has shape (searches, len(_SUMS), groups)."""
+
+    dims: tuple[str, ...]
+    groups: list[str]
+    sums: np.ndarray
+    shown: np.ndarray
+    searches: np.ndarray
+
+
+def rank_exposure(
+    aggregates: pd.DataFrame,
+    settings: AnalysisSettings | None = None,
+    *,
+    keys: Sequence[str] = ("tenant_id",),
+    n_boot: int = DEFAULT_N_BOOT,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Exposure, exposure ratio, skew@k and exposure relative to score per key, dimension and group, with bootstrap.
+
+    ``aggregates``: ``keys`` + ``search_id`` + the dimension columns of ``settings.dimensions`` +
+    :data:`AGGREGATE_COLUMNS` (``merit_weight_sum`` optional). Returns ``keys`` + :data:`EXPOSURE_COLUMNS`. Uses
+    ``settings`` alpha, threshold (for ``low_exposure``), min_share, min_sample (searches), dimensions and
+    intersections. ``n_boot = 0`` skips the bootstrap (intervals and p-values NaN).
+    """
+    settings = settings or AnalysisSettings()
+    keys = list(keys)
+    needed = [*keys, "search_id", *settings.dimensions, *AGGREGATE_COLUMNS[:-1]]
+    missing = [c for c in needed if c not in aggregates.columns]
+    if missing:
+        raise ValueError(f"exposure aggregates lack columns {missing}")
+    if n_boot < 0 or not 0 < confidence < 1:
+        raise ValueError("n_boot must be >= 0 and confidence in (0, 1)")
+    has_merit = "merit_weight_sum" in aggregates.columns
+    if has_merit and aggregates["merit_weight_sum"].isna().any():
+        raise ValueError("merit_weight_sum holds nulls: give 0 for cells without scored impressions")
+    parts = []
+    grouped = aggregates.groupby(keys, sort=True, dropna=False) if keys else [((), aggregates)]
+    for key_values, table in grouped:
+        key_values = key_values if isinstance(key_values, tuple) else (key_values,)
+        rng = np.random.default_rng([seed, stable_seed(*key_values)])
+        blocks = _blocks(table, settings)
+        boot = _bootstrap(blocks, rng, n_boot) if n_boot else [None] * len(blocks)
+        prefix = dict(zip(keys, key_values, strict=True))
+        for block, resampled in zip(blocks, boot, strict=True):
+            rows = _block_rows(block, resampled, settings, has_merit, confidence, n_boot)
+            parts.extend({**prefix, **row} for row in rows)
+    return _set_dtypes(pd.DataFrame(parts, columns=[*keys, *EXPOSURE_COLUMNS]))
+
+
+def _blocks(table: pd.DataFrame, settings: AnalysisSettings) -> list[_Block]:
+    """(searches x sums x groups) arrays of every dimension table of one key; searches shared by all blocks."""
+    search_codes, search_ids = pd.factorize(table["search_id"], sort=True)
+    n_searches = len(search_ids)
+    values = np.column_stack(
+        [table[c].to_numpy(dtype=float) if c in table.columns else np.zeros(len(table)) for c in _SUMS]
+    )
+    shown = table["shown"].to_numpy(dtype=float)
+    blocks = []
+    for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
+        labels = group_labels(table, dims)
+        groups = sorted(set(labels))
+        if len(dims) == 1:
+            groups += [g for g in DIMENSION_VALUES.get(dims[0], ()) if g not in groups]
+        codes = pd.Index(groups).get_indexer(labels)
+        flat = search_codes * len(groups) + codes
+        size = n_searches * len(groups)
+        sums = np.stack([np.bincount(flat, weights=v, minlength=size).reshape(n_searches, -1) for v in values.T], 1)
+        shown_sums = np.bincount(flat, weights=shown, minlength=size).reshape(n_searches, -1)
+        blocks.append(_Block(dims, groups, sums, shown_sums.sum(axis=0), (shown_sums > 0).sum(axis=0)))
+    return blocks
+
+
+def _bootstrap(blocks: list[_Block], rng: np.random.Generator, n_boot: int) -> list[np.ndarray]:
+    """Resampled sums, shape (n_boot, len(_SUMS), groups) per block: searches drawn with replacement.
+
+    Each resample is a row of multinomial counts (how often each search is drawn), built from ``rng.integers``; the
+    sums of all blocks come from one matrix product per chunk of resamples.
+    """
+    n_searches = blocks[0].sums.shape[0]
+    widths = [b.sums.shape[1] * b.sums.shape[2] for b in blocks]
+    matrix = np.concatenate([b.sums.reshape(n_searches, -1) for b in blocks], axis=1)
+    chunk = max(1, min(n_boot, _MAX_CELLS // max(n_searches, 1)))
+    results = np.empty((n_boot, matrix.shape[1]))
+    for start in range(0, n_boot, chunk):
+        rows = min(chunk, n_boot - start)
+        draws = rng.integers(0, n_searches, size=(rows, n_searches))
+        offsets = (draws + np.arange(rows)[:, None] * n_searches).ravel()
+        counts = np.bincount(offsets, minlength=rows * n_searches).reshape(rows, n_searches)
+        results[start : start + rows] = counts @ matrix
+    out, at = [], 0
+    for width in widths:
+        out.append(results[:, at : at + width].reshape(n_boot, len(_SUMS), -1))
+        at += width
+    return out
+
+
+def _statistics(sums: np.ndarray, reference: int | None) -> dict[str, np.ndarray]:
+    """Statistics from sums of shape (..., len(_SUMS), groups); ratios use the fixed ``reference`` column."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n, w, top = sums[..., _N, :], sums[..., _W, :], sums[..., _T, :]
+        exposure = w / n
+        skew = (top / top.sum(axis=-1, keepdims=True)) / (n / n.sum(axis=-1, keepdims=True))
+        per_score = sums[..., _SW, :] / sums[..., _U, :]
+        merit = sums[..., _SW, :] / sums[..., _MW, :]
+        if reference is None:
+            ratio = treatment = np.full(exposure.shape, np.nan)
+        else:
+            ratio = exposure / exposure[..., reference : reference + 1]
+            treatment = per_score / per_score[..., reference : reference + 1]
+    return {"exposure": exposure, "ratio": ratio, "skew": skew, "treatment": treatment, "merit": merit}
+
+
+def _reference(
+    groups: list[str], ranked: np.ndarray, exposure: np.ndarray, min_share: float
+) -> tuple[int | None, bool]:
+    """Index of the best-exposed group (see module doc) and whether any group reaches ``min_share``."""
+    total = ranked.sum()
+    populated = [i for i in range(len(groups)) if ranked[i] > 0]
+    eligible = [i for i in populated if ranked[i] / total >= min_share]
+    pool = eligible or populated
+    if not pool:
+        return None, False
+    best = min(pool, key=lambda i: (-exposure[i], -ranked[i], groups[i]))
+    return best, bool(eligible)
+
+
+def _block_rows(
+    block: _Block,
+    boot: np.ndarray | None,
+    settings: AnalysisSettings,
+    has_merit: bool,
+    confidence: float,
+    n_boot: int,
+) -> list[dict[str, Any]]:
+    """The output rows of one (key, dimension) table, with p-values adjusted within the table."""
+    totals = block.sums.sum(axis=0)
+    ranked, scored, score_sum = totals[_N], totals[_C], totals[_U]
+    point = _statistics(totals, None)
+    reference, any_eligible = _reference(block.groups, ranked, point["exposure"], settings.min_share)
+    point = _statistics(totals, reference)
+    resampled = _statistics(boot, reference) if boot is not None else None
+    total_ranked = ranked.sum()
+    tail = (1 - confidence) / 2
+    rows: list[dict[str, Any]] = []
+    for i, group in enumerate(block.groups):
+        share = ranked[i] / total_ranked if total_ranked else math.nan
+        excluded = any_eligible and not share >= settings.min_share
+        row: dict[str, Any] = dict.fromkeys(EXPOSURE_COLUMNS)
+        row.update(
+            dimension=dimension_name(block.dims),
+            group=group,
+            searches=int(block.searches[i]),
+            shown=int(block.shown[i]),
+            ranked=int(ranked[i]),
+            missing_rank=int(block.shown[i] - ranked[i]),
+            share=share,
+            reference_group=block.groups[reference] if reference is not None else None,
+            reference_exposure=point["exposure"][reference] if reference is not None else math.nan,
+            is_reference=i == reference,
+            excluded_small_share=excluded,
+            scored=int(scored[i]),
+            mean_score=score_sum[i] / scored[i] if scored[i] else math.nan,
+            low_sample=bool(block.searches[i] < settings.min_sample),
+            n_boot=n_boot,
+        )
+        compared = ranked[i] > 0 and not excluded
+        row["undefined_reason"] = (
+            (NO_RANKED_REASON if block.shown[i] else NO_SHOWN_REASON) if ranked[i] == 0
+            else f"excluded: under {settings.min_share:.0%} of ranked impressions" if excluded
+            else None
+        )  # fmt: skip
+        ref_scored = reference is not None and scored[reference] > 0 and score_sum[reference] > 0
+        score_reason = (
+            NO_SCORED_REASON if scored[i] == 0
+            else ZERO_SCORE_REASON if score_sum[i] == 0
+            else row["undefined_reason"] if not compared
+            else "reference group has no scored impressions" if not ref_scored
+            else None
+        )  # fmt: skip
+        if not has_merit and score_reason is None:
+            score_reason = NO_MERIT_REASON
+        row["score_undefined_reason"] = score_reason
+        values = {
+            "exposure": ranked[i] > 0,
+            "skew": ranked[i] > 0,
+            "ratio": compared,
+            "treatment": compared and scored[i] > 0 and score_sum[i] > 0 and ref_scored,
+            "merit": has_merit and scored[i] > 0 and not excluded,
+        }
+        for stat, defined in values.items():
+            column, prefix, p_column = _OUTPUT_NAMES[stat]
+            if not defined:
+                row[column] = math.nan
+                continue
+            row[column] = float(point[stat][i])
+            if resampled is None:
+                continue
+            sample = resampled[stat][:, i]
+            finite = sample[np.isfinite(sample)]
+            if finite.size:
+                row[f"{prefix}_ci_low"], row[f"{prefix}_ci_high"] = np.quantile(finite, [tail, 1 - tail]).tolist()
+            if p_column and (stat == "merit" or i != reference):  # the reference's own ratios are 1 by definition
+                with np.errstate(divide="ignore"):
+                    row[p_column] = bootstrap_p_value(np.log(sample))
+        if compared:
+            row["low_exposure"] = bool(row["exposure_ratio"] < settings.threshold)
+        rows.append(row)
+    intersectional = INTERSECTION_SEPARATOR in dimension_name(block.dims)
+    for p_col, adj_col, sig_col in (
+        ("p_value", "p_adjusted", "significant"),
+        ("treatment_p_value", "treatment_p_adjusted", "treatment_significant"),
+        ("merit_p_value", "merit_p_adjusted", "merit_significant"),
+    ):
+        tested = [row for row in rows if row[p_col] is not None and not math.isnan(row[p_col])]
+        if tested:
+            adjusted, method = adjust_p_values([row[p_col] for row in tested], intersectional)
+            for row, p in zip(tested, adjusted, strict=True):
+                row[adj_col], row[sig_col] = p, p < settings.alpha
+                if p_col == "p_value":
+                    row["adjustment_method"] = method
+    return rows
+
+
+def _set_dtypes(table: pd.DataFrame) -> pd.DataFrame:
+    """int64 counts, float64 measures (NaN when undefined), nullable booleans, object text (None when missing)."""
+    for col in ("searches", "shown", "ranked", "missing_rank", "scored", "n_boot"):
+        table[col] = table[col].astype("int64")
+    for col in ("is_reference", "excluded_small_share", "low_sample"):
+        table[col] = table[col].astype(bool)
+    for col in ("low_exposure", "significant", "treatment_significant", "merit_significant"):
+        table[col] = pd.array([None if v is None or v is pd.NA else bool(v) for v in table[col]], dtype="boolean")
+    text = ("dimension", "group", "reference_group", "adjustment_method", "undefined_reason", "score_undefined_reason")
+    for col in text:
+        values = [None if v is None or v is pd.NA or v != v else v for v in table[col]]
+        table[col] = pd.Series(values, index=table.index, dtype=object)
+    for col in EXPOSURE_COLUMNS:
+        if col not in text and table[col].dtype == object:
+            table[col] = table[col].astype("float64")
+    return table
+
+
+__all__ = [
+    "AGGREGATE_COLUMNS",
+    "DEFAULT_N_BOOT",
+    "DEFAULT_TOP_K",
+    "EXPOSURE_COLUMNS",
+    "position_weight",
+    "rank_exposure",
+    "search_aggregates",
+]

@@ -1,0 +1,169 @@
+"""LL144 scoring rates and their impact ratios (``docs/fairness-methods.md``, "Score and rank audits").
+
+Population: the candidates of a tenant's window (for the default, every candidate with a ``shown`` event in the
+window), each with the group and the score of its first shown event in the window.
+
+Rules:
+
+- M is the median of the window's *scored* candidates of the tenant, all groups together (``unknown`` included); for an
+  even count it is the mean of the two middle scores (numpy's median, PostgreSQL's ``percentile_cont(0.5)``).
+- Scoring rate of g = #(score > M in g) / n_g, n_g being g's candidates with a score. A score equal to M is *not*
+  above the median ("scoring above the median"), so heavy ties at M can leave every rate below 0.5.
+- A missing score leaves the candidate out of M, n and the rate; it is counted per group in ``missing_score``. A group
+  whose candidates all lack a score has no rate (reason ``no scored candidates``).
+- Impact ratios, reference group, the 2% rule, tests (Fisher / pooled z), Holm or Benjamini-Hochberg adjustment, Katz
+  interval, shortfall, flip-flop, Cohen's h and the low-sample flag are those of
+  :func:`fairness_pipeline.metrics.impact.impact_ratio_table`, applied to (n = scored candidates, x = above M). The
+  2% share is a share of the scored candidates. When the best rate is 0 (e.g. every score equals M), every ratio is
+  undefined (reason ``reference scoring rate is 0``).
+
+SQL computes the median and the counts; Python sees one row per tenant and combination of dimension values
+(:data:`SCORING_CELL_COLUMNS`). :func:`scoring_cells` computes the same cells from one row per candidate (tests,
+oracles, small data).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
+from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, ZERO_REFERENCE_REASON, impact_ratio_table
+from fairness_pipeline.metrics.selection_rates import (
+    EMPTY_GROUP_REASON,
+    INTERSECTION_SEPARATOR,
+    analysis_dimensions,
+    counts_by_dimension,
+    dimension_name,
+)
+from fairness_pipeline.metrics.window import AnalysisSettings
+
+NO_SCORES_REASON = "no scored candidates"
+ZERO_REFERENCE_SCORING_REASON = "reference scoring rate is 0"
+
+SCORING_CELL_COLUMNS: tuple[str, ...] = ("n", "x", "missing_score", "median_score")
+"""Value columns of a scoring cell table, after the key columns (``tenant_id``) and the dimension columns:
+``n`` scored candidates, ``x`` of them with score > median, ``missing_score`` candidates without a score,
+``median_score`` the median M of the key (the same on every row of a tenant; NaN when nobody has a score)."""
+
+SCORING_COLUMNS: tuple[str, ...] = (
+    "dimension",
+    "median_score",
+    "group",
+    "n",
+    "above_median",
+    "missing_score",
+    "scoring_rate",
+    *IMPACT_COLUMNS[4:],  # share, reference_group, reference_rate, ... undefined_reason
+)
+"""Output columns after the key columns: ``IMPACT_COLUMNS`` with ``x`` named ``above_median`` and ``selection_rate``
+named ``scoring_rate`` (``reference_rate`` is the reference group's scoring rate, ``shortfall`` counts candidates
+above the median), plus ``median_score`` and ``missing_score``."""
+
+
+def scoring_cells(
+    candidates: pd.DataFrame, *, keys: Sequence[str] = ("tenant_id",), dimensions: Sequence[str] = DIMENSIONS
+) -> pd.DataFrame:
+    """Scoring cells from one row per candidate: columns ``keys``, ``dimensions`` and ``score`` (NaN when missing).
+
+    Returns ``keys`` + ``dimensions`` + :data:`SCORING_CELL_COLUMNS`, one row per key and combination of dimension
+    values present (missing values stay null, as SQL would return them).
+    """
+    keys, dims = list(keys), list(dimensions)
+    missing = [c for c in (*keys, *dims, "score") if c not in candidates.columns]
+    if missing:
+        raise ValueError(f"candidate frame lacks columns {missing}")
+    frame = candidates[[*keys, *dims]].copy()
+    score = pd.to_numeric(candidates["score"], errors="coerce").astype(float)
+    if keys:
+        median = score.groupby([candidates[k] for k in keys], dropna=False).transform("median")
+    else:
+        median = pd.Series(score.median(), index=score.index)
+    frame["n"] = score.notna().astype("int64")
+    frame["x"] = (score > median).astype("int64")  # NaN > M and s > NaN are False
+    frame["missing_score"] = score.isna().astype("int64")
+    frame["median_score"] = median.astype(float)
+    cells = frame.groupby([*keys, *dims], dropna=False, sort=True, as_index=False).agg(
+        n=("n", "sum"), x=("x", "sum"), missing_score=("missing_score", "sum"), median_score=("median_score", "first")
+    )
+    return cells[[*keys, *dims, *SCORING_CELL_COLUMNS]].reset_index(drop=True)
+
+
+def scoring_rate_ratios(
+    cells: pd.DataFrame,
+    settings: AnalysisSettings | None = None,
+    *,
+    keys: Sequence[str] = ("tenant_id",),
+) -> pd.DataFrame:
+    """Scoring rates and impact ratios per key, dimension (and pairwise intersection) and group.
+
+    ``cells``: ``keys`` + the dimension columns of ``settings.dimensions`` + :data:`SCORING_CELL_COLUMNS`. Returns
+    ``keys`` + :data:`SCORING_COLUMNS`. Single dimensions list every allowed value (n = 0 when absent), like the
+    selection-rate tables. Uses ``settings`` alpha, threshold, min_share, min_sample, dimensions and intersections.
+    """
+    settings = settings or AnalysisSettings()
+    keys = list(keys)
+    needed = [*keys, *settings.dimensions, "n", "x", "missing_score", "median_score"]
+    missing = [c for c in needed if c not in cells.columns]
+    if missing:
+        raise ValueError(f"scoring cells lack columns {missing}")
+    parts = []
+    grouped = cells.groupby(keys, sort=True, dropna=False) if keys else [((), cells)]
+    for key_values, table in grouped:
+        key_values = key_values if isinstance(key_values, tuple) else (key_values,)
+        medians = pd.to_numeric(table["median_score"], errors="coerce").dropna().unique()
+        if len(medians) > 1:
+            raise ValueError(f"median_score differs within {dict(zip(keys, key_values, strict=True))}")
+        median = float(medians[0]) if len(medians) else math.nan
+        for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
+            part = _dimension_table(table, dims, settings)
+            part.insert(0, "median_score", median)
+            part.insert(0, "dimension", dimension_name(dims))
+            for key, value in reversed(list(zip(keys, key_values, strict=True))):
+                part.insert(0, key, value)
+            parts.append(part)
+    if not parts:
+        return pd.DataFrame(columns=[*keys, *SCORING_COLUMNS])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _dimension_table(table: pd.DataFrame, dims: tuple[str, ...], settings: AnalysisSettings) -> pd.DataFrame:
+    """The scoring impact table of one key and one dimension or intersection."""
+    counts = counts_by_dimension(table, dims)
+    absent = table.assign(n=table["missing_score"], x=0)
+    missing = counts_by_dimension(absent, dims).set_index("group")["n"]
+    groups = sorted(set(counts["group"]) | set(missing.index))
+    if len(dims) == 1:
+        groups += [g for g in DIMENSION_VALUES.get(dims[0], ()) if g not in groups]
+    counts = counts.set_index("group").reindex(groups, fill_value=0).rename_axis("group").reset_index()
+    impacts = impact_ratio_table(
+        counts,
+        intersectional=INTERSECTION_SEPARATOR in dimension_name(dims),
+        alpha=settings.alpha,
+        threshold=settings.threshold,
+        min_share=settings.min_share,
+        min_sample=settings.min_sample,
+    )
+    missing_score = impacts["group"].map(missing).fillna(0).astype("int64")
+    no_scores = (impacts["n"] == 0) & (missing_score > 0)
+    impacts.loc[no_scores, "undefined_reason"] = NO_SCORES_REASON
+    zero_reference = impacts["undefined_reason"] == ZERO_REFERENCE_REASON
+    impacts.loc[zero_reference, "undefined_reason"] = ZERO_REFERENCE_SCORING_REASON
+    impacts["undefined_reason"] = impacts["undefined_reason"].astype(object)
+    impacts.insert(impacts.columns.get_loc("x") + 1, "missing_score", missing_score.to_numpy(dtype=np.int64))
+    impacts = impacts.rename(columns={"x": "above_median", "selection_rate": "scoring_rate"})
+    return impacts[list(SCORING_COLUMNS[2:])]
+
+
+__all__ = [
+    "EMPTY_GROUP_REASON",
+    "NO_SCORES_REASON",
+    "SCORING_CELL_COLUMNS",
+    "SCORING_COLUMNS",
+    "ZERO_REFERENCE_SCORING_REASON",
+    "scoring_cells",
+    "scoring_rate_ratios",
+]
