@@ -152,6 +152,19 @@ def generate(
         list[str] | None,
         typer.Option(help="Planted bias DIMENSION=GROUP:FACTOR, e.g. company_tier=startup:0.6 (repeatable)."),
     ] = None,
+    rank_bias: Annotated[
+        list[str] | None, typer.Option(help="Push a group down each slate: company_tier=startup:3 (positions).")
+    ] = None,
+    score_bias: Annotated[
+        list[str] | None, typer.Option(help="Shift a group's scores: company_tier=startup:-0.1.")
+    ] = None,
+    slate_concentration: Annotated[
+        list[str] | None,
+        typer.Option(help="Searches whose slate is mostly one group: company_tier=faang:0.2@0.9 (searches@purity)."),
+    ] = None,
+    biased_tenant: Annotated[
+        list[str] | None, typer.Option(help="Plant the biases only in this tenant (repeatable; default: all).")
+    ] = None,
 ) -> None:
     """Generate synthetic selection events with a realistic funnel and optional planted bias."""
     from fairness_pipeline import synthetic
@@ -166,6 +179,10 @@ def generate(
             tenants=tenants,
             events_per_day=events_per_day,
             bias=tuple(synthetic.parse_bias(text) for text in bias or ()),
+            rank_bias=tuple(synthetic.parse_rank_bias(text) for text in rank_bias or ()),
+            score_bias=tuple(synthetic.parse_score_bias(text) for text in score_bias or ()),
+            slate_concentration=tuple(synthetic.parse_slate_concentration(t) for t in slate_concentration or ()),
+            biased_tenants=tuple(biased_tenant) if biased_tenant else None,
         )
     except ValueError as exc:
         _fail(str(exc))
