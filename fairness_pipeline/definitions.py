@@ -3,7 +3,13 @@
 import dagster as dg
 
 from fairness_pipeline.defs import assets
-from fairness_pipeline.defs.automation import late_events_sensor, nightly_schedule
+from fairness_pipeline.defs.alerting import (
+    alert_delivery_schedule,
+    alert_job,
+    alert_resources,
+    deliver_and_escalate_job,
+)
+from fairness_pipeline.defs.automation import late_events_sensor, nightly_schedule, run_failure_sensor
 from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.resources import FairnessDatabase
 
@@ -13,10 +19,10 @@ def build_definitions(database: FairnessDatabase | None = None) -> dg.Definition
     return dg.Definitions(
         assets=dg.load_assets_from_package_module(assets),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
-        jobs=[fairness_job, event_days_job, metrics_job],
-        schedules=[nightly_schedule],
-        sensors=[late_events_sensor],
-        resources={"database": database or FairnessDatabase()},
+        jobs=[fairness_job, event_days_job, metrics_job, alert_job, deliver_and_escalate_job],
+        schedules=[nightly_schedule, alert_delivery_schedule],
+        sensors=[late_events_sensor, run_failure_sensor],
+        resources={"database": database or FairnessDatabase(), **alert_resources()},
     )
 
 

@@ -90,3 +90,41 @@ def test_late_events_sensor_requests_one_run_and_advances_its_cursor(db_url: str
         dg.build_sensor_context(instance=instance, cursor=second.cursor, resources={"database": database})
     )
     assert not third.run_requests
+
+
+def test_failed_run_raises_one_operational_alert(db_url: str, instance) -> None:
+    from fairness_pipeline.definitions import build_definitions
+    from fairness_pipeline.defs.automation import run_failure_sensor
+
+    unreachable = FairnessDatabase(url="postgresql://nobody@127.0.0.1:9/none")
+    failed = (
+        build_definitions(unreachable)
+        .resolve_job_def("event_days_job")
+        .execute_in_process(instance=instance, partition_key=START.isoformat(), raise_on_error=False)
+    )
+    assert not failed.success
+    run = instance.get_run_by_id(failed.run_id)
+    failure_event = next(e for e in failed.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_sensor", dagster_instance=instance, dagster_run=run, dagster_event=failure_event
+    ).for_run_failure()
+    request = run_failure_sensor(context)
+    assert request.run_key == f"run-failure-{failed.run_id}"
+
+    defs = build_definitions(FairnessDatabase(url=db_url))
+    for _ in range(2):  # the same failure reported twice still gives one alert
+        assert (
+            defs.resolve_job_def("alert_job")
+            .execute_in_process(run_config=request.run_config, instance=instance)
+            .success
+        )
+    conn = psycopg2.connect(db_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT tenant_id, scope, level, payload FROM fairness_alerts")
+        ((tenant, scope, level, payload),) = cur.fetchall()
+        cur.execute("SELECT channel, outcome FROM fairness_alert_deliveries")
+        deliveries = cur.fetchall()
+    conn.close()
+    assert (tenant, scope, level) == ("operations", "operational", "MEDIUM")
+    assert failed.run_id in json.dumps(payload)
+    assert deliveries and all(channel == "log" for channel, _ in deliveries)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-alerts_app = typer.Typer(help="Alerts and their human review.", no_args_is_help=True)
+alerts_app = typer.Typer(help="Alerts and their human review.", no_args_is_help=True, add_completion=False)
 
 console = Console(stderr=True)
 REVIEWER_ENV = "FAIRNESS_REVIEWER"
@@ -47,8 +48,10 @@ def _print_json(value: object) -> None:
     print(json.dumps(value, indent=2, default=str))
 
 
-def _when(value) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else ""
+def _when(value, zone: bool = True) -> str:
+    if not value:
+        return ""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC" if zone else "%Y-%m-%d %H:%M")
 
 
 @alerts_app.command("list")
@@ -80,13 +83,13 @@ def list_command(
         return
     from rich.table import Table
 
-    table = Table(title=f"reviews ({', '.join(statuses)})")
-    for column in ("review", "alert", "priority", "status", "level", "tenant", "scope", "day", "opened", "escalated",
-                   "reviewer"):  # fmt: skip
-        table.add_column(column)
+    table = Table(title=f"reviews ({', '.join(statuses)}; times UTC)")
+    for column in ("review", "alert", "priority", "status", "level", "scope", "tenant", "day", "opened", "reviewer"):
+        table.add_column(column, no_wrap=column in ("priority", "day", "opened"))
     for r in reviews:
-        table.add_row(str(r.id), str(r.alert_id), r.priority, r.status, r.level, r.tenant_id, r.scope,
-                      r.day.isoformat(), _when(r.opened_at), _when(r.escalated_at), r.reviewer or "")  # fmt: skip
+        priority = f"{r.priority} (escalated)" if r.escalated_at else r.priority
+        table.add_row(str(r.id), str(r.alert_id), priority, r.status, r.level, r.scope, r.tenant_id, r.day.isoformat(),
+                      _when(r.opened_at, zone=False), r.reviewer or "")  # fmt: skip
     Console().print(table)
     if not reviews:
         console.print("no review items")
@@ -108,7 +111,7 @@ def show_command(
     if as_json:
         _print_json(detail.as_dict())
         return
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     r, a = detail.review, detail.alert
     out.print(f"[bold]review {r.id}[/bold]  {r.priority} priority, {r.status}"
               + (f" (by {r.reviewer})" if r.reviewer else ""))  # fmt: skip

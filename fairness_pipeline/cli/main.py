@@ -18,10 +18,12 @@ import typer
 from rich.console import Console
 
 from fairness_pipeline import settings
+from fairness_pipeline.cli.alerts import alerts_app
 
 app = typer.Typer(help="Watch hiring funnels for adverse impact.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(alerts_app, name="alerts")
 
 console = Console(stderr=True, soft_wrap=True)
 """Human-readable messages go to stderr; stdout carries only data (URLs, JSON)."""

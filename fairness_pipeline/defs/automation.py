@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from fairness_pipeline.defs.jobs import fairness_job
+from fairness_pipeline.defs.alerting import alert_job, alert_run_config
+from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
@@ -67,4 +68,32 @@ def late_events_sensor(context: dg.SensorEvaluationContext, database: FairnessDa
             )
         ],
         cursor=json.dumps({"created_at": latest_seen.isoformat()}),
+    )
+
+
+OPERATIONAL_TENANT = "operations"
+"""Operational alerts concern the pipeline, not a tenant; they share the channels and the outbox."""
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[fairness_job, event_days_job, metrics_job],
+    request_job=alert_job,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A failed pipeline run raises an operational alert through the alert channels (once per run).",
+)
+def run_failure_sensor(context: dg.RunFailureSensorContext) -> dg.RunRequest:
+    run = context.dagster_run
+    message = context.failure_event.message or "no message"
+    day = (
+        run.tags.get("dagster/partition") or run.tags.get(DAGSTER_RANGE_END_TAG) or datetime.now(UTC).date().isoformat()
+    )
+    return dg.RunRequest(
+        run_key=f"run-failure-{run.run_id}",
+        run_config=alert_run_config(
+            OPERATIONAL_TENANT,
+            "MEDIUM",
+            day,
+            scope="operational",
+            reasons=[f"run {run.run_id} of {run.job_name} failed: {message[:500]}"],
+        ),
     )

@@ -1,0 +1,125 @@
+"""Human review of HIGH and CRITICAL alerts: list, show, acknowledge, resolve.
+
+States and the changes allowed, each by a named reviewer and written to ``fairness_review_history``::
+
+    open ──acknowledge──> acknowledged ──resolve (note required)──> resolved
+      └───────────────resolve (note required)───────────────────────┘
+
+Resolving straight from ``open`` is allowed (e.g. a false alarm closed at once) because the note says why. Resolved is
+final; acknowledging twice is refused. Acknowledging stops the escalation clock: only open reviews escalate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from fairness_pipeline.alerts.model import (
+    ACTIVE_REVIEW_STATES,
+    REVIEW_STATES,
+    SYSTEM_ACTOR,
+    Review,
+    ReviewDetail,
+    ReviewEvent,
+    ReviewNotFoundError,
+    ReviewTransitionError,
+    require_aware,
+)
+from fairness_pipeline.alerts.outbox import delivery_attempts, get_alert
+from fairness_pipeline.queries import alerts as q
+
+MAX_NAME = 200
+MAX_NOTE = 10_000
+
+
+def list_reviews(
+    conn, statuses: Sequence[str] = ACTIVE_REVIEW_STATES, tenant_id: str | None = None, limit: int = 100
+) -> list[Review]:
+    """Review items in ``statuses`` (default: open and acknowledged), most urgent first (priority, then oldest)."""
+    unknown = set(statuses) - set(REVIEW_STATES)
+    if unknown:
+        raise ValueError(f"unknown review status {sorted(unknown)}; expected {', '.join(REVIEW_STATES)}")
+    with conn, conn.cursor() as cur:
+        cur.execute(q.LIST_REVIEWS, {"statuses": list(statuses), "tenant_id": tenant_id, "limit": limit})
+        return [Review(*row) for row in cur.fetchall()]
+
+
+def get_review(conn, review_id: int) -> Review:
+    with conn, conn.cursor() as cur:
+        cur.execute(q.REVIEW_BY_ID, {"review_id": review_id})
+        row = cur.fetchone()
+    if row is None:
+        raise ReviewNotFoundError(f"no review item {review_id}")
+    return Review(*row)
+
+
+def review_history(conn, review_id: int) -> list[ReviewEvent]:
+    with conn, conn.cursor() as cur:
+        cur.execute(q.REVIEW_HISTORY, {"review_id": review_id})
+        return [ReviewEvent(*row) for row in cur.fetchall()]
+
+
+def show_review(conn, review_id: int) -> ReviewDetail:
+    """A review with its alert (payload included), the alert's delivery attempts and the review's history."""
+    review = get_review(conn, review_id)
+    alert = get_alert(conn, review.alert_id)
+    assert alert is not None  # the foreign key guarantees it
+    return ReviewDetail(review, alert, delivery_attempts(conn, alert.id), review_history(conn, review_id))
+
+
+def acknowledge(conn, review_id: int, reviewer: str, note: str | None = None, now: datetime | None = None) -> Review:
+    """open -> acknowledged, by ``reviewer``; stops escalation."""
+    return _change(conn, review_id, reviewer, note, now, action="acknowledge", allowed_from=("open",),
+                   to_status="acknowledged", statement=q.ACKNOWLEDGE_REVIEW)  # fmt: skip
+
+
+def resolve(conn, review_id: int, reviewer: str, note: str, now: datetime | None = None) -> Review:
+    """open or acknowledged -> resolved, by ``reviewer``, with a note saying what was found or done."""
+    if not note or not note.strip():
+        raise ReviewTransitionError("resolving a review needs a note saying what was found or done")
+    return _change(conn, review_id, reviewer, note, now, action="resolve", allowed_from=("open", "acknowledged"),
+                   to_status="resolved", statement=q.RESOLVE_REVIEW)  # fmt: skip
+
+
+def _change(
+    conn,
+    review_id: int,
+    reviewer: str,
+    note: str | None,
+    now: datetime | None,
+    *,
+    action: str,
+    allowed_from: tuple[str, ...],
+    to_status: str,
+    statement: str,
+) -> Review:
+    now = require_aware(now)
+    reviewer = _reviewer(reviewer)
+    note = note.strip() if note and note.strip() else None
+    if note and len(note) > MAX_NOTE:
+        raise ValueError(f"a note is at most {MAX_NOTE} characters")
+    with conn, conn.cursor() as cur:
+        cur.execute(q.LOCK_REVIEW, {"review_id": review_id})
+        row = cur.fetchone()
+        if row is None:
+            raise ReviewNotFoundError(f"no review item {review_id}")
+        _, alert_id, status = row
+        if status not in allowed_from:
+            raise ReviewTransitionError(f"review {review_id} is {status}; cannot {action} it "
+                                        f"(allowed from {' or '.join(allowed_from)})")  # fmt: skip
+        params = {"review_id": review_id, "reviewer": reviewer, "note": note, "now": now}
+        cur.execute(statement, params)
+        cur.execute(q.INSERT_HISTORY, {**params, "alert_id": alert_id, "action": action, "from_status": status,
+                                       "to_status": to_status, "actor": reviewer})  # fmt: skip
+    return get_review(conn, review_id)
+
+
+def _reviewer(name: str) -> str:
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValueError("a named reviewer is required")
+    if name.lower() == SYSTEM_ACTOR:
+        raise ValueError(f"{SYSTEM_ACTOR!r} is reserved for automatic changes; give the reviewer's name")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"a reviewer name is at most {MAX_NAME} characters")
+    return name
