@@ -341,6 +341,39 @@ def worker(
 
 
 @app.command()
+def report(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id.")],
+    day: Annotated[str | None, typer.Option("--date", help="Window end (YYYY-MM-DD); default: the latest.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="json (internal, unsuppressed), html or md (published).")
+    ] = "html",
+    out: Annotated[Path | None, typer.Option("--out", help="File to write; default: stdout.")] = None,
+) -> None:
+    """Write a tenant's stored fairness report for a day as JSON, HTML or markdown."""
+    from fairness_pipeline.queries import risk as risk_queries
+
+    columns = {"json": 0, "html": 1, "md": 2}
+    if fmt not in columns:
+        _fail(f"--format must be one of {', '.join(columns)}")
+    with _database() as conn, conn.cursor() as cur:
+        window_end = date.fromisoformat(day) if day else None
+        if window_end is None:
+            cur.execute(risk_queries.LATEST_REPORT_DAY, {"tenant_id": tenant})
+            window_end = cur.fetchone()[0]
+        cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end})
+        row = cur.fetchone()
+    if row is None:
+        _fail(f"no report for tenant {tenant!r} on {window_end}; materialise fairness_reports (fairness-pipeline run)")
+    content = row[columns[fmt]]
+    text = json.dumps(content, indent=2) if fmt == "json" else content
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote the {fmt} report of {tenant} for {window_end} to {out}")
+
+
+@app.command()
 def ui(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the web UI.")] = 3000,

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairness_pipeline.metrics.impact import holm
 from fairness_pipeline.risk.classification import LEVELS, classify, load_rules
 from fairness_pipeline.risk.components import (
     COMPONENTS,
@@ -167,7 +168,30 @@ def scope_impacts(
         rows = rows[rows["stage_pair"].isin(list(stage_pairs))]
     if not include_intersections:
         rows = rows[~rows["dimension"].map(is_intersection).astype(bool)]
-    return rows.reset_index(drop=True)
+    return verdict_adjustment(rows.reset_index(drop=True))
+
+
+VERDICT_ALPHA = 0.05
+VERDICT_ADJUSTMENT = "holm across every test of the verdict"
+
+
+def verdict_adjustment(rows: pd.DataFrame, alpha: float = VERDICT_ALPHA) -> pd.DataFrame:
+    """Re-adjust the p values of every test that feeds one verdict together (Holm, family-wise).
+
+    Each impact table is adjusted within itself (Holm per dimension, BH per intersection), which is right for reading
+    one table. A verdict reads all of a tenant's tables at once (six stage pairs, three dimensions, their pairs):
+    hundreds of tests, where table-wise adjustment would let chance findings through. The verdict therefore counts a
+    finding as significant only when it survives Holm's adjustment across all of them.
+    """
+    out = rows.copy()
+    tested = out["p_value"].notna()
+    if tested.any():
+        adjusted = holm(out.loc[tested, "p_value"].astype(float).tolist())
+        out.loc[tested, "p_adjusted"] = adjusted
+        out.loc[tested, "adjustment_method"] = VERDICT_ADJUSTMENT
+        out["significant"] = pd.Series(pd.NA, index=out.index, dtype="boolean")
+        out.loc[tested, "significant"] = [p < alpha for p in adjusted]
+    return out
 
 
 def _own(frame: pd.DataFrame | None, tenant: str | None) -> pd.DataFrame | None:
