@@ -9,7 +9,12 @@ from fairness_pipeline.defs.alerting import (
     alert_resources,
     deliver_and_escalate_job,
 )
-from fairness_pipeline.defs.automation import late_events_sensor, nightly_schedule, run_failure_sensor
+from fairness_pipeline.defs.automation import (
+    late_events_sensor,
+    nightly_schedule,
+    risk_alert_sensor,
+    run_failure_sensor,
+)
 from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.resources import FairnessDatabase
 
@@ -21,7 +26,7 @@ def build_definitions(database: FairnessDatabase | None = None) -> dg.Definition
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[fairness_job, event_days_job, metrics_job, alert_job, deliver_and_escalate_job],
         schedules=[nightly_schedule, alert_delivery_schedule],
-        sensors=[late_events_sensor, run_failure_sensor],
+        sensors=[late_events_sensor, run_failure_sensor, risk_alert_sensor],
         resources={"database": database or FairnessDatabase(), **alert_resources()},
     )
 

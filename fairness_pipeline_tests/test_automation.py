@@ -128,3 +128,36 @@ def test_failed_run_raises_one_operational_alert(db_url: str, instance) -> None:
     assert (tenant, scope, level) == ("operations", "operational", "MEDIUM")
     assert failed.run_id in json.dumps(payload)
     assert deliveries and all(channel == "log" for channel, _ in deliveries)
+
+
+def test_risk_sensor_alerts_tenants_at_or_above_high_once(db_url: str, instance) -> None:
+    from fairness_pipeline.definitions import build_definitions
+    from fairness_pipeline.defs.automation import risk_alert_sensor
+
+    day = START
+    for tenant, level, score in (("tenant-1", "CRITICAL", 0.9), ("tenant-2", "LOW", 0.1), ("tenant-3", "HIGH", 0.6)):
+        assessment = {"applied_rules": [{"rule": "r", "reason": f"{tenant} reason"}], "scope": {}}
+        _execute(
+            db_url,
+            "INSERT INTO risk_assessments (window_end, tenant_id, profile, score, level, assessment) "
+            "VALUES (%s, %s, 'default', %s, %s, %s)",
+            (day, tenant, score, level, json.dumps(assessment)),
+        )
+    database = FairnessDatabase(url=db_url)
+    instance.report_runless_asset_event(dg.AssetMaterialization("risk_classification", partition=day.isoformat()))
+    context = dg.build_sensor_context(instance=instance, resources={"database": database})
+    requests = risk_alert_sensor.evaluate_tick(context).run_requests
+    configs = {r.run_config["ops"]["raise_alerts_op"]["config"]["tenant_id"]: r for r in requests}
+    assert set(configs) == {"tenant-1", "tenant-3"}
+    assert configs["tenant-1"].run_config["ops"]["raise_alerts_op"]["config"]["reasons"] == ["tenant-1 reason"]
+
+    alert_job = build_definitions(database).resolve_job_def("alert_job")
+    for request in [*requests, *requests]:  # a second evaluation of the same findings raises nothing new
+        assert alert_job.execute_in_process(run_config=request.run_config, instance=instance).success
+    conn = psycopg2.connect(db_url)
+    with conn.cursor() as cur:
+        cur.execute("SELECT tenant_id, level FROM fairness_alerts ORDER BY tenant_id")
+        assert cur.fetchall() == [("tenant-1", "CRITICAL"), ("tenant-3", "HIGH")]
+        cur.execute("SELECT count(*) FROM fairness_reviews WHERE status = 'open'")
+        assert cur.fetchone()[0] == 2
+    conn.close()

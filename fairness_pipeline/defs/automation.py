@@ -97,3 +97,55 @@ def run_failure_sensor(context: dg.RunFailureSensorContext) -> dg.RunRequest:
             reasons=[f"run {run.run_id} of {run.job_name} failed: {message[:500]}"],
         ),
     )
+
+
+ALERT_LEVEL_ENV = "FAIRNESS_ALERT_LEVEL"
+LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+
+
+def levels_at_or_above(level: str) -> list[str]:
+    """``HIGH`` -> [HIGH, CRITICAL]; raises on an unknown level."""
+    if level not in LEVELS:
+        raise ValueError(f"{ALERT_LEVEL_ENV}={level!r} is not one of {', '.join(LEVELS)}")
+    return list(LEVELS[LEVELS.index(level) :])
+
+
+@dg.asset_sensor(
+    asset_key=dg.AssetKey("risk_classification"),
+    job=alert_job,
+    required_resource_keys={"database"},
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After each risk_classification materialisation, launches the alert job for every tenant at or "
+    "above FAIRNESS_ALERT_LEVEL (default HIGH) with that tenant's assessment.",
+)
+def risk_alert_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
+    from fairness_pipeline.queries import risk as risk_queries
+
+    partition = asset_event.dagster_event.partition if asset_event.dagster_event else None
+    if partition is None:
+        return dg.SkipReason("materialisation without a partition")
+    levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, "HIGH"))
+    database: FairnessDatabase = context.resources.database
+    with database.connect() as conn, conn.cursor() as cur:
+        cur.execute(risk_queries.ASSESSMENTS_AT_LEAST, {"window_end": date.fromisoformat(partition), "levels": levels})
+        rows = cur.fetchall()
+    if not rows:
+        return dg.SkipReason(f"no tenant at {levels[0]} or above on {partition}")
+    requests = []
+    for tenant, level, score, _, _, assessment in rows:
+        reasons = [rule["reason"] for rule in assessment.get("applied_rules", [])][:5]
+        requests.append(
+            dg.RunRequest(
+                run_key=f"risk-{tenant}-{partition}-{level}-{asset_event.timestamp}",
+                run_config=alert_run_config(
+                    tenant,
+                    level,
+                    partition,
+                    score=score,
+                    reasons=reasons,
+                    window_days=assessment.get("scope", {}).get("window_days") or WINDOW_DAYS,
+                    report_path=f"fairness-pipeline report --tenant {tenant} --date {partition}",
+                ),
+            )
+        )
+    return requests
