@@ -150,3 +150,105 @@ def test_unreadable_files_raise_a_clear_error(conn, tmp_path: Path, name: str, c
 def test_missing_file(conn, tmp_path: Path) -> None:
     with pytest.raises(UnreadableFileError, match="cannot open"):
         ingest_file(conn, tmp_path / "absent.csv")
+
+
+def stored(conn) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT event_id, timestamp AT TIME ZONE 'UTC', candidate_id, event_type, company_tier, rank, score "
+            "FROM selection_events ORDER BY event_id"
+        )
+        return cur.fetchall()
+
+
+def test_crlf_bom_quotes_and_whitespace(conn, tmp_path: Path) -> None:
+    lines = [
+        good("e1"),  # line 2: stored
+        good("e2", candidate='"c,2"'),  # line 3: quoted comma, stored as c,2
+        good("e3", candidate='"c""3"'),  # line 4: escaped quote, stored as c"3
+        good("e4", candidate='"c4'),  # line 5: unterminated quote swallows lines 6-7 (line 7 closes it with c"7)
+        good("e5"),  # line 6
+        good("e6", candidate='c"7'),  # line 7
+        "   ",  # line 8: blank
+        good("e8").replace(",shown,", ",sh\rown,"),  # line 9: stray carriage return
+        good(" e9 ", candidate="\u00a0c9 "),  # line 10: surrounding whitespace is stripped
+        good("e10"),  # line 11, the last one: ends the file without a line ending
+    ]
+    path = tmp_path / "windows.csv"
+    path.write_bytes(("\ufeff" + "\r\n".join([HEADER, *lines])).encode())
+    counts = ingest_file(conn, path)
+    assert counts.as_dict() == {"read": 7, "inserted": 5, "duplicates": 0, "rejected": 2}
+    got = rejects(conn)
+    assert got[0] == (5, "unterminated quoted field spanning lines 5-7")
+    assert got[1][0] == 9 and got[1][1].startswith("bad CSV: new-line character seen in unquoted field")
+    assert [(row[0], row[2]) for row in stored(conn)] == [
+        ("e1", "c1"), ("e10", "c1"), ("e2", "c,2"), ("e3", 'c"3'), ("e9", "c9")
+    ]  # fmt: skip
+
+
+def test_quoted_and_plain_lines_give_the_same_rows(conn, tmp_path: Path) -> None:
+    """Lines with quotes take the csv module, the others a faster path; mixing them keeps line order and values."""
+    plain = [good(f"e{i}", candidate=f"c{i}", event_type="bogus" if i % 5 == 0 else "shown") for i in range(40)]
+    mixed = [",".join(f'"{v}"' for v in line.split(",")) if i % 3 == 0 else line for i, line in enumerate(plain)]
+    mixed[7] += ","  # wrong column count in a plain line
+    mixed[9] += ',""'  # ... and in a quoted one
+    counts = ingest_file(conn, write_csv(tmp_path / "mixed.csv", mixed), chunk_rows=16)
+    assert counts.as_dict() == {"read": 40, "inserted": 30, "duplicates": 0, "rejected": 10}
+    reasons = dict(rejects(conn))
+    assert sorted(reasons) == [2, 7, 9, 11, 12, 17, 22, 27, 32, 37]
+    assert reasons[9] == reasons[11] == "wrong column count: expected 12, got 13"
+    assert reasons[12] == "unknown event_type 'bogus'"
+    assert len(stored(conn)) == 30 and stored(conn)[0][:3][::2] == ("e1", "c1")
+
+
+def test_nul_character_is_rejected_not_fatal(conn, tmp_path: Path) -> None:
+    path = write_csv(tmp_path / "nul.csv", [good("e1", candidate="c\x001"), good("e2")])
+    counts = ingest_file(conn, path)
+    assert counts.as_dict() == {"read": 2, "inserted": 1, "duplicates": 0, "rejected": 1}
+    assert rejects(conn) == [(2, "NUL character in candidate_id")]
+
+
+def test_jsonl_lone_surrogate_is_rejected(conn, tmp_path: Path) -> None:
+    base = dict(zip(EVENT_COLUMNS, good("x").split(","), strict=True))
+    records = [
+        json.dumps({**base, "event_id": "j1", "candidate_id": "c\ud800"}),
+        json.dumps({**base, "event_id": "j2"}),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(records) + "\n")
+    counts = ingest_file(conn, path)
+    assert counts.as_dict() == {"read": 2, "inserted": 1, "duplicates": 0, "rejected": 1}
+    assert rejects(conn) == [(1, "bad encoding: candidate_id holds an unpaired surrogate (\\ud800)")]
+
+
+def test_duplicates_fall_back_from_direct_copy_and_first_line_wins(conn, tmp_path: Path) -> None:
+    """Chunks are copied straight into the table until one has a duplicate; the result is the same either way."""
+    lines = [good(f"e{i}", candidate=f"c{i}") for i in range(1, 11)]  # chunk 1 (lines 2-6), chunk 2 (lines 7-11)
+    lines += [good("e12"), good("e3", candidate="later"), good("e12", candidate="later"), good("e14"), good("e15")]
+    lines += [good("e16"), good("e17"), good("e18")]  # chunk 4: no duplicates again
+    counts = ingest_file(conn, write_csv(tmp_path / "dups.csv", lines), chunk_rows=5)
+    assert counts.as_dict() == {"read": 18, "inserted": 16, "duplicates": 2, "rejected": 0}
+    rows = {row[0]: row[2] for row in stored(conn)}
+    assert rows["e3"] == "c3" and rows["e12"] == "c1"
+    again = ingest_file(conn, write_csv(tmp_path / "dups.csv", lines), chunk_rows=5)
+    assert again.as_dict() == {"read": 18, "inserted": 0, "duplicates": 18, "rejected": 0}
+
+
+def test_frames_are_stored_like_files(conn) -> None:
+    import pandas as pd
+
+    from fairness_pipeline.ingest.frames import frame_to_chunk, load_frames
+
+    frame = pd.DataFrame([dict(zip(EVENT_COLUMNS, good(f"f{i}").split(","), strict=True)) for i in range(3)]).astype(
+        {"rank": "Int64", "score": "float64"}
+    )
+    frame["timestamp"] = pd.to_datetime(
+        ["2026-03-01T10:00:00.5Z", "2026-03-01T12:00:00+02:00", None], utc=True, format="ISO8601"
+    )
+    frame.loc[1, "company_tier"] = None
+    chunk = frame_to_chunk(frame, first_position=4)
+    assert chunk.columns[1].to_pylist() == ["2026-03-01T10:00:00.500000+00:00", "2026-03-01T10:00:00.000000+00:00", ""]
+    counts = load_frames(conn, [frame], source="frames")
+    assert counts.as_dict() == {"read": 3, "inserted": 2, "duplicates": 0, "rejected": 1}
+    assert rejects(conn) == [(3, "empty timestamp")]  # positions count from 1 across frames
+    assert [row[4] for row in stored(conn)] == ["startup", None]
