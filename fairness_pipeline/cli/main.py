@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -401,6 +401,10 @@ def ui(
 # --- demo -------------------------------------------------------------------------------------------------------------
 
 DEMO_BIAS = "company_tier=startup:0.6"
+DEMO_RANK_BIAS = "experience_band=15+:4"
+DEMO_SCORE_BIAS = "specialty=frontend:-0.15"
+DEMO_SLATES = "company_tier=faang:0.3@0.9"
+DEMO_BIASED_TENANT = "tenant-1"
 
 
 @app.command()
@@ -421,12 +425,17 @@ def demo(
     first = end - timedelta(days=days - 1)
     config = synthetic.GeneratorConfig(
         seed=seed, start=first, days=days, tenants=2, events_per_day=events_per_day,
-        bias=(synthetic.parse_bias(DEMO_BIAS),),
+        bias=(synthetic.parse_bias(DEMO_BIAS),), rank_bias=(synthetic.parse_rank_bias(DEMO_RANK_BIAS),),
+        score_bias=(synthetic.parse_score_bias(DEMO_SCORE_BIAS),),
+        slate_concentration=(synthetic.parse_slate_concentration(DEMO_SLATES),), biased_tenants=(DEMO_BIASED_TENANT,),
     )  # fmt: skip
     demo_dir = settings.home_dir() / "demo"
     demo_dir.mkdir(exist_ok=True)
     path = demo_dir / f"events-{first}-{end}.csv"
-    console.print(f"[bold]1.[/bold] generating {days} days ({first} .. {end}) with planted bias {DEMO_BIAS}")
+    console.print(
+        f"[bold]1.[/bold] generating {days} days ({first} .. {end}); planted in {DEMO_BIASED_TENANT} only: "
+        f"shortlisting {DEMO_BIAS}, rank {DEMO_RANK_BIAS}, score {DEMO_SCORE_BIAS}, slates {DEMO_SLATES}"
+    )
     count = synthetic.write_events(synthetic.generate_events(config), path, "csv")
     console.print(f"   wrote {count:,} events to {path}")
 
@@ -449,6 +458,54 @@ def demo(
         cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": end, "stage_pair": "shown->shortlisted"})
         findings = cur.fetchall()
     _print_findings(end, findings)
+    _print_risk_and_alerts(end, demo_dir)
+
+
+def _print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
+    """Each tenant's risk level with its top reasons and report; alerts for HIGH and above, as the sensor would."""
+    import os
+
+    from fairness_pipeline.defs.automation import ALERT_LEVEL_ENV, levels_at_or_above
+    from fairness_pipeline.queries import risk as risk_queries
+
+    with _database() as conn, conn.cursor() as cur:
+        cur.execute(risk_queries.ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
+        assessments = cur.fetchall()
+        reports = {}
+        for tenant, *_ in assessments:
+            cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end})
+            row = cur.fetchone()
+            if row:
+                path = demo_dir / f"report-{tenant}-{window_end}.html"
+                path.write_text(row[1], encoding="utf-8")
+                reports[tenant] = path
+    console.print("[bold]5.[/bold] risk per tenant")
+    for tenant, level, score, assessment in assessments:
+        score_text = "no score" if score is None else f"score {score:.2f}"
+        console.print(f"   [bold]{tenant}: {level}[/bold] ({score_text}); report: {reports.get(tenant, 'none')}")
+        for rule in assessment.get("applied_rules", [])[:3]:
+            console.print(f"     - {rule['reason']}")
+
+    levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, "HIGH"))
+    alerting = [(t, lvl, s, a) for t, lvl, s, a in assessments if lvl in levels]
+    if alerting:
+        from fairness_pipeline.definitions import defs
+        from fairness_pipeline.defs.alerting import alert_run_config
+
+        instance = _dagster_instance()
+        job = defs.resolve_job_def("alert_job")
+        for tenant, level, score, assessment in alerting:
+            reasons = [rule["reason"] for rule in assessment.get("applied_rules", [])][:5]
+            config = alert_run_config(tenant, level, window_end.isoformat(), score=score, reasons=reasons,
+                                      report_path=str(reports.get(tenant, "")))  # fmt: skip
+            config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
+            job.execute_in_process(run_config=config, instance=instance)
+    console.print("[bold]6.[/bold] alerts (fairness-pipeline alerts list | show ID | ack ID | resolve ID --note ...)")
+    from fairness_pipeline.cli.alerts import alerts_app
+
+    with suppress(SystemExit):
+        alerts_app(["list", "--status", "all"], standalone_mode=False)
+    console.print("open the Dagster UI on this database with: .venv/bin/fairness-pipeline ui  (http://127.0.0.1:3000)")
 
 
 def _print_stored_summary(rows: list[tuple]) -> None:
