@@ -34,7 +34,15 @@ def days_to_summarise(summarised: set[date], first_day: date, last_day: date, wi
     return (min(lacking) if lacking else first_day), last_day
 
 
-METRIC_ASSETS = ("selection_rate_frames", "impact_ratios", "bias_metrics")
+METRIC_ASSETS = (
+    "selection_rate_frames",
+    "impact_ratios",
+    "bias_metrics",
+    "scoring_rate_ratios",
+    "rank_exposure",
+    "fairness_trends",
+)
+"""Assets whose config takes ``window_days`` (``slate_concentration`` is per day and has no window)."""
 
 
 def run_range(instance, first_day: date, last_day: date, *, window_days: int = 30, database=None) -> list[RunSummary]:

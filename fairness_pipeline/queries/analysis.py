@@ -85,27 +85,41 @@ SELECT day FROM candidate_daily_stages_days WHERE day BETWEEN %(first_day)s AND 
 """
 
 # The population of a stage pair is every candidate with a baseline event in the window, in the groups of its first
-# baseline event; it is selected when it also has a selection event in the window. `firsts` holds, per tenant, stage
-# and candidate, the first occurrence in the window; the stage pairs arrive as three parallel arrays.
+# baseline event; it is selected when it also has a selection event in the window. The stage pairs arrive as three
+# parallel arrays. One sort serves everything: `stages` walks each candidate's rows of the window ordered by stage and
+# time, flags the first row of each stage (whose groups count) and ORs a bit per selection stage present (the bit is
+# the stage's position in `selections`, so up to 62 pairs; other stages set bit 0). `cells` counts candidates per
+# tenant, stage, groups and stage set (a few thousand rows), which the pairs then sum: no join of candidates with
+# candidates, no copy of the population per pair. COLLATE "C" only makes the sort compare bytes.
 WINDOW_CELLS = """
 WITH pairs AS (
     SELECT * FROM unnest(%(pair_names)s::text[], %(baselines)s::text[], %(selections)s::text[])
         AS p(stage_pair, baseline, selection)
 ),
-firsts AS MATERIALIZED (
-    SELECT DISTINCT ON (tenant_id, event_type, candidate_id)
-        tenant_id, event_type, candidate_id, company_tier, experience_band, specialty
+stages AS (
+    SELECT tenant_id, event_type, company_tier, experience_band, specialty,
+           event_type IS DISTINCT FROM lag(event_type) OVER w AS first_of_stage,
+           bit_or(1::bigint << coalesce(array_position(%(selections)s::text[], event_type::text), 0)) OVER w AS stages
     FROM candidate_daily_stages
     WHERE day BETWEEN %(first_day)s AND %(last_day)s
       AND (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
-    ORDER BY tenant_id, event_type, candidate_id, first_at
+    WINDOW w AS (PARTITION BY candidate_id COLLATE "C", tenant_id COLLATE "C" ORDER BY event_type COLLATE "C", first_at
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+),
+cells AS (
+    SELECT tenant_id, event_type, company_tier, experience_band, specialty, stages,
+           count(*) FILTER (WHERE first_of_stage) AS candidates
+    FROM stages
+    GROUP BY tenant_id, event_type, company_tier, experience_band, specialty, stages
 )
-SELECT b.tenant_id, p.stage_pair, b.company_tier, b.experience_band, b.specialty,
-       count(*) AS n, count(s.candidate_id) AS x
-FROM pairs p
-JOIN firsts b ON b.event_type = p.baseline
-LEFT JOIN firsts s ON s.tenant_id = b.tenant_id AND s.event_type = p.selection AND s.candidate_id = b.candidate_id
-GROUP BY b.tenant_id, p.stage_pair, b.company_tier, b.experience_band, b.specialty
+SELECT c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty,
+       sum(c.candidates)::bigint AS n,
+       coalesce(sum(c.candidates) FILTER (
+           WHERE c.stages & (1::bigint << array_position(%(selections)s::text[], p.selection)) <> 0), 0)::bigint AS x
+FROM cells c
+JOIN pairs p ON c.event_type = p.baseline
+GROUP BY c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty
+HAVING sum(c.candidates) > 0
 ORDER BY 1, 2, 3, 4, 5
 """
 

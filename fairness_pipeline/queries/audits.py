@@ -1,0 +1,226 @@
+"""SQL of the audit assets: per-search exposure aggregates, scoring cells, impact-ratio series, and their writes.
+
+Time bounds are UTC instants (``%(window_start)s`` inclusive, ``%(window_stop)s`` exclusive); day bounds are dates.
+The statements aggregate in the database: Python receives one row per search and dimension cell (exposure, slates)
+or per dimension cell (scoring), never one row per event.
+"""
+
+# Shown impressions of the searches that start in [window_start, window_stop) (one day, for search_daily_aggregates):
+# - repeated shown events of one (search, candidate) count once: the first (timestamp, then event_id) is kept;
+# - a search belongs to the UTC day of its first shown event, so its impressions are read from `scan_start` (a day
+#   earlier) to decide where it starts; impressions at or after `window_stop` are not read (the day's snapshot);
+# - a rank below 1 counts as missing (the validation suite rejects them, the rule holds anyway);
+# - merit ranks: a search's scored impressions' ranks sorted ascending are handed out by score descending (ties by
+#   rank, then candidate), `audits.exposure.search_aggregates` being the reference. Scored impressions sort first in
+#   both windows, so the n-th by score gets the n-th smallest rank (nth_value), without a join.
+# Window functions only (no join between intermediate results): every step streams over the sorted impressions. Sums
+# are ordered aggregates so that a re-run gives the same floating-point values whatever the plan.
+SEARCH_AGGREGATES = """
+WITH shown AS (
+    SELECT DISTINCT ON (tenant_id, search_id, candidate_id)
+        tenant_id, search_id, candidate_id, timestamp, company_tier, experience_band, specialty,
+        CASE WHEN rank >= 1 THEN rank END AS rank, score::float8 AS score
+    FROM validated_selection_events
+    WHERE event_type = 'shown' AND timestamp >= %(scan_start)s AND timestamp < %(window_stop)s
+    ORDER BY tenant_id, search_id, candidate_id, timestamp, event_id
+),
+dated AS (
+    SELECT *, min(timestamp) OVER (PARTITION BY tenant_id, search_id) AS search_start,
+           rank IS NOT NULL AND score IS NOT NULL AS is_scored
+    FROM shown
+),
+slotted AS (
+    SELECT *, row_number() OVER (PARTITION BY tenant_id, search_id
+                                 ORDER BY is_scored DESC, score DESC, rank, candidate_id) AS by_score
+    FROM dated
+    WHERE search_start >= %(window_start)s
+),
+merit AS (
+    SELECT *, ln(2::float8) / ln(1 + rank::float8) AS weight,
+           ln(2::float8) / ln(1 + nth_value(rank, by_score::int) OVER (
+               PARTITION BY tenant_id, search_id ORDER BY is_scored DESC, rank, candidate_id
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)::float8) AS merit_weight
+    FROM slotted
+)
+SELECT tenant_id, (search_start AT TIME ZONE 'UTC')::date AS day, search_id, company_tier, experience_band,
+       specialty,
+       count(*) AS shown,
+       count(rank) AS ranked,
+       coalesce(sum(weight ORDER BY candidate_id), 0) AS weight_sum,
+       count(*) FILTER (WHERE rank <= %(top_k)s) AS top_k,
+       count(*) FILTER (WHERE is_scored) AS scored,
+       coalesce(sum(score ORDER BY candidate_id) FILTER (WHERE is_scored), 0) AS score_sum,
+       coalesce(sum(weight ORDER BY candidate_id) FILTER (WHERE is_scored), 0) AS scored_weight_sum,
+       coalesce(sum(merit_weight ORDER BY candidate_id) FILTER (WHERE is_scored), 0) AS merit_weight_sum
+FROM merit
+GROUP BY tenant_id, search_id, search_start, company_tier, experience_band, specialty
+ORDER BY tenant_id, search_id, search_start, company_tier, experience_band, specialty
+"""
+
+SEARCH_AGGREGATE_COLUMNS = """tenant_id, day, search_id, company_tier, experience_band, specialty, shown, ranked,
+    weight_sum, top_k, scored, score_sum, scored_weight_sum, merit_weight_sum"""
+
+DELETE_SEARCH_DAY = "DELETE FROM search_daily_aggregates WHERE day = %(day)s"
+
+INSERT_SEARCH_DAY = f"INSERT INTO search_daily_aggregates ({SEARCH_AGGREGATE_COLUMNS})\n{SEARCH_AGGREGATES}"
+"""The searches that start on the day (``window_start`` .. ``window_stop`` = the day's bounds)."""
+
+RECORD_SEARCH_DAY = """
+INSERT INTO search_daily_aggregates_days (day, searches, aggregate_rows)
+SELECT %(day)s, count(DISTINCT (tenant_id, search_id)), count(*) FROM search_daily_aggregates WHERE day = %(day)s
+ON CONFLICT (day) DO UPDATE
+SET searches = EXCLUDED.searches, aggregate_rows = EXCLUDED.aggregate_rows, aggregated_at = now()
+RETURNING searches
+"""
+
+AGGREGATED_DAYS = """
+SELECT day FROM search_daily_aggregates_days WHERE day BETWEEN %(first_day)s AND %(last_day)s ORDER BY day
+"""
+
+SEARCH_DAYS = f"""
+COPY (
+    SELECT {SEARCH_AGGREGATE_COLUMNS}
+    FROM search_daily_aggregates
+    WHERE day BETWEEN {{first_day}} AND {{last_day}}
+    ORDER BY day, tenant_id, search_id, company_tier, experience_band, specialty
+) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '\\N')
+"""
+"""The stored rows of the days, in a stable order (the exposure bootstrap's float sums follow the row order), through
+COPY: a window holds about one row per impression, and COPY reads them several times faster than a cursor. The two
+placeholders are filled with ``psycopg2.sql.Literal`` values (COPY takes no bind parameters)."""
+
+# The scoring-rate population: every candidate with a shown event in the window, with the dimensions and score of its
+# first shown event (candidate_daily_stages holds each day's first; the earliest day's is the window's first). M is the
+# median of the tenant's scores (percentile_cont ignores NULLs); "above" compares as float8 with M. Both CTEs are
+# materialised: joined to an inlined aggregate, the planner may re-run the median for every candidate (no statistics).
+SCORING_CELLS = """
+WITH firsts AS MATERIALIZED (
+    SELECT DISTINCT ON (tenant_id, candidate_id)
+        tenant_id, company_tier, experience_band, specialty, score::float8 AS score
+    FROM candidate_daily_stages
+    WHERE event_type = 'shown' AND day BETWEEN %(first_day)s AND %(last_day)s
+    ORDER BY tenant_id, candidate_id, first_at
+),
+medians AS MATERIALIZED (
+    SELECT tenant_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY score) AS median_score
+    FROM firsts
+    GROUP BY tenant_id
+)
+SELECT f.tenant_id, f.company_tier, f.experience_band, f.specialty,
+       count(f.score) AS n,
+       count(*) FILTER (WHERE f.score > m.median_score) AS x,
+       count(*) FILTER (WHERE f.score IS NULL) AS missing_score,
+       m.median_score
+FROM firsts f
+JOIN medians m ON m.tenant_id = f.tenant_id
+GROUP BY f.tenant_id, f.company_tier, f.experience_band, f.specialty, m.median_score
+ORDER BY f.tenant_id, f.company_tier, f.experience_band, f.specialty
+"""
+
+DELETE_SCORING_WINDOW = "DELETE FROM scoring_rate_ratios WHERE window_end = %(window_end)s"
+
+INSERT_SCORING = """
+INSERT INTO scoring_rate_ratios (window_end, window_days, tenant_id, dimension, median_score, group_value, n,
+    above_median, missing_score, scoring_rate, share, reference_group, reference_rate, is_reference,
+    excluded_small_share, impact_ratio, adverse_impact, test, statistic, p_value, p_adjusted, adjustment_method,
+    significant, ci_low, ci_high, shortfall, flip_flop, flip_flop_ratio, cohens_h, low_sample, undefined_reason)
+VALUES %s
+"""
+
+SCORING_WINDOW = """
+SELECT tenant_id, dimension, group_value AS "group", median_score, n, above_median, missing_score, scoring_rate, share,
+       reference_group, reference_rate, is_reference, excluded_small_share, impact_ratio, adverse_impact, test,
+       statistic, p_value, p_adjusted, adjustment_method, significant, ci_low, ci_high, shortfall, flip_flop,
+       flip_flop_ratio, cohens_h, low_sample, undefined_reason
+FROM scoring_rate_ratios
+WHERE window_end = %(window_end)s
+ORDER BY tenant_id, dimension, group_value
+"""
+
+DELETE_EXPOSURE_WINDOW = "DELETE FROM rank_exposure WHERE window_end = %(window_end)s"
+
+INSERT_EXPOSURE = """
+INSERT INTO rank_exposure (window_end, window_days, top_k, tenant_id, dimension, group_value, searches, shown, ranked,
+    missing_rank, share, exposure, exposure_ci_low, exposure_ci_high, reference_group, reference_exposure,
+    is_reference, excluded_small_share, exposure_ratio, ratio_ci_low, ratio_ci_high, low_exposure, p_value,
+    p_adjusted, adjustment_method, significant, skew_at_k, skew_ci_low, skew_ci_high, scored, mean_score,
+    treatment_ratio, treatment_ci_low, treatment_ci_high, treatment_p_value, treatment_p_adjusted,
+    treatment_significant, merit_ratio, merit_ci_low, merit_ci_high, merit_p_value, merit_p_adjusted,
+    merit_significant, low_sample, n_boot, undefined_reason, score_undefined_reason)
+VALUES %s
+"""
+
+EXPOSURE_WINDOW = """
+SELECT tenant_id, dimension, group_value AS "group", searches, shown, ranked, missing_rank, share, exposure,
+       exposure_ci_low, exposure_ci_high, reference_group, reference_exposure, is_reference, excluded_small_share,
+       exposure_ratio, ratio_ci_low, ratio_ci_high, low_exposure, p_value, p_adjusted, adjustment_method, significant,
+       top_k, skew_at_k, skew_ci_low, skew_ci_high, scored, mean_score, treatment_ratio, treatment_ci_low,
+       treatment_ci_high, treatment_p_value, treatment_p_adjusted, treatment_significant, merit_ratio, merit_ci_low,
+       merit_ci_high, merit_p_value, merit_p_adjusted, merit_significant, low_sample, n_boot, undefined_reason,
+       score_undefined_reason
+FROM rank_exposure
+WHERE window_end = %(window_end)s
+ORDER BY tenant_id, dimension, group_value
+"""
+
+DELETE_SLATES_DAY = "DELETE FROM slate_concentration WHERE day = %(day)s"
+
+DELETE_SLATE_GROUPS_DAY = "DELETE FROM slate_concentration_groups WHERE day = %(day)s"
+
+INSERT_SLATES = """
+INSERT INTO slate_concentration (concentration, min_slate, tenant_id, day, dimension, searches, assessed, too_small,
+    concentrated, concentrated_share, expected_share, excess_p_value, excess_p_adjusted, excess_significant, top_group,
+    undefined_reason)
+VALUES %s
+"""
+
+INSERT_SLATE_GROUPS = """
+INSERT INTO slate_concentration_groups (tenant_id, day, dimension, group_value, concentrated, share_of_concentrated,
+    share_of_assessed)
+VALUES %s
+"""
+
+SLATES_DAYS = """
+SELECT tenant_id, day, dimension, searches, assessed, too_small, concentrated, concentrated_share, expected_share,
+       excess_p_value, excess_p_adjusted, excess_significant, top_group, undefined_reason
+FROM slate_concentration
+WHERE day BETWEEN %(first_day)s AND %(last_day)s
+ORDER BY tenant_id, day, dimension
+"""
+
+SLATE_GROUPS_DAYS = """
+SELECT tenant_id, day, dimension, group_value AS "group", concentrated, share_of_concentrated, share_of_assessed
+FROM slate_concentration_groups
+WHERE day BETWEEN %(first_day)s AND %(last_day)s
+ORDER BY tenant_id, day, dimension, group_value
+"""
+
+# The impact-ratio series of the daily windows ending in [first_day, last_day], for one window length only (a window
+# of another length is another series).
+IMPACT_SERIES = """
+SELECT tenant_id, stage_pair, dimension, group_value AS "group", window_end, impact_ratio
+FROM impact_ratios
+WHERE window_end BETWEEN %(first_day)s AND %(last_day)s AND window_days = %(window_days)s
+ORDER BY tenant_id, stage_pair, dimension, group_value, window_end
+"""
+
+DELETE_TRENDS_WINDOW = "DELETE FROM fairness_trends WHERE window_end = %(window_end)s"
+
+INSERT_TRENDS = """
+INSERT INTO fairness_trends (window_end, window_days, tenant_id, stage_pair, dimension, group_value, latest_ratio,
+    windows_used, slope_per_day, days_to_threshold, adverse_now, approaching_threshold, trend_undefined_reason,
+    reference_group, n_current, x_current, n_previous, x_previous, ratio_current, ratio_previous, ratio_change,
+    log_change, se, z, p_value, p_adjusted, adjustment_method, significant, worsening, low_sample,
+    wow_undefined_reason)
+VALUES %s
+"""
+
+TRENDS_WINDOW = """
+SELECT tenant_id, stage_pair, dimension, group_value AS "group", latest_ratio, windows_used, slope_per_day,
+       days_to_threshold, adverse_now, approaching_threshold, trend_undefined_reason, reference_group, n_current,
+       x_current, n_previous, x_previous, ratio_current, ratio_previous, ratio_change, log_change, se, z, p_value,
+       p_adjusted, adjustment_method, significant, worsening, low_sample, wow_undefined_reason
+FROM fairness_trends
+WHERE window_end = %(window_end)s
+ORDER BY tenant_id, stage_pair, dimension, group_value
+"""

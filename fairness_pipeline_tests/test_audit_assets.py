@@ -1,0 +1,450 @@
+"""The audit assets on real PostgreSQL through Dagster: planted findings, pandas oracles, trends, idempotent re-runs.
+
+One data set serves most tests (generated and run once per module): two weeks of two tenants, with rank bias
+(company_tier=startup pushed 3 places down), score bias (experience_band=15+ scores 0.1 lower) and concentrated slates
+(20% of searches 90% specialty=backend) planted in tenant-1 only, and in the second week a shortlisting bias on
+experience_band=0-3 (also tenant-1 only), so that its impact ratio drops from one week to the next. Tenant-2 is fair.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import psycopg2
+import pytest
+from psycopg2 import sql
+
+from fairness_pipeline import synthetic
+from fairness_pipeline.audits import exposure, scoring, slates, trends
+from fairness_pipeline.audits._common import stable_seed
+from fairness_pipeline.audits.from_events import first_shown_candidates, shown_impressions, window_cells
+from fairness_pipeline.definitions import build_definitions
+from fairness_pipeline.defs.assets import audits as audit_assets
+from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG, run_range
+from fairness_pipeline.events.vocabulary import DIMENSIONS
+from fairness_pipeline.ingest.frames import load_frames
+from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
+from fairness_pipeline.store.urls import sqlalchemy_url
+from fairness_pipeline_tests.conftest import TEMPLATE
+
+WINDOW = 7
+LAST = date(2026, 3, 18)  # a Wednesday: the slate day has a full weekday's searches
+START = LAST - timedelta(days=2 * WINDOW - 1)  # two weeks: the previous week starts here
+SETTINGS = AnalysisSettings(window_days=WINDOW)
+AUDIT_ASSETS = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "fairness_trends")
+AUDIT_TABLES = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "slate_concentration_groups",
+                "fairness_trends")  # fmt: skip
+PLANTED = {
+    "rank_bias": ("company_tier=startup:3",),
+    "score_bias": ("experience_band=15+:-0.1",),
+    "slate_concentration": ("specialty=backend:0.2",),
+    "biased_tenants": ("tenant-1",),
+}
+
+
+def _admin(url: str, statement: sql.Composable) -> None:
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def module_db_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
+    """A fresh migrated database shared by the tests of this module (the graph runs once)."""
+    name = f"fairness_audits_{uuid.uuid4().hex[:12]}"
+    _admin(
+        pg_admin_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE))
+    )
+    yield urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
+    _admin(pg_admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="module")
+def module_instance(module_db_url: str) -> Iterator[dg.DagsterInstance]:
+    overrides = {"storage": {"postgres": {"postgres_url": sqlalchemy_url(module_db_url)}}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        yield instance
+
+
+def _query(db_url: str, statement: str, params: dict | None = None) -> pd.DataFrame:
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement, params)
+            return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
+    finally:
+        conn.close()
+
+
+def _extra_events(base: pd.DataFrame) -> pd.DataFrame:
+    """Edge cases for the SQL: repeated shown events of one (search, candidate), and a search over midnight."""
+    shown = base[(base["tenant_id"] == "tenant-2") & (base["event_type"] == "shown")]
+    repeats = shown[shown["timestamp"].dt.date == LAST].iloc[:40:4].copy()  # 10 impressions shown again later
+    repeats["event_id"] = [f"repeat-{i}" for i in range(len(repeats))]
+    repeats["timestamp"] = repeats["timestamp"] + pd.Timedelta(seconds=30)
+    repeats["rank"] = pd.array([19] * len(repeats), dtype="Int64")  # a later, worse position: must be ignored
+    midnight = pd.Timestamp(datetime(LAST.year, LAST.month, LAST.day, tzinfo=UTC))
+    over = shown.iloc[:8].copy()  # 8 candidates of one search shown around midnight before LAST
+    over["search_id"] = "srch-over-midnight"
+    over["event_id"] = [f"over-midnight-{i}" for i in range(len(over))]
+    over["timestamp"] = [midnight - pd.Timedelta(seconds=1) + pd.Timedelta(milliseconds=250 * i) for i in range(8)]
+    over["rank"] = pd.array(range(1, 9), dtype="Int64")
+    return pd.concat([repeats, over], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def graph(module_db_url: str, module_instance: dg.DagsterInstance) -> pd.DataFrame:
+    """Generate, load and run the graph for LAST (7-day windows); returns the events as loaded."""
+    common = {"seed": 31, "days": WINDOW, "tenants": 2, "events_per_day": 2500, "candidates_per_tenant": 40_000,
+              **PLANTED}  # fmt: skip
+    first_week = synthetic.GeneratorConfig(start=START, **common)
+    second_week = synthetic.GeneratorConfig(start=START + timedelta(days=WINDOW), bias=("experience_band=0-3:0.4",),
+                                            **common)  # fmt: skip
+    frames = [*synthetic.generate_events(first_week), *synthetic.generate_events(second_week)]
+    events = pd.concat(frames, ignore_index=True)
+    extra = _extra_events(events)
+    conn = psycopg2.connect(module_db_url)
+    try:
+        counts = load_frames(conn, [*frames, extra], source="test")
+    finally:
+        conn.close()
+    assert counts.rejected == 0 and counts.duplicates == 0
+    database = FairnessDatabase(url=module_db_url)
+    defs = build_definitions(database)
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    events_run = defs.resolve_job_def("event_days_job").execute_in_process(
+        instance=module_instance, run_config=quiet,
+        tags={DAGSTER_RANGE_START_TAG: START.isoformat(), DAGSTER_RANGE_END_TAG: LAST.isoformat()},
+    )  # fmt: skip
+    assert events_run.success
+    runs = run_range(module_instance, LAST, LAST, window_days=WINDOW, database=database)
+    assert all(r.success for r in runs), runs
+    return pd.concat([events, extra], ignore_index=True)
+
+
+# --- oracles -----------------------------------------------------------------------------------------------------
+
+
+def _oracle_aggregates(events: pd.DataFrame, first: date, last: date) -> pd.DataFrame:
+    """Per-search aggregates with pandas, following the rules literally: the first shown event of each (search,
+    candidate) counts; a search belongs to the day of its first shown event, with its impressions of that day."""
+    shown = shown_impressions(events).sort_values(["timestamp", "event_id"], kind="stable")
+    shown = shown.drop_duplicates(["tenant_id", "search_id", "candidate_id"])
+    shown["day"] = shown.groupby(["tenant_id", "search_id"])["day"].transform("min")
+    stamp_day = shown["timestamp"].dt.tz_convert("UTC").dt.date
+    keep = (shown["day"] >= first) & (shown["day"] <= last) & (stamp_day == shown["day"])
+    return exposure.search_aggregates(shown[keep], keys=("tenant_id", "day"))
+
+
+def _compare(ours: pd.DataFrame, oracle: pd.DataFrame, keys: list[str]) -> None:
+    """Frames equal row for row after sorting by ``keys``: integers and text exactly, floats to 1e-9."""
+    assert len(ours) == len(oracle) > 0
+    left = ours[list(oracle.columns)].sort_values(keys).reset_index(drop=True)
+    right = oracle.sort_values(keys).reset_index(drop=True)
+    for column in oracle.columns:
+        a, b = left[column], right[column]
+        if pd.api.types.is_float_dtype(b) or pd.api.types.is_float_dtype(a):
+            a, b = pd.to_numeric(a).astype(float).to_numpy(), pd.to_numeric(b).astype(float).to_numpy()
+            assert np.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True), column
+        else:
+            a = a.astype(object).where(a.notna(), None).tolist()
+            b = b.astype(object).where(b.notna(), None).tolist()
+            assert a == b, column
+
+
+def _stored(db_url: str, table: str, where: str, params: dict) -> pd.DataFrame:
+    frame = _query(db_url, f"SELECT * FROM {table} WHERE {where}", params)  # test-only: names are literals
+    return frame.rename(columns={"group_value": "group"}).drop(columns=["computed_at"])
+
+
+def search_days_of(db_url: str, day: date) -> pd.DataFrame:
+    return _query(db_url, "SELECT * FROM search_daily_aggregates WHERE day = %(d)s", {"d": day})
+
+
+def _findings(table: pd.DataFrame, flag: str, significant: str = "significant") -> set[tuple[str, str, str]]:
+    hit = table[table[flag].fillna(False).astype(bool) & table[significant].fillna(False).astype(bool)]
+    return set(zip(hit["tenant_id"], hit["dimension"], hit["group"], strict=True))
+
+
+def _singles(table: pd.DataFrame) -> pd.DataFrame:
+    return table[~table["dimension"].str.contains("+", regex=False)]
+
+
+# --- SQL inputs against pandas --------------------------------------------------------------------------------------
+
+
+def test_search_aggregates_match_the_pandas_reference(graph: pd.DataFrame, module_db_url: str) -> None:
+    conn = psycopg2.connect(module_db_url)
+    try:
+        with conn.cursor() as cur:
+            window = audit_assets.search_aggregates(cur, *SETTINGS.window(LAST))
+            day_before = audit_assets.search_aggregates(cur, LAST - timedelta(days=1), LAST - timedelta(days=1))
+            scoring_sql = audit_assets.scoring_cells(cur, *SETTINGS.window(LAST))
+    finally:
+        conn.close()
+    keys = ["tenant_id", "day", "search_id", *DIMENSIONS]
+    _compare(window, _oracle_aggregates(graph, *SETTINGS.window(LAST)), keys)
+    _compare(day_before, _oracle_aggregates(graph, LAST - timedelta(days=1), LAST - timedelta(days=1)), keys)
+    # The repeated shown events count once (with their first rank); the search over midnight belongs to the day before,
+    # with its 4 impressions of that day (a day's slates stop at midnight).
+    assert window["shown"].sum() == len(shown_impressions(graph, *SETTINGS.window(LAST))) - 10 - 4
+    over = day_before[day_before["search_id"] == "srch-over-midnight"]
+    assert over["shown"].sum() == 4 and (over["day"] == LAST - timedelta(days=1)).all()
+    assert not (search_days_of(module_db_url, LAST)["search_id"] == "srch-over-midnight").any()
+    oracle_cells = scoring.scoring_cells(first_shown_candidates(graph, *SETTINGS.window(LAST)))
+    _compare(scoring_sql, oracle_cells, ["tenant_id", *DIMENSIONS])
+
+
+# --- stored audits against the domain functions on pandas inputs ----------------------------------------------------
+
+
+def test_stored_audits_equal_the_oracle(graph: pd.DataFrame, module_db_url: str) -> None:
+    first, last = SETTINGS.window(LAST)
+    params = {"d": LAST}
+    stored = _stored(module_db_url, "scoring_rate_ratios", "window_end = %(d)s", params)
+    oracle = scoring.scoring_rate_ratios(scoring.scoring_cells(first_shown_candidates(graph, first, last)), SETTINGS)
+    _compare(stored, oracle, ["tenant_id", "dimension", "group"])
+
+    aggregates = _oracle_aggregates(graph, first, last).drop(columns=["day"])
+    seed = stable_seed(0, LAST.isoformat())
+    oracle = exposure.rank_exposure(aggregates, SETTINGS, n_boot=exposure.DEFAULT_N_BOOT, seed=seed)
+    stored = _stored(module_db_url, "rank_exposure", "window_end = %(d)s", params)
+    assert (stored["top_k"] == exposure.DEFAULT_TOP_K).all() and (stored["window_days"] == WINDOW).all()
+    _compare(stored, oracle, ["tenant_id", "dimension", "group"])
+
+    result = slates.slate_concentration(_oracle_aggregates(graph, LAST, LAST), keys=("tenant_id", "day"))
+    _compare(_stored(module_db_url, "slate_concentration", "day = %(d)s", params), result.summary,
+             ["tenant_id", "dimension"])  # fmt: skip
+    _compare(_stored(module_db_url, "slate_concentration_groups", "day = %(d)s", params), result.dominant,
+             ["tenant_id", "dimension", "group"])  # fmt: skip
+
+    weekly = dataclasses.replace(SETTINGS, window_days=7)
+    current = group_counts(window_cells(graph, LAST - timedelta(days=6), LAST), weekly)
+    previous = group_counts(window_cells(graph, LAST - timedelta(days=13), LAST - timedelta(days=7)), weekly)
+    series = _query(module_db_url, "SELECT tenant_id, stage_pair, dimension, group_value AS \"group\", window_end, "
+                    "impact_ratio FROM impact_ratios WHERE window_end = %(d)s", params)  # fmt: skip
+    oracle = trends.fairness_trends(series, current, previous, SETTINGS, as_of=LAST).drop(columns=["as_of"])
+    stored = _stored(module_db_url, "fairness_trends", "window_end = %(d)s", params)
+    _compare(stored, oracle, [*TABLE_KEYS, "group"])
+
+
+# --- planted findings -----------------------------------------------------------------------------------------------
+
+
+def test_planted_score_bias_gives_a_scoring_finding_in_tenant_1_only(graph, module_db_url: str) -> None:
+    table = _singles(_stored(module_db_url, "scoring_rate_ratios", "window_end = %(d)s", {"d": LAST}))
+    assert _findings(table, "adverse_impact") == {("tenant-1", "experience_band", "15+")}
+    row = table.set_index(["tenant_id", "dimension", "group"]).loc[("tenant-1", "experience_band", "15+")]
+    assert row["impact_ratio"] < 0.7 and row["ci_high"] < 0.8
+    assert table["median_score"].notna().all()
+
+
+def test_planted_rank_bias_gives_an_exposure_finding_in_tenant_1_only(graph, module_db_url: str) -> None:
+    table = _singles(_stored(module_db_url, "rank_exposure", "window_end = %(d)s", {"d": LAST}))
+    low = _findings(table, "low_exposure")
+    assert ("tenant-1", "company_tier", "startup") in low
+    # The score bias lowers 15+'s exposure too (its slates are ordered by the lowered scores); nothing else is low.
+    assert low <= {("tenant-1", "company_tier", "startup"), ("tenant-1", "experience_band", "15+")}
+    table = table.assign(below_merit=table["merit_ratio"] < 1)
+    # Ranked below its own scores: only startup (15+ is ranked exactly by its scores, however low).
+    assert _findings(table, "below_merit", "merit_significant") == {("tenant-1", "company_tier", "startup")}
+    startup = table.set_index(["tenant_id", "dimension", "group"]).loc[("tenant-1", "company_tier", "startup")]
+    assert startup["ratio_ci_high"] < 1 and startup["skew_at_k"] < 1 and startup["merit_ci_high"] < 1
+
+
+def test_planted_slate_concentration_is_found_in_tenant_1_only(graph, module_db_url: str) -> None:
+    table = _stored(module_db_url, "slate_concentration", "day = %(d)s", {"d": LAST}).set_index(
+        ["tenant_id", "dimension"]
+    )
+    specialty = table.loc[("tenant-1", "specialty")]
+    share, n = specialty["concentrated_share"], specialty["assessed"]
+    assert abs(share - 0.2) < 3.5 * math.sqrt(0.2 * 0.8 / n) and specialty["top_group"] == "backend"
+    assert bool(specialty["excess_significant"]) and specialty["expected_share"] < 0.01
+    others = table.drop(index=("tenant-1", "specialty"))
+    assert others["concentrated"].sum() <= 1 and not others["excess_significant"].fillna(False).any()
+    groups = _stored(module_db_url, "slate_concentration_groups", "day = %(d)s", {"d": LAST})
+    planted = (groups["tenant_id"] == "tenant-1") & (groups["dimension"] == "specialty")
+    assert groups.loc[planted, "group"].tolist() == ["backend"]
+    assert groups.loc[~planted, "concentrated"].sum() == others["concentrated"].sum()
+
+
+def test_bias_starting_in_the_second_week_is_worsening(graph, module_db_url: str) -> None:
+    table = _stored(module_db_url, "fairness_trends", "window_end = %(d)s", {"d": LAST})
+    headline = _singles(table[table["stage_pair"] == "shown->shortlisted"])
+    assert _findings(headline, "worsening") == {("tenant-1", "experience_band", "0-3")}
+    row = headline.set_index(["tenant_id", "dimension", "group"]).loc[("tenant-1", "experience_band", "0-3")]
+    assert row["ratio_change"] == pytest.approx(0.4, abs=0.2) and row["log_change"] < 0
+    # Tenant-2 is fair in both weeks: at most a stray false positive among its ~36 single-dimension tables.
+    fair = _singles(table[table["tenant_id"] == "tenant-2"])
+    assert fair["p_value"].notna().sum() >= 60
+    assert fair["worsening"].fillna(False).sum() <= 1
+    assert table["worsening"].notna().any() and table["windows_used"].eq(1).any()  # one stored window: no slope
+
+
+# --- the seed-shaped document, metadata, re-runs --------------------------------------------------------------------
+
+
+def test_bias_metrics_documents_carry_the_audits(graph, module_db_url: str, module_instance) -> None:
+    documents = _query(module_db_url, "SELECT tenant_id, metrics_json FROM bias_metrics WHERE window_end = %(d)s "
+                       "ORDER BY tenant_id", {"d": LAST})  # fmt: skip
+    docs = dict(zip(documents["tenant_id"], documents["metrics_json"], strict=True))
+    assert set(docs) == {"tenant-1", "tenant-2"}
+    for document in docs.values():
+        assert {"computed_at", "dimensions", "all_warnings", "any_adverse_impact"} <= set(document)
+        assert set(document["dimensions"]) == set(DIMENSIONS)
+        assert {"scoring_rates", "rank_exposure", "slate_concentration", "trends"} <= set(document)
+        assert "-cand-" not in json.dumps(document)  # no candidate ids
+    biased, fair = docs["tenant-1"], docs["tenant-2"]
+    scoring_doc = biased["scoring_rates"]["dimensions"]["experience_band"]
+    assert scoring_doc["significant_adverse_impact_groups"] == ["15+"] and scoring_doc["impact_ratios"]["15+"] < 0.7
+    assert "startup" in biased["rank_exposure"]["dimensions"]["company_tier"]["significant_low_exposure_groups"]
+    assert biased["rank_exposure"]["dimensions"]["company_tier"]["ranked_below_merit_groups"] == ["startup"]
+    slate_day = biased["slate_concentration"]["dimensions"]["specialty"]["day"]
+    assert slate_day["top_group"] == "backend" and slate_day["excess_significant"] is True
+    assert biased["slate_concentration"]["any_excess_concentration"] is True
+    assert "0-3" in biased["trends"]["dimensions"]["experience_band"]["worsening_groups"]
+    assert not fair["scoring_rates"]["any_significant_adverse_impact"]
+    assert not fair["rank_exposure"]["any_significant_low_exposure"]
+    assert not fair["rank_exposure"]["any_ranked_below_merit"]
+    assert fair["slate_concentration"]["any_excess_concentration"] is False
+    assert not fair["trends"]["dimensions"]["experience_band"]["worsening_groups"]
+
+    expected = {
+        "scoring_rate_ratios": "lowest_scoring_impact_ratio",
+        "rank_exposure": "lowest_exposure_ratio",
+        "slate_concentration": "concentrated_share",
+        "fairness_trends": "worsening_series",
+    }
+    for key, number in expected.items():
+        event = module_instance.get_latest_materialization_event(dg.AssetKey(key))
+        metadata = event.asset_materialization.metadata
+        assert {"dagster/row_count", "dagster/column_schema", "preview", number} <= set(metadata), key
+        assert metadata["dagster/row_count"].value > 0
+    metadata = module_instance.get_latest_materialization_event(dg.AssetKey("rank_exposure")).asset_materialization
+    assert metadata.metadata["lowest_exposure_ratio"].value < 0.8
+    assert "startup" in metadata.metadata["preview"].value
+
+
+def test_rerun_changes_nothing(graph, module_db_url: str, module_instance) -> None:
+    def snapshot() -> dict[str, pd.DataFrame]:
+        result = {}
+        for table in AUDIT_TABLES:
+            frame = _query(module_db_url, f"SELECT * FROM {table}").drop(columns=["computed_at"]).astype(str)
+            result[table] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
+        return result
+
+    before = snapshot()
+    defs = build_definitions(FairnessDatabase(url=module_db_url))
+    window = {"config": {"window_days": WINDOW}}
+    rerun = defs.resolve_job_def("metrics_job").execute_in_process(
+        instance=module_instance, partition_key=LAST.isoformat(),
+        asset_selection=[dg.AssetKey(k) for k in AUDIT_ASSETS],
+        run_config={"ops": {k: window for k in AUDIT_ASSETS if k != "slate_concentration"}},
+    )  # fmt: skip
+    assert rerun.success
+    after = snapshot()
+    for table in AUDIT_TABLES:
+        assert len(before[table]) > 0, table
+        pd.testing.assert_frame_equal(before[table], after[table])
+
+
+# --- approaching threshold: a hand-made impact-ratio series ------------------------------------------------------
+
+
+def test_approaching_threshold_from_the_stored_series(db_url: str) -> None:
+    """Impact ratios stored for 14 windows (no events): the asset fits the slopes of the stored series."""
+    as_of = date(2026, 5, 20)
+    series = {
+        "startup": [0.95 - 0.007 * i for i in range(14)],  # falling towards 0.80: latest 0.859, 8.4 days to go
+        "enterprise": [0.9] * 14,  # flat
+        "other": [0.85 - 0.008 * i for i in range(14)],  # falling, already adverse (0.746)
+        "faang": [1.0] * 14,  # the reference
+    }
+    rows = []
+    for i in range(14):
+        window_end = as_of - timedelta(days=13 - i)
+        for group, values in series.items():
+            rows.append((window_end, 30, "t1", "shown->shortlisted", "company_tier", group, 100, 10, values[i],
+                         group == "faang", False, False))  # fmt: skip
+        # A series of 7-day windows is another series: ignored by a 30-day configuration.
+        rows.append((window_end, 7, "t1", "shown->shortlisted", "company_tier", "unknown", 100, 10, 0.9 - 0.01 * i,
+                     False, False, False))  # fmt: skip
+    conn = psycopg2.connect(db_url)
+    with conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO impact_ratios (window_end, window_days, tenant_id, stage_pair, dimension, group_value, n, x, "
+            "impact_ratio, is_reference, excluded_small_share, low_sample) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            rows,
+        )
+    conn.close()
+    result = dg.materialize(
+        [audit_assets.fairness_trends], partition_key=as_of.isoformat(),
+        resources={"database": FairnessDatabase(url=db_url)},
+    )  # fmt: skip
+    assert result.success
+    stored = _stored(db_url, "fairness_trends", "window_end = %(d)s", {"d": as_of}).set_index("group")
+    assert list(stored.index) == ["enterprise", "faang", "other", "startup"]
+    assert stored["window_days"].eq(30).all() and stored["windows_used"].eq(14).all()
+    startup = stored.loc["startup"]
+    assert startup["latest_ratio"] == pytest.approx(0.859)
+    assert startup["slope_per_day"] == pytest.approx(-0.007)
+    assert startup["days_to_threshold"] == pytest.approx(0.059 / 0.007)
+    assert bool(startup["approaching_threshold"]) and not bool(startup["adverse_now"])
+    assert not bool(stored.loc["enterprise", "approaching_threshold"])
+    assert bool(stored.loc["other", "adverse_now"]) and not bool(stored.loc["other", "approaching_threshold"])
+    assert stored["wow_undefined_reason"].isna().all() and stored["worsening"].isna().all()  # no week counts at all
+    metadata = result.asset_materializations_for_node("fairness_trends")[0].metadata
+    assert metadata["approaching_threshold_series"].value == 1 and metadata["worsening_series"].value == 0
+    assert len(metadata["missing_upstream_days"].value[as_of.isoformat()]) == 14
+
+
+# --- the asset module's fast paths against the domain functions ----------------------------------------------------
+
+
+def test_window_group_counts_equals_group_counts() -> None:
+    config = synthetic.GeneratorConfig(seed=3, start=START, days=3, tenants=2, events_per_day=800)
+    events = pd.concat(synthetic.generate_events(config), ignore_index=True)
+    cells = window_cells(events, START, START + timedelta(days=2))
+    cells.loc[cells.index[::5], "specialty"] = ""  # blank values are unknown, as null ones
+    for settings in (SETTINGS, dataclasses.replace(SETTINGS, intersections=False)):
+        expected = group_counts(cells, settings)
+        pd.testing.assert_frame_equal(audit_assets.window_group_counts(cells, settings), expected)
+    empty = cells.iloc[:0]
+    pd.testing.assert_frame_equal(audit_assets.window_group_counts(empty, SETTINGS), group_counts(empty, SETTINGS))
+
+
+def test_series_slopes_equal_ratio_slopes() -> None:
+    rng = np.random.default_rng(5)
+    as_of = date(2026, 4, 1)
+    rows = []
+    for tenant in ("t1", "t2"):
+        for index in range(150):
+            days = rng.choice(np.arange(-16, 1), size=int(rng.integers(1, 17)), replace=False)
+            slope = rng.uniform(-0.02, 0.01)
+            for day in days:
+                value = np.nan if rng.random() < 0.1 else 0.9 + slope * (day + 16) + rng.normal(0, 0.02)
+                rows.append((tenant, "shown->clicked", "company_tier", f"g{index}", as_of + timedelta(days=int(day)),
+                             value))  # fmt: skip
+    series = pd.DataFrame(rows, columns=[*TABLE_KEYS, "group", "window_end", "impact_ratio"])
+    for options in ({}, {"horizon_days": 10.0, "min_points": 3, "threshold": 0.85}):
+        ours = audit_assets.series_slopes(series, as_of=as_of, keys=list(TABLE_KEYS), **options)
+        expected = trends.ratio_slopes(series, as_of=as_of, **options)
+        pd.testing.assert_frame_equal(ours, expected, check_exact=True)
+        assert ours["approaching_threshold"].fillna(False).any()
+    with pytest.raises(ValueError, match="more than one row"):
+        audit_assets.series_slopes(pd.concat([series, series]), as_of=as_of, keys=list(TABLE_KEYS))
