@@ -42,8 +42,8 @@ LAST = date(2026, 3, 18)  # a Wednesday: the slate day has a full weekday's sear
 START = LAST - timedelta(days=2 * WINDOW - 1)  # two weeks: the previous week starts here
 SETTINGS = AnalysisSettings(window_days=WINDOW)
 AUDIT_ASSETS = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "fairness_trends")
-AUDIT_TABLES = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "slate_concentration_groups",
-                "fairness_trends")  # fmt: skip
+AUDIT_TABLES = ("search_daily_aggregates", "scoring_rate_ratios", "rank_exposure", "slate_concentration",
+                "slate_concentration_groups", "fairness_trends")  # fmt: skip
 PLANTED = {
     "rank_bias": ("company_tier=startup:3",),
     "score_bias": ("experience_band=15+:-0.1",),
@@ -313,6 +313,7 @@ def test_bias_metrics_documents_carry_the_audits(graph, module_db_url: str, modu
     assert scoring_doc["significant_adverse_impact_groups"] == ["15+"] and scoring_doc["impact_ratios"]["15+"] < 0.7
     assert "startup" in biased["rank_exposure"]["dimensions"]["company_tier"]["significant_low_exposure_groups"]
     assert biased["rank_exposure"]["dimensions"]["company_tier"]["ranked_below_merit_groups"] == ["startup"]
+    assert None not in biased["rank_exposure"]["dimensions"]["company_tier"]["undefined"].values()
     slate_day = biased["slate_concentration"]["dimensions"]["specialty"]["day"]
     assert slate_day["top_group"] == "backend" and slate_day["excess_significant"] is True
     assert biased["slate_concentration"]["any_excess_concentration"] is True
@@ -343,12 +344,18 @@ def test_rerun_changes_nothing(graph, module_db_url: str, module_instance) -> No
     def snapshot() -> dict[str, pd.DataFrame]:
         result = {}
         for table in AUDIT_TABLES:
-            frame = _query(module_db_url, f"SELECT * FROM {table}").drop(columns=["computed_at"]).astype(str)
+            frame = _query(module_db_url, f"SELECT * FROM {table}").drop(columns=["computed_at"], errors="ignore")
+            frame = frame.astype(str)  # exact text of every value
             result[table] = frame.sort_values(list(frame.columns)).reset_index(drop=True)
         return result
 
     before = snapshot()
     defs = build_definitions(FairnessDatabase(url=module_db_url))
+    searches = defs.resolve_job_def("event_days_job").execute_in_process(
+        instance=module_instance, partition_key=LAST.isoformat(),
+        asset_selection=[dg.AssetKey("search_daily_aggregates")],
+    )  # fmt: skip
+    assert searches.success
     window = {"config": {"window_days": WINDOW}}
     rerun = defs.resolve_job_def("metrics_job").execute_in_process(
         instance=module_instance, partition_key=LAST.isoformat(),

@@ -258,7 +258,9 @@ def exposure_dimension_metrics(table: pd.DataFrame) -> dict[str, Any]:
         "ranked_below_merit_groups": table.loc[below_merit, "group"].tolist(),
         "low_sample_groups": ranked.loc[ranked["low_sample"].astype(bool), "group"].tolist(),
         "undefined": {
-            g: r for g, r, n in zip(table["group"], table["undefined_reason"], table["shown"], strict=True) if r and n
+            g: r
+            for g, r, n in zip(table["group"], table["undefined_reason"], table["shown"], strict=True)
+            if pd.notna(r) and n
         },
     }
 

@@ -1,7 +1,10 @@
 """Audit assets: LL144 scoring rates, rank exposure, concentrated slates and impact-ratio trends, per UTC day.
 
-SQL aggregates the events (per search and dimension cell, or per dimension cell); the statistics are those of
-``fairness_pipeline.audits``. Every asset replaces its partition's rows, so re-runs never duplicate.
+``search_daily_aggregates`` (event layer) sums each day's searches per dimension cell once; ``rank_exposure`` reads
+30 days of them and ``slate_concentration`` one. ``scoring_rate_ratios`` counts candidates from
+``candidate_daily_stages``; ``fairness_trends`` reads the stored impact ratios and two 7-day windows of candidate
+counts. SQL does the aggregating, the statistics are those of ``fairness_pipeline.audits``, and every asset replaces
+its partition's rows, so re-runs never duplicate.
 """
 
 import dataclasses
@@ -27,19 +30,23 @@ from fairness_pipeline.defs.assets.metrics import (
     window_mapping,
 )
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
-from fairness_pipeline.defs.partitions import daily_partitions, day_bounds, downstream_automation, partition_days
-from fairness_pipeline.defs.partitions import single_run as single_run_backfill
+from fairness_pipeline.defs.partitions import (
+    daily_partitions,
+    day_bounds,
+    downstream_automation,
+    partition_days,
+    single_run,
+)
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
-from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
 from fairness_pipeline.queries import audits as q
 
 GROUP = "audits"
 WEEK_DAYS = 7
 SEARCH_LOOKBACK = timedelta(days=1)
-"""Shown events are read from this long before a window so that a search running over midnight is assigned to the
-day of its first shown event (and left out of a window that starts after it)."""
+"""Shown events are read from this long before a day so that a search running over midnight belongs to the day of its
+first shown event only."""
 
 previous_day_mapping = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
@@ -100,10 +107,6 @@ def _flag(frame: pd.DataFrame, column: str) -> pd.Series:
     return frame[column].astype("boolean").fillna(False).astype(bool)
 
 
-def _singles(frame: pd.DataFrame) -> pd.Series:
-    return ~frame["dimension"].str.contains(INTERSECTION_SEPARATOR, regex=False)
-
-
 def _min_or_nan(values: list[float]) -> float:
     defined = [float(v) for v in values if pd.notna(v)]
     return min(defined, default=float("nan"))
@@ -115,14 +118,14 @@ SEARCH_TEXT_COLUMNS = ("tenant_id", "search_id", *DIMENSIONS)
 
 def search_aggregates(cur, first_day: date, last_day: date) -> pd.DataFrame:
     """The stored per (tenant, day, search, dimension values) sums of the searches that start in the days
-    (``audits.exposure.AGGREGATE_COLUMNS``), in a stable order; missing dimension values are NA."""
+    (``audits.exposure.AGGREGATE_COLUMNS``), in a stable order; missing dimension values are NaN."""
     statement = sql.SQL(q.SEARCH_DAYS).format(first_day=sql.Literal(first_day), last_day=sql.Literal(last_day))
     buffer = io.StringIO()
     cur.copy_expert(statement.as_string(cur.connection), buffer)
     buffer.seek(0)
     frame = pd.read_csv(
         buffer,
-        dtype={c: "string" for c in (*SEARCH_TEXT_COLUMNS, "day")},
+        dtype={c: object for c in (*SEARCH_TEXT_COLUMNS, "day")},  # plain str: the audits group them fastest
         keep_default_na=False,
         na_values=[NULL_MARKER],
         float_precision="round_trip",  # the exact doubles PostgreSQL printed (shortest round-trip text)
@@ -154,7 +157,7 @@ SEARCH_SCHEMA = column_schema(
     deps=[dg.AssetDep("validated_selection_events", partition_mapping=previous_day_mapping)],
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
+    backfill_policy=single_run,
     group_name="events",
     kinds={"postgres"},
     description="Per tenant, day, search and combination of dimension values: sums over the search's shown "
@@ -214,7 +217,7 @@ SCORING_INSERT_COLUMNS = ["tenant_id", "dimension", *scoring.SCORING_COLUMNS[1:]
     deps=[dg.AssetDep("candidate_daily_stages", partition_mapping=window_mapping)],
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
+    backfill_policy=single_run,
     group_name=GROUP,
     kinds={"postgres", "scipy"},
     description="LL144 scoring rates: the share of each group's candidates scoring above the window's median score "
@@ -285,7 +288,7 @@ EXPOSURE_INSERT_COLUMNS = ["tenant_id", *exposure.EXPOSURE_COLUMNS]
     deps=[dg.AssetDep(search_daily_aggregates, partition_mapping=window_mapping)],
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
+    backfill_policy=single_run,
     group_name=GROUP,
     kinds={"postgres", "numpy"},
     description="Position-discounted exposure (1 / log2(1 + rank)) per group over the window's shown impressions, "
@@ -371,7 +374,7 @@ SLATE_GROUP_INSERT_COLUMNS = ["tenant_id", "day", *slates.DOMINANT_COLUMNS]
     deps=[search_daily_aggregates],
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
+    backfill_policy=single_run,
     group_name=GROUP,
     kinds={"postgres", "scipy"},
     description="Per tenant, day and dimension: the number and share of searches whose shown slate has more than "
@@ -444,7 +447,7 @@ TREND_INSERT_COLUMNS = [*TABLE_KEYS, "group", *trends.SLOPE_COLUMNS[2:], *trends
     ],
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
-    backfill_policy=single_run_backfill,
+    backfill_policy=single_run,
     group_name=GROUP,
     kinds={"postgres", "scipy"},
     description="Per tenant, stage pair, dimension and group: the impact-ratio series of the daily windows ending in "
