@@ -11,6 +11,8 @@ Model, per tenant and UTC day:
   (ranks 1..n; scores fall with rank, plus noise, 4 decimals in [0, 1]).
 - Funnel: shown -> clicked with ``CLICK_PROB_TOP * rank ** -CLICK_RANK_DECAY``, then each later stage with the
   conditional probability in ``STAGE_PROBS``, times the factors of matching ``PlantedBias`` entries (capped at 1).
+  A ``drift`` entry (also a ``PlantedBias``) is a bias that grows: its factor goes in a straight line from 1 on the
+  first day to ``factor`` on the last day, so the group's impact ratio sinks week after week.
   A later stage happens ``STAGE_LAG_SECONDS`` after the previous one and repeats the search_id, rank, score and
   dimensions of the shown event.
 - Optional planted ranking effects, applied to each slate in this order (none of them is used by default):
@@ -294,6 +296,8 @@ class GeneratorConfig:
     slate_size: int = 20
     unknown_share: float = 0.02
     bias: tuple[PlantedBias, ...] = field(default=())
+    drift: tuple[PlantedBias, ...] = field(default=())
+    """Biases that grow: the factor applied on day i of n is 1 + (factor - 1) * i / (n - 1)."""
     rank_bias: tuple[RankBias, ...] = field(default=())
     score_bias: tuple[ScoreBias, ...] = field(default=())
     slate_concentration: tuple[ConcentrationBias, ...] = field(default=())
@@ -313,10 +317,11 @@ class GeneratorConfig:
             raise ValueError(f"unknown_share must be in [0, 1), got {self.unknown_share!r}")
         if self.candidates_per_tenant is not None and self.candidates_per_tenant < self.slate_size:
             raise ValueError("candidates_per_tenant must be at least slate_size")
-        biases = tuple(parse_bias(b) if isinstance(b, str) else b for b in self.bias)
-        if not all(isinstance(b, PlantedBias) for b in biases):
-            raise TypeError("bias entries must be PlantedBias or 'dimension=group:factor' strings")
-        object.__setattr__(self, "bias", biases)
+        for name in ("bias", "drift"):
+            biases = tuple(parse_bias(b) if isinstance(b, str) else b for b in getattr(self, name))
+            if not all(isinstance(b, PlantedBias) for b in biases):
+                raise TypeError(f"{name} entries must be PlantedBias or 'dimension=group:factor' strings")
+            object.__setattr__(self, name, biases)
         for name, kind, parse in (
             ("rank_bias", RankBias, parse_rank_bias),
             ("score_bias", ScoreBias, parse_score_bias),
@@ -413,6 +418,11 @@ class _Tenant:
             code = -1 if bias.group == UNKNOWN_GROUP else values.index(bias.group)
             multiplier = self.bias_multipliers.setdefault(bias.stage, np.ones(pool))
             multiplier[self.dims[bias.dimension] == code] *= bias.factor
+        self.drifts: list[tuple[str, np.ndarray, float]] = []
+        """(stage, candidates of the group, factor on the last day) of each drift."""
+        for bias in config.drift if planted else ():
+            code = -1 if bias.group == UNKNOWN_GROUP else DIMENSION_VALUES[bias.dimension].index(bias.group)
+            self.drifts.append((bias.stage, self.dims[bias.dimension] == code, bias.factor))
         rank_bias, score_bias = (config.rank_bias, config.score_bias) if planted else ((), ())
         self.rank_push = self._per_candidate([(b.dimension, b.group, b.positions) for b in rank_bias])
         self.score_shift = self._per_candidate([(b.dimension, b.group, b.shift) for b in score_bias])
@@ -472,6 +482,17 @@ def _plant_ranking(
     return slates, scores
 
 
+def _day_multiplier(config: GeneratorConfig, tenant: _Tenant, stage: str, day_index: int) -> np.ndarray | None:
+    """Per-candidate factor of ``stage`` on day ``day_index``: the fixed biases times the drifts' factors of the day."""
+    multiplier = tenant.bias_multipliers.get(stage)
+    progress = day_index / (config.days - 1) if config.days > 1 else 1.0
+    for drift_stage, members, factor in tenant.drifts:
+        if drift_stage == stage:
+            multiplier = np.ones(members.size) if multiplier is None else multiplier.copy()
+            multiplier[members] *= 1.0 + (factor - 1.0) * progress
+    return multiplier
+
+
 def _simulate_day(config: GeneratorConfig, tenant: _Tenant, day_index: int, day: dt.date) -> _Batch:
     """All funnel events caused by one tenant's searches of one day (later stages may fall on later days)."""
     rng = np.random.default_rng([config.seed, 1, tenant.index, day_index])
@@ -508,7 +529,7 @@ def _simulate_day(config: GeneratorConfig, tenant: _Tenant, day_index: int, day:
         probs = (
             click_probs[shown["rank"][current] - 1] if stage == "clicked" else np.full(current.size, STAGE_PROBS[stage])
         )
-        multiplier = tenant.bias_multipliers.get(stage)
+        multiplier = _day_multiplier(config, tenant, stage, day_index)
         if multiplier is not None:
             probs = np.minimum(probs * multiplier[shown["cand"][current]], 1.0)
         kept = rng.random(current.size) < probs

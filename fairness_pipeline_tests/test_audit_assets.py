@@ -423,18 +423,6 @@ def test_approaching_threshold_from_the_stored_series(db_url: str) -> None:
 # --- the asset module's fast paths against the domain functions ----------------------------------------------------
 
 
-def test_window_group_counts_equals_group_counts() -> None:
-    config = synthetic.GeneratorConfig(seed=3, start=START, days=3, tenants=2, events_per_day=800)
-    events = pd.concat(synthetic.generate_events(config), ignore_index=True)
-    cells = window_cells(events, START, START + timedelta(days=2))
-    cells.loc[cells.index[::5], "specialty"] = ""  # blank values are unknown, as null ones
-    for settings in (SETTINGS, dataclasses.replace(SETTINGS, intersections=False)):
-        expected = group_counts(cells, settings)
-        pd.testing.assert_frame_equal(audit_assets.window_group_counts(cells, settings), expected)
-    empty = cells.iloc[:0]
-    pd.testing.assert_frame_equal(audit_assets.window_group_counts(empty, SETTINGS), group_counts(empty, SETTINGS))
-
-
 def test_series_slopes_equal_ratio_slopes() -> None:
     rng = np.random.default_rng(5)
     as_of = date(2026, 4, 1)

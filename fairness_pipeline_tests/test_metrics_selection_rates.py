@@ -141,3 +141,44 @@ def test_counts_feed_selection_rates() -> None:
     assert rates["faang"] == 5 / 6
     assert rates["startup"] == 6 / 22
     assert rates[UNKNOWN_GROUP] == 0.0
+
+
+def test_group_counts_of_all_tables_equal_per_table_sums() -> None:
+    """``window.group_counts`` (one grouping per dimension for every tenant and stage pair) against a per-table loop of
+    ``counts_by_dimension`` with the allowed values of single dimensions appended as empty groups."""
+    from fairness_pipeline.events.vocabulary import DIMENSION_VALUES
+    from fairness_pipeline.metrics.window import AnalysisSettings, group_counts
+
+    rng = np.random.default_rng(3)
+    size = 400
+    cells = pd.DataFrame(
+        {
+            "tenant_id": rng.choice(["t1", "t2"], size),
+            "stage_pair": rng.choice(["shown->clicked", "shown->shortlisted"], size),
+            "company_tier": rng.choice([*DIMENSION_VALUES["company_tier"][:3], None], size),  # 'other' never seen
+            "experience_band": rng.choice(DIMENSION_VALUES["experience_band"], size),
+            "specialty": rng.choice(["backend", "ml", "", None], size),  # blank and null are unknown
+            "n": rng.integers(0, 50, size),
+        }
+    )
+    cells["x"] = (cells["n"] * rng.random(size)).astype(int)
+    for intersections in (True, False):
+        settings = AnalysisSettings(intersections=intersections)
+        expected = []
+        for (tenant, pair), table in cells.groupby(["tenant_id", "stage_pair"], sort=True):
+            for dims in analysis_dimensions(settings.dimensions, pairs=intersections):
+                counts = counts_by_dimension(table, dims)
+                if len(dims) == 1:
+                    absent = [g for g in DIMENSION_VALUES[dims[0]] if g not in set(counts["group"])]
+                    counts = pd.concat([counts, _counts([(g, 0, 0) for g in absent])], ignore_index=True)
+                counts = counts.sort_values("group", ignore_index=True)
+                expected.append(counts.assign(tenant_id=tenant, stage_pair=pair, dimension=dimension_name(dims)))
+        oracle = pd.concat(expected, ignore_index=True)[["tenant_id", "stage_pair", "dimension", "group", "n", "x"]]
+        oracle[["n", "x"]] = oracle[["n", "x"]].astype("int64")
+        got = group_counts(cells, settings)
+        pd.testing.assert_frame_equal(got, oracle.astype({c: object for c in ("tenant_id", "stage_pair", "dimension",
+                                                                               "group")}))
+        assert (got.loc[got["group"] == "other", "n"] == 0).all()
+        assert {"unknown"} <= set(got.loc[got["dimension"] == "specialty", "group"])
+    empty = group_counts(cells.iloc[:0], AnalysisSettings())
+    assert list(empty.columns) == ["tenant_id", "stage_pair", "dimension", "group", "n", "x"] and empty.empty

@@ -209,6 +209,29 @@ def test_bias_on_a_later_stage() -> None:
     assert click_rate["15+"] / click_rate.drop("15+").max() == pytest.approx(0.5, abs=0.08)
 
 
+def test_drift_moves_the_factor_from_one_to_the_last_day_value() -> None:
+    """Day i of n applies 1 + (factor - 1) * i / (n - 1): 1.0, 0.6 and 0.2 on days 0, 2 and 4 of five."""
+    config = GeneratorConfig(
+        seed=5,
+        start=dt.date(2026, 1, 5),
+        days=5,
+        tenants=1,
+        events_per_day=20_000,  # Monday to Friday
+        drift=("experience_band=15+:0.2@clicked",),
+    )
+    events = pd.concat(generate_events(config), ignore_index=True)
+    events = events.astype({"experience_band": object}).fillna({"experience_band": "unknown"})
+    events["day"] = pd.to_datetime(events["timestamp"], utc=True).dt.date
+    counts = events.groupby(["day", "experience_band", "event_type"]).size().unstack()
+    for day_index, expected in ((0, 1.0), (2, 0.6), (4, 0.2)):
+        day = config.start + dt.timedelta(days=day_index)
+        click_rate = (counts.loc[day, "clicked"] / counts.loc[day, "shown"]).drop("unknown")
+        assert click_rate["15+"] / click_rate.drop("15+").mean() == pytest.approx(expected, abs=0.1), day_index
+    assert GeneratorConfig(drift=("company_tier=startup:0.5",)).drift == (PlantedBias("company_tier", "startup", 0.5),)
+    with pytest.raises(ValueError, match="unknown group"):
+        GeneratorConfig(drift=("company_tier=google:0.5",))
+
+
 # --- configuration and parsing -------------------------------------------------------------------------------------
 
 

@@ -6,11 +6,9 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 
-from fairness_pipeline.events.vocabulary import UNKNOWN_GROUP
 from fairness_pipeline.metrics.impact import benjamini_hochberg, holm
-from fairness_pipeline.metrics.selection_rates import GROUP_SEPARATOR, analysis_dimensions, dimension_name
+from fairness_pipeline.metrics.selection_rates import analysis_dimensions, dimension_name, group_labels
 
 __all__ = [
     "adjust_p_values",
@@ -20,23 +18,6 @@ __all__ = [
     "group_labels",
     "stable_seed",
 ]
-
-
-def group_labels(frame: pd.DataFrame, dimensions: Sequence[str]) -> pd.Series:
-    """Group label of each row for a dimension or intersection, with the rules of ``counts_by_dimension``.
-
-    A null or blank value is ``unknown``; intersection values are joined with ``|`` in the order of ``dimensions``.
-    """
-    missing = [d for d in dimensions if d not in frame.columns]
-    if missing:
-        raise ValueError(f"frame lacks dimension columns {missing}")
-    label: pd.Series | None = None
-    for dim in dimensions:
-        values = frame[dim].astype(object).where(frame[dim].notna(), UNKNOWN_GROUP).astype(str)
-        values = values.where(values.str.strip() != "", UNKNOWN_GROUP)
-        label = values if label is None else label + GROUP_SEPARATOR + values
-    assert label is not None
-    return label.astype(object)
 
 
 def adjust_p_values(p_values: Sequence[float], intersectional: bool) -> tuple[list[float], str]:

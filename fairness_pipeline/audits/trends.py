@@ -34,8 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from fairness_pipeline.audits._common import adjust_p_values
-from fairness_pipeline.metrics.impact import impact_ratio_table
+from fairness_pipeline.metrics.impact import adjusted_p_values, impact_ratio_tables
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR, validate_counts
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings
 
@@ -90,104 +89,107 @@ def week_over_week(
     *,
     keys: Sequence[str] = TABLE_KEYS,
 ) -> pd.DataFrame:
-    """Week-over-week change of impact ratios per table and group (see the module doc).
+    """Week-over-week change of impact ratios per table and group (see the module doc), vectorised over all tables.
 
     ``current`` and ``previous``: ``keys`` + group, n, x, the per-group counts of the two 7-day windows (e.g.
     ``metrics.window.group_counts`` of each window's cells). Returns ``keys`` + :data:`WOW_COLUMNS`, one row per group
-    of the current week.
+    of the current week, sorted by ``keys``.
     """
     settings = settings or AnalysisSettings()
     keys = list(keys)
     cur = validate_counts(current, keys)
     prev = validate_counts(previous, keys)
-    before: dict[tuple, tuple[int, int]] = {
-        (*k, g): (x, n) for *k, g, n, x in zip(*(prev[c].tolist() for c in [*keys, "group", "n", "x"]), strict=True)
-    }  # (keys..., group) -> (x, n) of the previous week
-    rows: list[dict[str, Any]] = []
-    grouped = cur.groupby(keys, sort=True, dropna=False) if keys else [((), cur)]
-    for key_values, table in grouped:
-        key_values = key_values if isinstance(key_values, tuple) else (key_values,)
-        prefix = dict(zip(keys, key_values, strict=True))
-        intersectional = INTERSECTION_SEPARATOR in str(prefix.get("dimension", ""))
-        previous_of = {g: before.get((*key_values, g), (0, 0)) for g in table["group"]}
-        for row in _wow_rows(table[["group", "n", "x"]], previous_of, before, key_values, settings, intersectional):
-            rows.append({**prefix, **row})
-    out = pd.DataFrame(rows, columns=[*keys, *WOW_COLUMNS])
-    for col in ("n_current", "x_current", "n_previous", "x_previous"):
-        out[col] = out[col].astype("int64")
-    for col in ("ratio_current", "ratio_previous", "ratio_change", "log_change", "se", "z", "p_value", "p_adjusted"):
-        out[col] = out[col].astype(float)
-    for col in ("significant", "worsening"):
-        out[col] = pd.array([None if v is None else bool(v) for v in out[col]], dtype="boolean")
-    out["low_sample"] = out["low_sample"].astype(bool)
-    for col in ("group", "reference_group", "adjustment_method", "wow_undefined_reason"):
-        out[col] = out[col].astype(object)
-    return out
-
-
-def log_ratio_change(
-    current: tuple[int, int, int, int], previous: tuple[int, int, int, int]
-) -> tuple[float, float, float, float]:
-    """(d, se, z, p) for two weeks' (x_g, n_g, x_r, n_r); requires n_g, n_r > 0 and x_r > 0 in both weeks."""
-    log_ratios, variances = [], []
-    for x_g, n_g, x_r, n_r in (current, previous):
-        a, b, c, d = float(x_g), float(n_g), float(x_r), float(n_r)
-        if x_g == 0 or x_r == 0:
-            a, b, c, d = a + 0.5, b + 1.0, c + 0.5, d + 1.0
-        log_ratios.append(math.log((a / b) / (c / d)))
-        variances.append(1 / a - 1 / b + 1 / c - 1 / d)
-    change = log_ratios[0] - log_ratios[1]
-    se = math.sqrt(sum(variances))
-    z = change / se if se > 0 else (0.0 if change == 0 else math.copysign(math.inf, change))
-    return change, se, z, float(2 * norm.sf(abs(z)))
-
-
-def _wow_rows(
-    current: pd.DataFrame,
-    previous_of: dict[str, tuple[int, int]],
-    before: dict[tuple, tuple[int, int]],
-    key_values: tuple,
-    settings: AnalysisSettings,
-    intersectional: bool,
-) -> list[dict[str, Any]]:
-    """Rows of one (tenant, stage pair, dimension) table; ``before`` maps (keys..., group) to the previous (x, n)."""
-    impacts = impact_ratio_table(
-        current, intersectional=intersectional, alpha=settings.alpha, threshold=settings.threshold,
+    if keys:
+        cur = cur.sort_values(keys, kind="stable", ignore_index=True)
+    intersectional = (
+        cur["dimension"].astype(str).str.contains(INTERSECTION_SEPARATOR, regex=False).to_numpy(dtype=bool)
+        if "dimension" in keys else False
+    )  # fmt: skip
+    impacts = impact_ratio_tables(
+        cur, keys, intersectional=intersectional, alpha=settings.alpha, threshold=settings.threshold,
         min_share=settings.min_share, min_sample=settings.min_sample,
     )  # fmt: skip
-    reference = impacts["reference_group"].dropna()
-    ref = str(reference.iloc[0]) if len(reference) else None
-    counts_now = {g: (x, n) for g, n, x in zip(current["group"], current["n"], current["x"], strict=True)}
-    x_r, n_r = counts_now.get(ref, (0, 0)) if ref is not None else (0, 0)
-    x_rp, n_rp = before.get((*key_values, ref), (0, 0)) if ref is not None else (0, 0)
-    rows = []
-    for item in impacts.itertuples(index=False):
-        x_p, n_p = previous_of.get(item.group, (0, 0))
-        row: dict[str, Any] = dict.fromkeys(WOW_COLUMNS)
-        row.update(group=item.group, reference_group=ref, n_current=item.n, x_current=item.x, n_previous=n_p,
-                   x_previous=x_p, low_sample=min(item.n, n_p) < settings.min_sample)  # fmt: skip
-        if item.undefined_reason is not None:
-            row["wow_undefined_reason"] = f"current week: {item.undefined_reason}"
-        elif item.is_reference:
-            row["wow_undefined_reason"] = "reference group"
-        elif n_p == 0:
-            row["wow_undefined_reason"] = "no candidates in the previous week"
-        elif n_rp == 0 or x_rp == 0:
-            row["wow_undefined_reason"] = "reference selection rate is 0 in the previous week"
-        else:
-            row["ratio_current"] = (item.x * n_r) / (item.n * x_r)
-            row["ratio_previous"] = (x_p * n_rp) / (n_p * x_rp)
-            row["ratio_change"] = row["ratio_current"] / row["ratio_previous"] if x_p else math.nan
-            change, se, z, p = log_ratio_change((item.x, item.n, x_r, n_r), (x_p, n_p, x_rp, n_rp))
-            row.update(log_change=change, se=se, z=z, p_value=p)
-        rows.append(row)
-    tested = [row for row in rows if row["p_value"] is not None]
-    if tested:
-        adjusted, method = adjust_p_values([row["p_value"] for row in tested], intersectional)
-        for row, p in zip(tested, adjusted, strict=True):
-            row.update(p_adjusted=p, adjustment_method=method, significant=p < settings.alpha)
-            row["worsening"] = row["significant"] and row["log_change"] < 0
-    return rows
+    x, n = impacts["x"].to_numpy(dtype=np.int64), impacts["n"].to_numpy(dtype=np.int64)
+    x_r, n_r = _counts_of(cur, impacts, keys, "reference_group")
+    x_p, n_p = _counts_of(prev, impacts, keys, "group")
+    x_rp, n_rp = _counts_of(prev, impacts, keys, "reference_group")
+
+    out = impacts[[*keys, "group", "reference_group"]].copy()
+    out["n_current"], out["x_current"], out["n_previous"], out["x_previous"] = n, x, n_p, x_p
+    reasons = np.full(len(out), None, dtype=object)
+    for applies, reason in reversed([
+        (impacts["undefined_reason"].notna().to_numpy(), "current week: " + impacts["undefined_reason"].astype(str)),
+        (impacts["is_reference"].to_numpy(dtype=bool), "reference group"),
+        (n_p == 0, "no candidates in the previous week"),
+        ((n_rp == 0) | (x_rp == 0), "reference selection rate is 0 in the previous week"),
+    ]):  # fmt: skip
+        reasons[applies] = np.asarray(reason, dtype=object)[applies] if not isinstance(reason, str) else reason
+    tested = reasons == None  # noqa: E711 (elementwise on an object array)
+    columns = {c: np.full(len(out), np.nan) for c in ("ratio_current", "ratio_previous", "ratio_change", "log_change",
+                                                       "se", "z", "p_value", "p_adjusted")}  # fmt: skip
+    if tested.any():
+        g, gn, r, rn = x[tested], n[tested], x_r[tested], n_r[tested]
+        pg, pgn, pr, prn = x_p[tested], n_p[tested], x_rp[tested], n_rp[tested]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            columns["ratio_current"][tested] = (g * rn) / (gn * r)
+            columns["ratio_previous"][tested] = (pg * prn) / (pgn * pr)
+            columns["ratio_change"][tested] = np.where(
+                pg > 0, columns["ratio_current"][tested] / columns["ratio_previous"][tested], np.nan
+            )
+        change, se, z, p_value = log_ratio_change((g, gn, r, rn), (pg, pgn, pr, prn))
+        columns["log_change"][tested], columns["se"][tested] = change, se
+        columns["z"][tested], columns["p_value"][tested] = z, p_value
+        family = impacts[keys].groupby(keys, sort=False).ngroup().to_numpy() if keys else np.zeros(len(out), int)
+        fdr = np.broadcast_to(np.asarray(intersectional, dtype=bool), (len(out),))[tested]
+        columns["p_adjusted"][tested] = adjusted_p_values(p_value, family[tested], fdr)
+    for name, values in columns.items():
+        out[name] = values
+    significant = np.where(tested, columns["p_adjusted"] < settings.alpha, False)
+    out["adjustment_method"] = np.where(tested, np.where(np.broadcast_to(intersectional, (len(out),)), "fdr_bh",
+                                                         "holm"), None).astype(object)  # fmt: skip
+    out["significant"] = pd.array(np.where(tested, significant, None).tolist(), dtype="boolean")
+    out["worsening"] = pd.array(
+        np.where(tested, significant & (columns["log_change"] < 0), None).tolist(), dtype="boolean"
+    )
+    out["low_sample"] = np.minimum(n, n_p) < settings.min_sample
+    out["wow_undefined_reason"] = reasons
+    for col in ("n_current", "x_current", "n_previous", "x_previous"):
+        out[col] = out[col].astype("int64")
+    for col in ("group", "reference_group", "adjustment_method", "wow_undefined_reason"):
+        out[col] = out[col].astype(object)
+    return out[[*keys, *WOW_COLUMNS]].reset_index(drop=True)
+
+
+def _counts_of(
+    counts: pd.DataFrame, rows: pd.DataFrame, keys: list[str], group_column: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(x, n) in ``counts`` of the group named in ``rows[group_column]`` of the same table; (0, 0) when absent."""
+    lookup = counts.set_index([*keys, "group"])[["x", "n"]] if len(counts) else None
+    if lookup is None or not len(rows):
+        return np.zeros(len(rows), dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
+    wanted = pd.MultiIndex.from_arrays([*(rows[k] for k in keys), rows[group_column]])
+    found = lookup.reindex(wanted)
+    return (
+        found["x"].fillna(0).to_numpy(dtype=np.int64),
+        found["n"].fillna(0).to_numpy(dtype=np.int64),
+    )
+
+
+def log_ratio_change(current: tuple, previous: tuple) -> tuple:
+    """(d, se, z, p) for two weeks' (x_g, n_g, x_r, n_r), scalars or arrays; requires n_g, n_r > 0 and x_r > 0 in
+    both weeks."""
+    log_ratios, variances = [], []
+    for x_g, n_g, x_r, n_r in (current, previous):
+        zero = (np.asarray(x_g) == 0) | (np.asarray(x_r) == 0)
+        a, b = np.asarray(x_g) + 0.5 * zero, np.asarray(n_g) + 1.0 * zero
+        c, d = np.asarray(x_r) + 0.5 * zero, np.asarray(n_r) + 1.0 * zero
+        log_ratios.append(np.log((a / b) / (c / d)))
+        variances.append(1 / a - 1 / b + 1 / c - 1 / d)
+    change = log_ratios[0] - log_ratios[1]
+    se = np.sqrt(variances[0] + variances[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, change / np.where(se > 0, se, 1), np.where(change == 0, 0.0, np.copysign(np.inf, change)))
+    return change, se, z, 2 * norm.sf(np.abs(z))
 
 
 def ratio_slopes(

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -154,6 +154,10 @@ def generate(
         list[str] | None,
         typer.Option(help="Planted bias DIMENSION=GROUP:FACTOR, e.g. company_tier=startup:0.6 (repeatable)."),
     ] = None,
+    drift: Annotated[
+        list[str] | None,
+        typer.Option(help="A bias that grows: DIMENSION=GROUP:FACTOR reached on the last day, from 1 on the first."),
+    ] = None,
     rank_bias: Annotated[
         list[str] | None, typer.Option(help="Push a group down each slate: company_tier=startup:3 (positions).")
     ] = None,
@@ -181,6 +185,7 @@ def generate(
             tenants=tenants,
             events_per_day=events_per_day,
             bias=tuple(synthetic.parse_bias(text) for text in bias or ()),
+            drift=tuple(synthetic.parse_bias(text) for text in drift or ()),
             rank_bias=tuple(synthetic.parse_rank_bias(text) for text in rank_bias or ()),
             score_bias=tuple(synthetic.parse_score_bias(text) for text in score_bias or ()),
             slate_concentration=tuple(synthetic.parse_slate_concentration(t) for t in slate_concentration or ()),
@@ -404,6 +409,7 @@ DEMO_BIAS = "company_tier=startup:0.6"
 DEMO_RANK_BIAS = "experience_band=15+:4"
 DEMO_SCORE_BIAS = "specialty=frontend:-0.15"
 DEMO_SLATES = "company_tier=faang:0.3@0.9"
+DEMO_DRIFT = "experience_band=0-3:0.1@clicked"
 DEMO_BIASED_TENANT = "tenant-1"
 
 
@@ -414,7 +420,7 @@ def demo(
     seed: Annotated[int, typer.Option()] = 7,
 ) -> None:
     """Start the embedded database, generate events with a planted bias, ingest them and show what is stored."""
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from fairness_pipeline import synthetic
     from fairness_pipeline.ingest.loader import ingest_file
@@ -425,7 +431,8 @@ def demo(
     first = end - timedelta(days=days - 1)
     config = synthetic.GeneratorConfig(
         seed=seed, start=first, days=days, tenants=2, events_per_day=events_per_day,
-        bias=(synthetic.parse_bias(DEMO_BIAS),), rank_bias=(synthetic.parse_rank_bias(DEMO_RANK_BIAS),),
+        bias=(synthetic.parse_bias(DEMO_BIAS),), drift=(synthetic.parse_bias(DEMO_DRIFT),),
+        rank_bias=(synthetic.parse_rank_bias(DEMO_RANK_BIAS),),
         score_bias=(synthetic.parse_score_bias(DEMO_SCORE_BIAS),),
         slate_concentration=(synthetic.parse_slate_concentration(DEMO_SLATES),), biased_tenants=(DEMO_BIASED_TENANT,),
     )  # fmt: skip
@@ -434,7 +441,8 @@ def demo(
     path = demo_dir / f"events-{first}-{end}.csv"
     console.print(
         f"[bold]1.[/bold] generating {days} days ({first} .. {end}); planted in {DEMO_BIASED_TENANT} only: "
-        f"shortlisting {DEMO_BIAS}, rank {DEMO_RANK_BIAS}, score {DEMO_SCORE_BIAS}, slates {DEMO_SLATES}"
+        f"shortlisting {DEMO_BIAS}, rank {DEMO_RANK_BIAS}, score {DEMO_SCORE_BIAS}, slates {DEMO_SLATES}, "
+        f"clicks drifting down to {DEMO_DRIFT} by the last day"
     )
     count = synthetic.write_events(synthetic.generate_events(config), path, "csv")
     console.print(f"   wrote {count:,} events to {path}")
@@ -458,6 +466,7 @@ def demo(
         cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": end, "stage_pair": "shown->shortlisted"})
         findings = cur.fetchall()
     _print_findings(end, findings)
+    _print_audit_findings(end, days)
     _print_risk_and_alerts(end, demo_dir)
 
 
@@ -540,6 +549,64 @@ def _print_findings(window_end: date, findings: list[tuple]) -> None:
         console.print("no group has an impact ratio below 0.80")
         return
     _table_console().print(table)
+
+
+def _print_audit_findings(window_end: date, days: int) -> None:
+    """What the four audits found in the window (single dimensions): scores, ranks, slates and trends."""
+    from rich.table import Table
+
+    from fairness_pipeline.queries import reports as report_queries
+
+    first_day = window_end - timedelta(days=days - 1)
+    params = {"window_end": window_end, "first_day": first_day, "last_day": window_end}
+    with _database() as conn, conn.cursor() as cur:
+        found = {}
+        for name in ("SCORING", "EXPOSURE", "SLATE", "TREND"):
+            cur.execute(getattr(report_queries, f"{name}_FINDINGS"), params)
+            found[name] = cur.fetchall()
+
+    def p_text(value: float | None) -> str:
+        return "" if value is None else f"{value:.2g}"
+
+    def show(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+        if not rows:
+            console.print(f"{title}: nothing found")
+            return
+        table = Table(title=title)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        _table_console().print(table)
+
+    show(
+        "Scores: LL144 scoring-rate impact ratio < 0.80 (share above the tenant's median score)",
+        ("tenant", "dimension", "group", "scored", "scoring rate", "impact ratio", "95% CI", "p (adjusted)"),
+        [(t, d, g, f"{n:,}", f"{rate:.3f}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p))
+         for t, d, g, n, rate, ratio, low, high, p, _ in found["SCORING"]],
+    )  # fmt: skip
+    show(
+        "Ranks: exposure ratio < 0.80, or ranked below what the scores earn (treatment ratio < 1, significant)",
+        ("tenant", "dimension", "group", "searches", "exposure ratio", "95% CI", "p (adjusted)", "skew@10",
+         "treatment ratio"),
+        [(t, d, g, f"{n:,}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p), f"{skew:.2f}",
+          "" if treatment is None else f"{treatment:.3f}" + (" (significant)" if treatment_sig else ""))
+         for t, d, g, n, ratio, low, high, p, _, skew, treatment, treatment_sig in found["EXPOSURE"]],
+    )  # fmt: skip
+    show(
+        f"Slates: searches whose shown slate is more than 70% one group, {first_day} .. {window_end}",
+        ("tenant", "dimension", "assessed slates", "concentrated", "share", "expected by chance", "significant days",
+         "dominant group"),
+        [(t, d, f"{a:,}", f"{c:,}", f"{share:.1%}", f"{expected:.1%}", f"{sig} of {n_days}", top or "")
+         for t, d, a, c, share, expected, sig, n_days, top in found["SLATE"]],
+    )  # fmt: skip
+    show(
+        "Trends: impact ratio worsening week over week (significant drop), or approaching 0.80",
+        ("tenant", "stage pair", "dimension", "group", "previous week", "last week", "p (adjusted)", "flag"),
+        [(t, pair, d, g, "" if prev is None else f"{prev:.3f}", "" if cur is None else f"{cur:.3f}", p_text(p),
+          "worsening" if worse else "approaching 0.80")
+         for t, pair, d, g, prev, cur, p, worse, _, _, _ in found["TREND"]],
+    )  # fmt: skip
 
 
 def main() -> None:  # pragma: no cover - console entry point

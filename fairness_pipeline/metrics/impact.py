@@ -8,6 +8,7 @@ cross-products so that, e.g., 60/100 against 75/100 gives exactly 0.8 (not adver
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -54,29 +55,43 @@ IMPACT_COLUMNS: tuple[str, ...] = (
 )
 
 
-def holm(p_values: list[float]) -> list[float]:
+def holm(p_values: Sequence[float]) -> list[float]:
     """Holm step-down adjusted p-values (same order as given)."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p_values[i]))
-        adjusted[i] = running
-    return adjusted
+    values = np.asarray(p_values, dtype=float)
+    return adjusted_p_values(values, np.zeros(len(values), dtype=np.int64), False).tolist()
 
 
-def benjamini_hochberg(p_values: list[float]) -> list[float]:
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     """Benjamini-Hochberg adjusted p-values (same order as given)."""
-    m = len(p_values)
-    order = sorted(range(m), key=lambda i: p_values[i])
-    adjusted = [0.0] * m
-    running = 1.0
-    for rank in range(m - 1, -1, -1):
-        i = order[rank]
-        running = min(running, m / (rank + 1) * p_values[i])
-        adjusted[i] = running
-    return adjusted
+    values = np.asarray(p_values, dtype=float)
+    return adjusted_p_values(values, np.zeros(len(values), dtype=np.int64), True).tolist()
+
+
+def adjusted_p_values(p_values: np.ndarray, family: np.ndarray, fdr: bool | np.ndarray) -> np.ndarray:
+    """Adjusted p-values, each ``family`` (an integer label per value) adjusted on its own.
+
+    Holm step-down: the k-th smallest of m values becomes max over j <= k of min(1, (m - j) p_(j)) (0-based j).
+    Benjamini-Hochberg (where ``fdr``, a bool or one per value, constant within a family): min over j >= k of
+    min(1, m / (j + 1) p_(j)).
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.size == 0:
+        return p.copy()
+    family = np.asarray(family)
+    fdr_flags = np.broadcast_to(np.asarray(fdr, dtype=bool), p.shape)
+    order = np.lexsort((p, family))  # by family, then p; stable for ties
+    sorted_family = family[order]
+    frame = pd.DataFrame({"family": sorted_family, "p": p[order]})
+    rank = frame.groupby("family", sort=False).cumcount().to_numpy()
+    size = frame.groupby("family", sort=False)["p"].transform("size").to_numpy()
+    holm_terms = np.minimum(1.0, (size - rank) * frame["p"].to_numpy())
+    bh_terms = size / (rank + 1) * frame["p"].to_numpy()
+    holm_values = pd.Series(holm_terms).groupby(sorted_family, sort=False).cummax().to_numpy()
+    reversed_bh = pd.Series(bh_terms[::-1]).groupby(sorted_family[::-1], sort=False).cummin().to_numpy()[::-1]
+    adjusted = np.where(fdr_flags[order], np.minimum(1.0, reversed_bh), holm_values)
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
 
 
 def choose_reference(counts: pd.DataFrame, min_share: float = 0.02) -> str | None:
@@ -86,43 +101,44 @@ def choose_reference(counts: pd.DataFrame, min_share: float = 0.02) -> str | Non
     the alphabetically first group name. None when every group is empty.
     """
     clean = validate_counts(counts)
-    total = int(clean["n"].sum())
-    populated = clean[clean["n"] > 0]
-    if populated.empty:
-        return None
-    eligible = populated[[_meets_share(n, total, min_share) for n in populated["n"].tolist()]]
-    pool = eligible if not eligible.empty else populated
-    rows = [(int(r.x), int(r.n), str(r.group)) for r in pool.itertuples(index=False)]
-    # Highest rate x/n compared exactly via fractions; then larger n; then group name.
-    best = rows[0]
-    for row in rows[1:]:
-        cross = row[0] * best[1] - best[0] * row[1]  # sign of x/n - best_x/best_n
-        if cross > 0 or (cross == 0 and (row[1] > best[1] or (row[1] == best[1] and row[2] < best[2]))):
-            best = row
-    return best[2]
+    tables = _Tables(clean, [], min_share)
+    position = tables.reference_position[0]
+    return None if position < 0 else str(clean["group"].iloc[position])
 
 
-def _meets_share(n: int, total: int, min_share: float) -> bool:
-    """True when n / total >= min_share (the same division as the ``share`` column, so the two agree)."""
-    return total > 0 and n / total >= min_share
+def _meets_share(n: np.ndarray, total: np.ndarray, min_share: float) -> np.ndarray:
+    """n / total >= min_share (the same division as the ``share`` column, so the two agree)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (total > 0) & (n / np.where(total > 0, total, 1) >= min_share)
 
 
-def two_proportion_z(x_g: int, n_g: int, x_r: int, n_r: int) -> tuple[float, float]:
-    """Pooled two-proportion z statistic of SR_g - SR_r and its two-sided p-value."""
-    pooled = (x_g + x_r) / (n_g + n_r)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n_g + 1 / n_r))
-    z = (x_g / n_g - x_r / n_r) / se
-    return z, float(2 * norm.sf(abs(z)))
+class _Tables:
+    """Per-row facts of many counts tables at once (rows of one table share the values of ``keys``)."""
 
-
-def katz_interval(x_g: int, n_g: int, x_r: int, n_r: int, z: float = KATZ_Z) -> tuple[float, float]:
-    """Katz log interval for SR_g / SR_r; adds 0.5 to all four cells when x_g or x_r is 0."""
-    a, b, c, d = float(x_g), float(n_g), float(x_r), float(n_r)
-    if x_g == 0 or x_r == 0:
-        a, b, c, d = a + 0.5, b + 1.0, c + 0.5, d + 1.0  # 0.5 to each of the two cells of each row
-    log_ratio = math.log((a / b) / (c / d))
-    half = z * math.sqrt(1 / a - 1 / b + 1 / c - 1 / d)
-    return math.exp(log_ratio - half), math.exp(log_ratio + half)
+    def __init__(self, clean: pd.DataFrame, keys: list[str], min_share: float) -> None:
+        rows = len(clean)
+        self.table = (
+            clean.groupby(keys, sort=False, dropna=False).ngroup().to_numpy() if keys else np.zeros(rows, np.int64)
+        )
+        self.n = clean["n"].to_numpy(dtype=np.int64)
+        self.x = clean["x"].to_numpy(dtype=np.int64)
+        per_table = pd.Series(self.n).groupby(self.table, sort=False)
+        self.total = per_table.transform("sum").to_numpy(dtype=np.int64)
+        self.meets_share = _meets_share(self.n, self.total, min_share)
+        eligible = (self.n > 0) & self.meets_share
+        self.any_eligible = pd.Series(eligible).groupby(self.table, sort=False).transform("any").to_numpy(dtype=bool)
+        in_pool = np.where(self.any_eligible, eligible, self.n > 0)
+        # Rates as doubles order exactly: equal fractions give the same correctly rounded double, and two different
+        # fractions with denominators below 2**26 differ by more than the spacing of doubles.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(self.n > 0, self.x / np.where(self.n > 0, self.n, 1), 0.0)
+        ranking = pd.DataFrame(
+            {"table": self.table, "out": ~in_pool, "rate": -rate, "n": -self.n, "group": clean["group"].to_numpy()}
+        ).sort_values(["table", "out", "rate", "n", "group"], kind="stable")
+        first = ranking.groupby("table", sort=False).head(1)
+        first = first[~first["out"]]
+        self.reference_position = np.full(self.table.max() + 1 if rows else 0, -1, dtype=np.int64)
+        self.reference_position[first["table"].to_numpy()] = first.index.to_numpy()
 
 
 def impact_ratio_table(
@@ -144,80 +160,139 @@ def impact_ratio_table(
     together: Holm, or Benjamini-Hochberg when ``intersectional``. When no group reaches ``min_share``, none is
     excluded and the reference is the highest rate overall.
     """
-    clean = validate_counts(counts)
-    total = int(clean["n"].sum())
-    reference = choose_reference(clean, min_share)
-    any_eligible = any(n > 0 and _meets_share(n, total, min_share) for n in clean["n"].tolist())
-    ref_row = clean[clean["group"] == reference].iloc[0] if reference is not None else None
-    x_r = int(ref_row["x"]) if ref_row is not None else 0
-    n_r = int(ref_row["n"]) if ref_row is not None else 0
-    reference_rate = x_r / n_r if n_r else math.nan
+    return impact_ratio_tables(
+        counts, [], intersectional=intersectional, alpha=alpha, threshold=threshold,
+        min_share=min_share, min_sample=min_sample,
+    )  # fmt: skip
 
-    rows: list[dict[str, Any]] = []
-    for group, n_g, x_g in zip(clean["group"], clean["n"].tolist(), clean["x"].tolist(), strict=True):
-        row: dict[str, Any] = dict.fromkeys(IMPACT_COLUMNS)
-        is_reference = group == reference
-        excluded = any_eligible and not _meets_share(n_g, total, min_share)
-        row.update(
-            group=group,
-            n=n_g,
-            x=x_g,
-            selection_rate=x_g / n_g if n_g else math.nan,
-            share=n_g / total if total else math.nan,
-            reference_group=reference,
-            reference_rate=reference_rate,
-            is_reference=is_reference,
-            excluded_small_share=excluded,
-            low_sample=n_g < min_sample,
+
+def impact_ratio_tables(
+    counts: pd.DataFrame,
+    keys: list[str],
+    *,
+    intersectional: bool | np.ndarray | pd.Series = False,
+    alpha: float = 0.05,
+    threshold: float = 0.80,
+    min_share: float = 0.02,
+    min_sample: int = 20,
+) -> pd.DataFrame:
+    """:func:`impact_ratio_table` of many tables at once, vectorised: ``keys`` + ``IMPACT_COLUMNS``, rows in order.
+
+    Rows with the same values of ``keys`` form one table (e.g. tenant, stage pair, dimension). ``intersectional`` is
+    one flag for all, or one per row (the same within a table). Only Fisher's exact test runs per group, for the few
+    comparisons whose expected cell counts are below 5.
+    """
+    clean = validate_counts(counts, keys)
+    tables = _Tables(clean, keys, min_share)
+    n, x, table = tables.n, tables.x, tables.table
+    groups = clean["group"].to_numpy(dtype=object)
+    rows = len(clean)
+    has_reference = tables.reference_position[table] >= 0 if rows else np.zeros(0, dtype=bool)
+    ref_position = np.where(has_reference, tables.reference_position[table] if rows else 0, 0)
+    x_r = np.where(has_reference, x[ref_position] if rows else 0, 0)
+    n_r = np.where(has_reference, n[ref_position] if rows else 0, 0)
+    is_reference = has_reference & (ref_position == np.arange(rows))
+    excluded = tables.any_eligible & ~tables.meets_share
+    empty = n == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = pd.DataFrame(
+            {
+                **{key: clean[key].to_numpy() for key in keys},
+                "group": groups,
+                "n": n,
+                "x": x,
+                "selection_rate": np.where(empty, np.nan, x / np.where(empty, 1, n)),
+                "share": np.where(tables.total > 0, n / np.where(tables.total > 0, tables.total, 1), np.nan),
+                "reference_group": np.where(has_reference, groups[ref_position] if rows else None, None),
+                "reference_rate": np.where(n_r > 0, x_r / np.where(n_r > 0, n_r, 1), np.nan),
+                "is_reference": is_reference,
+                "excluded_small_share": excluded,
+                "low_sample": n < min_sample,
+            }
         )
-        if n_g == 0:
-            row["undefined_reason"] = EMPTY_GROUP_REASON
-        elif excluded:
-            row["undefined_reason"] = f"excluded: under {min_share:.0%} of the population"
-        elif x_r == 0:
-            row["undefined_reason"] = ZERO_REFERENCE_REASON
-        elif is_reference:
-            row.update(impact_ratio=1.0, adverse_impact=False, shortfall=0, cohens_h=0.0)
-        else:
-            row.update(_compare(x_g, n_g, x_r, n_r, threshold))
-        rows.append(row)
+    for column in ("impact_ratio", "statistic", "p_value", "p_adjusted", "ci_low", "ci_high", "flip_flop_ratio",
+                   "cohens_h"):  # fmt: skip
+        out[column] = np.nan
+    for column in ("adverse_impact", "significant", "flip_flop"):
+        out[column] = pd.array([pd.NA] * rows, dtype="boolean")
+    out["shortfall"] = pd.array([pd.NA] * rows, dtype="Int64")
+    for column in ("test", "adjustment_method"):
+        out[column] = pd.Series([None] * rows, dtype=object)
+    reasons = np.full(rows, None, dtype=object)  # the first that applies, in this order of precedence
+    for applies, reason in reversed([
+        (empty, EMPTY_GROUP_REASON),
+        (excluded, f"excluded: under {min_share:.0%} of the population"),
+        (x_r == 0, ZERO_REFERENCE_REASON),
+    ]):  # fmt: skip
+        reasons[applies] = reason
+    out["undefined_reason"] = reasons
+    defined = ~empty & ~excluded & (x_r != 0)
+    reference_rows = defined & is_reference
+    out.loc[reference_rows, ["impact_ratio", "cohens_h"]] = [1.0, 0.0]
+    out.loc[reference_rows, "adverse_impact"] = False
+    out.loc[reference_rows, "shortfall"] = 0
+    compared = np.flatnonzero(defined & ~is_reference)
+    if compared.size:
+        _compare(out, compared, x[compared], n[compared], x_r[compared], n_r[compared], threshold)
+        tested = compared
+        fdr = np.broadcast_to(np.asarray(intersectional, dtype=bool), (rows,))[tested]
+        adjusted = adjusted_p_values(out["p_value"].to_numpy()[tested], table[tested], fdr)
+        out.loc[tested, "p_adjusted"] = adjusted
+        out.loc[tested, "adjustment_method"] = np.where(fdr, "fdr_bh", "holm")
+        out.loc[tested, "significant"] = adjusted < alpha
+    return _set_dtypes(out[[*keys, *IMPACT_COLUMNS]])
 
-    table = pd.DataFrame(rows, columns=list(IMPACT_COLUMNS))
-    tested = table["p_value"].notna()
-    if tested.any():
-        p_values = table.loc[tested, "p_value"].astype(float).tolist()
-        adjusted = benjamini_hochberg(p_values) if intersectional else holm(p_values)
-        table.loc[tested, "p_adjusted"] = adjusted
-        table.loc[tested, "adjustment_method"] = "fdr_bh" if intersectional else "holm"
-        table.loc[tested, "significant"] = [p < alpha for p in adjusted]
-    return _set_dtypes(table)
+
+def two_proportion_z(x_g, n_g, x_r, n_r):
+    """Pooled two-proportion z statistic of SR_g - SR_r and its two-sided p-value (scalars or arrays)."""
+    pooled = (x_g + x_r) / (n_g + n_r)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / n_g + 1 / n_r))
+    z = (x_g / n_g - x_r / n_r) / se
+    return z, 2 * norm.sf(np.abs(z))
 
 
-def _compare(x_g: int, n_g: int, x_r: int, n_r: int, threshold: float) -> dict[str, Any]:
-    """Comparison columns of a non-empty, non-reference group against a reference with x_r > 0."""
-    impact_ratio = (x_g * n_r) / (n_g * x_r)  # one rounding: exact at the 0.80 boundary
-    expected_ok = min(n_g, n_r) * min(x_g + x_r, n_g + n_r - x_g - x_r) >= MIN_EXPECTED * (n_g + n_r)
-    if expected_ok:
-        test, (statistic, p_value) = Z_TEST, two_proportion_z(x_g, n_g, x_r, n_r)
-    else:
-        result = fisher_exact([[x_g, n_g - x_g], [x_r, n_r - x_r]], alternative="two-sided")
-        test, statistic, p_value = FISHER, float(result.statistic), float(result.pvalue)
+def katz_interval(x_g, n_g, x_r, n_r, z: float = KATZ_Z):
+    """Katz log interval for SR_g / SR_r; adds 0.5 to all four cells when x_g or x_r is 0 (scalars or arrays)."""
+    zero = (np.asarray(x_g) == 0) | (np.asarray(x_r) == 0)
+    a, b = x_g + 0.5 * zero, n_g + 1.0 * zero  # 0.5 to each of the two cells of each row
+    c, d = x_r + 0.5 * zero, n_r + 1.0 * zero
+    log_ratio = np.log((a / b) / (c / d))
+    half = z * np.sqrt(1 / a - 1 / b + 1 / c - 1 / d)
+    return np.exp(log_ratio - half), np.exp(log_ratio + half)
+
+
+def _compare(
+    out: pd.DataFrame, rows: np.ndarray, x_g: np.ndarray, n_g: np.ndarray, x_r: np.ndarray, n_r: np.ndarray,
+    threshold: float,
+) -> None:  # fmt: skip
+    """Fill the comparison columns of ``rows`` (non-empty, non-reference groups against a reference with x_r > 0)."""
+    impact_ratio = (x_g * n_r) / (n_g * x_r)  # exact integer products, one rounding: exact at the 0.80 boundary
+    expected_ok = np.minimum(n_g, n_r) * np.minimum(x_g + x_r, n_g + n_r - x_g - x_r) >= MIN_EXPECTED * (n_g + n_r)
+    statistic = np.full(len(rows), np.nan)
+    p_value = np.full(len(rows), np.nan)
+    if expected_ok.any():
+        statistic[expected_ok], p_value[expected_ok] = two_proportion_z(
+            x_g[expected_ok], n_g[expected_ok], x_r[expected_ok], n_r[expected_ok]
+        )
+    for i in np.flatnonzero(~expected_ok):  # Fisher's exact test: only the comparisons with small expected counts
+        result = fisher_exact([[x_g[i], n_g[i] - x_g[i]], [x_r[i], n_r[i] - x_r[i]]], alternative="two-sided")
+        statistic[i], p_value[i] = float(result.statistic), float(result.pvalue)
     ci_low, ci_high = katz_interval(x_g, n_g, x_r, n_r)
     lacking = n_g * x_r - x_g * n_r  # n_g * SR_r - x_g, times n_r
     flip_num, flip_den = (x_g + 1) * n_r, n_g * (x_r - 1)
-    return {
-        "impact_ratio": impact_ratio,
-        "adverse_impact": impact_ratio < threshold,
-        "test": test,
-        "statistic": statistic,
-        "p_value": p_value,
-        "ci_low": ci_low,
-        "ci_high": ci_high,
-        "shortfall": max(0, -(-lacking // n_r)),  # exact integer ceiling
-        "flip_flop": flip_num >= flip_den,
-        "flip_flop_ratio": flip_num / flip_den if flip_den else math.inf,
-        "cohens_h": 2 * math.asin(math.sqrt(x_g / n_g)) - 2 * math.asin(math.sqrt(x_r / n_r)),
-    }
+    with np.errstate(divide="ignore"):
+        flip_ratio = np.where(flip_den != 0, flip_num / np.where(flip_den != 0, flip_den, 1), np.inf)
+    out.loc[rows, "impact_ratio"] = impact_ratio
+    out.loc[rows, "adverse_impact"] = impact_ratio < threshold
+    out.loc[rows, "test"] = np.where(expected_ok, Z_TEST, FISHER)
+    out.loc[rows, "statistic"] = statistic
+    out.loc[rows, "p_value"] = p_value
+    out.loc[rows, "ci_low"] = ci_low
+    out.loc[rows, "ci_high"] = ci_high
+    out.loc[rows, "shortfall"] = np.maximum(0, -(-lacking // n_r))  # exact integer ceiling
+    out.loc[rows, "flip_flop"] = flip_num >= flip_den
+    out.loc[rows, "flip_flop_ratio"] = flip_ratio
+    out.loc[rows, "cohens_h"] = 2 * np.arcsin(np.sqrt(x_g / n_g)) - 2 * np.arcsin(np.sqrt(x_r / n_r))
 
 
 def _set_dtypes(table: pd.DataFrame) -> pd.DataFrame:

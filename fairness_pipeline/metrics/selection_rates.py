@@ -7,6 +7,7 @@ rows per group, never one row per event), which gives exactly ``x / n``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -166,13 +167,7 @@ def counts_by_dimension(cells: pd.DataFrame, dimensions: tuple[str, ...]) -> pd.
     missing = [c for c in (*dimensions, "n", "x") if c not in cells.columns]
     if missing:
         raise ValueError(f"cell table lacks columns {missing}")
-    labels = []
-    for dim in dimensions:
-        values = cells[dim].astype(object).where(cells[dim].notna(), UNKNOWN_GROUP).astype(str)
-        labels.append(values.where(values.str.strip() != "", UNKNOWN_GROUP))
-    group = labels[0]
-    for values in labels[1:]:
-        group = group + GROUP_SEPARATOR + values
+    group = group_labels(cells, dimensions)
     summed = (
         pd.DataFrame({"group": group.to_numpy(dtype=object), "n": cells["n"].to_numpy(), "x": cells["x"].to_numpy()})
         .groupby("group", sort=True, as_index=False)[["n", "x"]]
@@ -181,3 +176,20 @@ def counts_by_dimension(cells: pd.DataFrame, dimensions: tuple[str, ...]) -> pd.
     summed["group"] = summed["group"].astype(object)
     summed[["n", "x"]] = summed[["n", "x"]].astype("int64")
     return summed.reset_index(drop=True)
+
+
+def group_labels(frame: pd.DataFrame, dimensions: Sequence[str]) -> pd.Series:
+    """Group label of each row for a dimension or intersection.
+
+    A null or blank value is ``unknown``; intersection values are joined with ``|`` in the order of ``dimensions``.
+    """
+    missing = [d for d in dimensions if d not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks dimension columns {missing}")
+    label: pd.Series | None = None
+    for dim in dimensions:
+        values = frame[dim].astype(object).where(frame[dim].notna(), UNKNOWN_GROUP).astype(str)
+        values = values.where(values.str.strip() != "", UNKNOWN_GROUP)
+        label = values if label is None else label + GROUP_SEPARATOR + values
+    assert label is not None
+    return label.astype(object)

@@ -13,13 +13,13 @@ from datetime import date, timedelta
 import pandas as pd
 
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSION_VALUES, DIMENSIONS, stage_pair_name
-from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, impact_ratio_table
+from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, impact_ratio_tables
 from fairness_pipeline.metrics.selection_rates import (
     FRAME_COLUMNS,
     INTERSECTION_SEPARATOR,
     analysis_dimensions,
-    counts_by_dimension,
     dimension_name,
+    group_labels,
     selection_rate_frames,
 )
 
@@ -59,47 +59,50 @@ class WindowAnalysis:
 def group_counts(cells: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
     """Per (tenant, stage pair, dimension, group) counts, for each dimension and pairwise intersection.
 
-    Every allowed value of a single dimension is listed, with n = 0 when no candidate has it, so reports show
-    empty categories as empty rather than leaving them out.
+    One pandas grouping per dimension (all tenants and stage pairs at once). Rows are ordered by tenant, stage pair,
+    dimension in ``analysis_dimensions`` order, then group. Every allowed value of a single dimension is listed, with
+    n = 0 when no candidate has it, so reports show empty categories as empty rather than leaving them out.
     """
+    columns = [*TABLE_KEYS, "group", "n", "x"]
+    if cells.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object if c not in ("n", "x") else "int64") for c in columns})
+    cells = cells.reset_index(drop=True)
+    pairs = cells[["tenant_id", "stage_pair"]].drop_duplicates()
     parts = []
-    for (tenant, pair), cell_table in cells.groupby(["tenant_id", "stage_pair"], sort=True):
-        for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
-            counts = counts_by_dimension(cell_table, dims)
-            if len(dims) == 1:
-                allowed = pd.DataFrame({"group": DIMENSION_VALUES[dims[0]], "n": 0, "x": 0})
-                counts = pd.concat([counts, allowed[~allowed["group"].isin(counts["group"])]], ignore_index=True)
-            counts.insert(0, "dimension", dimension_name(dims))
-            counts.insert(0, "stage_pair", pair)
-            counts.insert(0, "tenant_id", tenant)
-            parts.append(counts)
-    if not parts:
-        return pd.DataFrame(columns=[*TABLE_KEYS, "group", "n", "x"])
-    return pd.concat(parts, ignore_index=True)
+    for position, dims in enumerate(analysis_dimensions(settings.dimensions, pairs=settings.intersections)):
+        labelled = cells[["tenant_id", "stage_pair", "n", "x"]].assign(group=group_labels(cells, dims))
+        counts = labelled.groupby(["tenant_id", "stage_pair", "group"], sort=False, as_index=False)[["n", "x"]].sum()
+        if len(dims) == 1:
+            grid = pairs.merge(pd.DataFrame({"group": DIMENSION_VALUES[dims[0]]}), how="cross")
+            present = grid.merge(counts[["tenant_id", "stage_pair", "group"]], how="left", indicator=True)
+            absent = grid[(present["_merge"] == "left_only").to_numpy()].assign(n=0, x=0)
+            counts = pd.concat([counts, absent], ignore_index=True)
+        parts.append(counts.assign(dimension=dimension_name(dims), position=position))
+    out = pd.concat(parts, ignore_index=True).sort_values(["tenant_id", "stage_pair", "position", "group"])
+    out = out[columns].reset_index(drop=True)
+    out[["n", "x"]] = out[["n", "x"]].astype("int64")
+    for column in ("tenant_id", "stage_pair", "dimension", "group"):
+        out[column] = out[column].astype(object)
+    return out
 
 
 def impacts_for_counts(counts: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
     """Impact tables of every (tenant, stage pair, dimension) of ``counts`` (``TABLE_KEYS`` + group, n, x).
 
-    Intersections are adjusted with Benjamini-Hochberg, single dimensions with Holm.
+    Intersections are adjusted with Benjamini-Hochberg, single dimensions with Holm. Rows come sorted by the keys.
     """
-    parts = []
-    for (tenant, pair, dimension), table in counts.groupby(TABLE_KEYS, sort=True):
-        impacts = impact_ratio_table(
-            table[["group", "n", "x"]],
-            intersectional=INTERSECTION_SEPARATOR in dimension,
-            alpha=settings.alpha,
-            threshold=settings.threshold,
-            min_share=settings.min_share,
-            min_sample=settings.min_sample,
-        )
-        impacts.insert(0, "dimension", dimension)
-        impacts.insert(0, "stage_pair", pair)
-        impacts.insert(0, "tenant_id", tenant)
-        parts.append(impacts)
-    if not parts:
+    if not len(counts):
         return pd.DataFrame(columns=[*TABLE_KEYS, *IMPACT_COLUMNS])
-    return pd.concat(parts, ignore_index=True)
+    ordered = counts.sort_values(TABLE_KEYS, kind="stable").reset_index(drop=True)
+    return impact_ratio_tables(
+        ordered,
+        TABLE_KEYS,
+        intersectional=ordered["dimension"].str.contains(INTERSECTION_SEPARATOR, regex=False).to_numpy(dtype=bool),
+        alpha=settings.alpha,
+        threshold=settings.threshold,
+        min_share=settings.min_share,
+        min_sample=settings.min_sample,
+    )
 
 
 def analyse_window(cells: pd.DataFrame, settings: AnalysisSettings) -> WindowAnalysis:

@@ -95,11 +95,11 @@ placeholders are filled with ``psycopg2.sql.Literal`` values (COPY takes no bind
 # materialised: joined to an inlined aggregate, the planner may re-run the median for every candidate (no statistics).
 SCORING_CELLS = """
 WITH firsts AS MATERIALIZED (
-    SELECT DISTINCT ON (tenant_id, candidate_id)
+    SELECT DISTINCT ON (tenant_id, candidate_id COLLATE "C")
         tenant_id, company_tier, experience_band, specialty, score::float8 AS score
     FROM candidate_daily_stages
     WHERE event_type = 'shown' AND day BETWEEN %(first_day)s AND %(last_day)s
-    ORDER BY tenant_id, candidate_id, first_at
+    ORDER BY tenant_id, candidate_id COLLATE "C", first_at  -- bytewise: the fast sort whatever the database locale
 ),
 medians AS MATERIALIZED (
     SELECT tenant_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY score) AS median_score

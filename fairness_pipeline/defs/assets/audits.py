@@ -20,7 +20,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from fairness_pipeline.audits import exposure, scoring, slates, trends
-from fairness_pipeline.audits._common import analysis_dimensions, dimension_name, group_labels, stable_seed
+from fairness_pipeline.audits._common import stable_seed
 from fairness_pipeline.defs.assets.metrics import (
     HEADLINE_STAGE_PAIR,
     WindowConfig,
@@ -38,7 +38,7 @@ from fairness_pipeline.defs.partitions import (
     single_run,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
+from fairness_pipeline.events.vocabulary import DIMENSIONS
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
 from fairness_pipeline.queries import audits as q
 
@@ -472,8 +472,8 @@ def fairness_trends(
                     context.log.warning(f"trends as of {as_of}: candidate_daily_stages lacks {len(missing)} day(s)")
                 series = _fetch(cur, q.IMPACT_SERIES, {"first_day": first_day, "last_day": as_of,
                                                        "window_days": settings.window_days})  # fmt: skip
-                current = window_group_counts(window_cells(cur, weekly, as_of), weekly)
-                previous = window_group_counts(window_cells(cur, weekly, as_of - timedelta(days=WEEK_DAYS)), weekly)
+                current = group_counts(window_cells(cur, weekly, as_of), weekly)
+                previous = group_counts(window_cells(cur, weekly, as_of - timedelta(days=WEEK_DAYS)), weekly)
                 table = trends_table(series, current, previous, settings, as_of, config)
                 cur.execute(q.DELETE_TRENDS_WINDOW, {"window_end": as_of})
                 if len(table):
@@ -501,33 +501,6 @@ def fairness_trends(
     if missing_all:
         metadata["missing_upstream_days"] = dg.MetadataValue.json(missing_all)
     return dg.MaterializeResult(metadata=metadata)
-
-
-def window_group_counts(cells: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
-    """``metrics.window.group_counts`` (the same frame, row for row) with one pandas grouping per dimension instead of
-    one per tenant, stage pair and dimension."""
-    if cells.empty:
-        return group_counts(cells, settings)
-    cells = cells.reset_index(drop=True)
-    pairs = cells[["tenant_id", "stage_pair"]].drop_duplicates().sort_values(["tenant_id", "stage_pair"])
-    parts = []
-    for position, dims in enumerate(analysis_dimensions(settings.dimensions, pairs=settings.intersections)):
-        labelled = cells[["tenant_id", "stage_pair", "n", "x"]].assign(group=group_labels(cells, dims))
-        counts = labelled.groupby(["tenant_id", "stage_pair", "group"], sort=True, as_index=False)[["n", "x"]].sum()
-        counts["order"] = counts.groupby(["tenant_id", "stage_pair"]).cumcount()
-        if len(dims) == 1:
-            allowed = DIMENSION_VALUES[dims[0]]
-            grid = pairs.merge(pd.DataFrame({"group": allowed, "order": len(cells) + np.arange(len(allowed))}),
-                               how="cross")  # fmt: skip
-            present = grid.merge(counts[["tenant_id", "stage_pair", "group"]], how="left", indicator=True)
-            absent = grid[(present["_merge"] == "left_only").to_numpy()].assign(n=0, x=0)
-            counts = pd.concat([counts, absent], ignore_index=True)
-        parts.append(counts.assign(dimension=dimension_name(dims), position=position))
-    out = pd.concat(parts, ignore_index=True).sort_values(["tenant_id", "stage_pair", "position", "order"])
-    out = out[[*TABLE_KEYS, "group", "n", "x"]].reset_index(drop=True)
-    out[["n", "x"]] = out[["n", "x"]].astype("int64")
-    out["group"] = out["group"].astype(object)
-    return out
 
 
 def trends_table(
