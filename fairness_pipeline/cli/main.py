@@ -597,7 +597,8 @@ def _print_audit_findings(window_end: date, days: int) -> None:
         f"Slates: searches whose shown slate is more than 70% one group, {first_day} .. {window_end}",
         ("tenant", "dimension", "assessed slates", "concentrated", "share", "expected by chance", "significant days",
          "dominant group"),
-        [(t, d, f"{a:,}", f"{c:,}", f"{share:.1%}", f"{expected:.1%}", f"{sig} of {n_days}", top or "")
+        [(t, d, f"{a:,}", f"{c:,}", f"{share:.1%}", "< 0.1%" if expected < 0.001 else f"{expected:.1%}",
+          f"{sig} of {n_days}", top or "")
          for t, d, a, c, share, expected, sig, n_days, top in found["SLATE"]],
     )  # fmt: skip
     show(

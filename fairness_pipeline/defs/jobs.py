@@ -7,9 +7,11 @@ import dagster as dg
 
 from fairness_pipeline.defs.partitions import daily_partitions
 
-EVENT_LAYER = dg.AssetSelection.groups("events")
+EVENT_LAYER = dg.AssetSelection.groups("events") | dg.AssetSelection.assets("slate_concentration")
+"""The per-day assets: observed, validated and summarised events, and the day's slates (an audit without a window),
+so that a window's days all have their slates when its metrics run."""
 ANALYSIS_LAYERS = dg.AssetSelection.all() - EVENT_LAYER
-"""Everything computed from the summarised event days: metrics, audits, risk and reports."""
+"""Everything computed over windows of the summarised event days: metrics, audits, risk and reports."""
 
 fairness_job = dg.define_asset_job(
     "fairness_job",
@@ -22,7 +24,7 @@ event_days_job = dg.define_asset_job(
     "event_days_job",
     selection=EVENT_LAYER,
     partitions_def=daily_partitions,
-    description="Observe, validate and summarise events for a range of days.",
+    description="Observe, validate and summarise events, and assess the slates, for a range of days.",
 )
 
 metrics_job = dg.define_asset_job(

@@ -41,6 +41,8 @@ METRIC_ASSETS = (
     "scoring_rate_ratios",
     "rank_exposure",
     "fairness_trends",
+    "risk_classification",
+    "fairness_reports",
 )
 """Assets whose config takes ``window_days`` (``slate_concentration`` is per day and has no window)."""
 
