@@ -120,3 +120,31 @@ def test_embedded_server_start_status_stop(tmp_path: Path, monkeypatch: pytest.M
     assert stopped.exit_code == 0 and "stopped" in stopped.output
     after = runner.invoke(app, ["db", "status"])
     assert after.exit_code == 3 and "stopped" in after.output
+
+
+def _section(output: str, title: str, next_title: str) -> str:
+    start = output.index(title)
+    return output[start : output.index(next_title, start)]
+
+
+def test_demo_shows_each_planted_finding(external_db: str) -> None:
+    """The demo end to end (30 days, default volume): each planted bias is reported in its section, in tenant-1."""
+    result = runner.invoke(app, ["demo"])
+    assert result.exit_code == 0, result.output
+    output = result.output
+
+    def rows(section: str) -> list[str]:
+        return [line for line in section.splitlines() if "tenant-" in line]
+
+    selection = rows(_section(output, "Adverse impact, shown -> shortlisted", "Scores:"))
+    assert any("company_tier" in r and "startup" in r and "significant" in r for r in selection if "tenant-1" in r)
+    scores = rows(_section(output, "Scores:", "Ranks:"))
+    assert any("tenant-1" in r and "specialty" in r and "frontend" in r for r in scores)
+    ranks = rows(_section(output, "Ranks:", "Slates:"))
+    assert any("tenant-1" in r and "experience_band" in r and "15+" in r for r in ranks)
+    slates = rows(_section(output, "Slates:", "Trends:"))
+    assert any("tenant-1" in r and "company_tier" in r and "faang" in r for r in slates)
+    trends = rows(_section(output, "Trends:", "risk per tenant"))
+    assert any("tenant-1" in r and "0-3" in r and "worsening" in r for r in trends)
+    assert "tenant-1: CRITICAL" in output or "tenant-1: HIGH" in output
+    assert "tenant-2: CRITICAL" not in output and "tenant-2: HIGH" not in output

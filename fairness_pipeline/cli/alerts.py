@@ -16,6 +16,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from fairness_pipeline.cli.output import table_console
+
 alerts_app = typer.Typer(help="Alerts and their human review.", no_args_is_help=True, add_completion=False)
 
 console = Console(stderr=True)
@@ -90,7 +92,7 @@ def list_command(
         priority = f"{r.priority} (escalated)" if r.escalated_at else r.priority
         table.add_row(str(r.id), str(r.alert_id), priority, r.status, r.level, r.scope, r.tenant_id, r.day.isoformat(),
                       _when(r.opened_at, zone=False), r.reviewer or "")  # fmt: skip
-    Console().print(table)
+    table_console().print(table)
     if not reviews:
         console.print("no review items")
 

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from fairness_pipeline import settings
 from fairness_pipeline.cli.alerts import alerts_app
+from fairness_pipeline.cli.output import table_console
 
 app = typer.Typer(help="Watch hiring funnels for adverse impact.", no_args_is_help=True, add_completion=False)
 db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=True)
@@ -27,11 +28,6 @@ app.add_typer(alerts_app, name="alerts")
 
 console = Console(stderr=True, soft_wrap=True)
 """Human-readable messages go to stderr; stdout carries only data (URLs, JSON)."""
-
-
-def _table_console() -> Console:
-    """Tables go to stdout, wide enough not to truncate when the output is not a terminal."""
-    return Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _fail(message: str, code: int = 1) -> None:
@@ -525,7 +521,7 @@ def _print_stored_summary(rows: list[tuple]) -> None:
         table.add_column(column)
     for tenant, event_type, events, candidates, first, last in rows:
         table.add_row(tenant, event_type, f"{events:,}", f"{candidates:,}", str(first), str(last))
-    _table_console().print(table)
+    table_console().print(table)
 
 
 def _print_findings(window_end: date, findings: list[tuple]) -> None:
@@ -548,7 +544,7 @@ def _print_findings(window_end: date, findings: list[tuple]) -> None:
     if not findings:
         console.print("no group has an impact ratio below 0.80")
         return
-    _table_console().print(table)
+    table_console().print(table)
 
 
 def _print_audit_findings(window_end: date, days: int) -> None:
@@ -566,7 +562,7 @@ def _print_audit_findings(window_end: date, days: int) -> None:
             found[name] = cur.fetchall()
 
     def p_text(value: float | None) -> str:
-        return "" if value is None else f"{value:.2g}"
+        return "" if value is None else "< 1e-300" if value == 0 else f"{value:.2g}"
 
     def show(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
         if not rows:
@@ -577,7 +573,7 @@ def _print_audit_findings(window_end: date, days: int) -> None:
             table.add_column(column)
         for row in rows:
             table.add_row(*row)
-        _table_console().print(table)
+        table_console().print(table)
 
     show(
         "Scores: LL144 scoring-rate impact ratio < 0.80 (share above the tenant's median score)",
