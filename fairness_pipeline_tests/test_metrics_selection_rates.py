@@ -182,3 +182,25 @@ def test_group_counts_of_all_tables_equal_per_table_sums() -> None:
         assert {"unknown"} <= set(got.loc[got["dimension"] == "specialty", "group"])
     empty = group_counts(cells.iloc[:0], AnalysisSettings())
     assert list(empty.columns) == ["tenant_id", "stage_pair", "dimension", "group", "n", "x"] and empty.empty
+
+
+def test_group_codes_equal_factorised_labels() -> None:
+    from fairness_pipeline.metrics.selection_rates import group_codes, group_labels
+
+    rng = np.random.default_rng(1)
+    size = 3000
+    frame = pd.DataFrame(
+        {
+            "company_tier": rng.choice(["faang", "startup", "", " ", None], size),  # blank and null are unknown
+            "experience_band": pd.Categorical(rng.choice(["15+", "0-3", None], size)),
+            "specialty": rng.choice(["ml", "backend"], size),
+        }
+    )
+    for dims in [(d,) for d in frame.columns] + list(analysis_dimensions(tuple(frame.columns))[3:]):
+        codes, groups = group_codes(frame, dims)
+        expected_codes, expected_groups = pd.factorize(group_labels(frame, dims), sort=True)
+        assert groups == list(expected_groups), dims
+        np.testing.assert_array_equal(codes, expected_codes)
+    assert "unknown" in group_codes(frame, ("company_tier",))[1]
+    with pytest.raises(ValueError, match="lacks dimension columns"):
+        group_codes(frame, ("gender",))

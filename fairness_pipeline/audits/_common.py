@@ -8,13 +8,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from fairness_pipeline.metrics.impact import benjamini_hochberg, holm
-from fairness_pipeline.metrics.selection_rates import analysis_dimensions, dimension_name, group_labels
+from fairness_pipeline.metrics.selection_rates import (
+    analysis_dimensions,
+    dimension_name,
+    group_codes,
+    group_labels,
+)
 
 __all__ = [
     "adjust_p_values",
     "analysis_dimensions",
     "bootstrap_p_value",
     "dimension_name",
+    "group_codes",
     "group_labels",
     "stable_seed",
 ]

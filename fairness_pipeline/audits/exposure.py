@@ -47,7 +47,7 @@ from fairness_pipeline.audits._common import (
     analysis_dimensions,
     bootstrap_p_value,
     dimension_name,
-    group_labels,
+    group_codes,
     stable_seed,
 )
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
@@ -263,11 +263,9 @@ def _blocks(table: pd.DataFrame, settings: AnalysisSettings) -> list[_Block]:
     shown = table["shown"].to_numpy(dtype=float)
     blocks = []
     for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
-        labels = group_labels(table, dims)
-        groups = sorted(set(labels))
-        if len(dims) == 1:
+        codes, groups = group_codes(table, dims)
+        if len(dims) == 1:  # allowed values nobody has come after the present ones, so the codes stay valid
             groups += [g for g in DIMENSION_VALUES.get(dims[0], ()) if g not in groups]
-        codes = pd.Index(groups).get_indexer(labels)
         flat = search_codes * len(groups) + codes
         size = n_searches * len(groups)
         sums = np.stack([np.bincount(flat, weights=v, minlength=size).reshape(n_searches, -1) for v in values.T], 1)

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom, binomtest
 
-from fairness_pipeline.audits._common import adjust_p_values, analysis_dimensions, dimension_name, group_labels
+from fairness_pipeline.audits._common import adjust_p_values, analysis_dimensions, dimension_name, group_codes
 from fairness_pipeline.events.vocabulary import DIMENSIONS
 
 DEFAULT_CONCENTRATION = 0.70
@@ -109,7 +109,7 @@ def slate_concentration(
     summaries, dominants = [], []
     for dims in analysis_dimensions(tuple(dimensions), pairs=pairs):
         name = dimension_name(dims)
-        codes, groups = pd.factorize(group_labels(frame, dims), sort=True)
+        codes, groups = group_codes(frame, dims)
         n_groups = len(groups)
         per_search = np.bincount(search_of_row * n_groups + codes, weights=shown, minlength=n_searches * n_groups)
         per_search = per_search.reshape(n_searches, n_groups).astype(np.int64)

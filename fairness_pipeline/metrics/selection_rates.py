@@ -193,3 +193,38 @@ def group_labels(frame: pd.DataFrame, dimensions: Sequence[str]) -> pd.Series:
         label = values if label is None else label + GROUP_SEPARATOR + values
     assert label is not None
     return label.astype(object)
+
+
+def group_codes(frame: pd.DataFrame, dimensions: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """``pd.factorize(group_labels(frame, dimensions), sort=True)`` without building a label per row.
+
+    Each dimension column is factorised once; only its distinct values are cleaned (null or blank -> ``unknown``) and
+    only the combinations present are turned into labels. Returns (code per row, sorted labels).
+    """
+    missing = [d for d in dimensions if d not in frame.columns]
+    if missing:
+        raise ValueError(f"frame lacks dimension columns {missing}")
+    if not dimensions:
+        raise ValueError("at least one dimension is needed")
+    combined = np.zeros(len(frame), dtype=np.int64)
+    value_lists: list[list[str]] = []
+    for dim in dimensions:
+        raw_codes, uniques = pd.factorize(frame[dim], use_na_sentinel=True)
+        cleaned = [UNKNOWN_GROUP if (u is None or str(u).strip() == "") else str(u) for u in uniques]
+        values = sorted(set(cleaned) | {UNKNOWN_GROUP})
+        position = {v: i for i, v in enumerate(values)}
+        lookup = np.array([position[c] for c in cleaned] + [position[UNKNOWN_GROUP]], dtype=np.int64)
+        combined = combined * len(values) + lookup[raw_codes]  # code -1 (null) picks the last entry: unknown
+        value_lists.append(values)
+    present, codes = np.unique(combined, return_inverse=True)
+    labels = []
+    for code in present.tolist():
+        parts = []
+        for values in reversed(value_lists):
+            code, index = divmod(code, len(values))
+            parts.append(values[index])
+        labels.append(GROUP_SEPARATOR.join(reversed(parts)))
+    order = np.argsort(np.array(labels, dtype=object), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    return rank[codes.ravel()], [labels[i] for i in order]
