@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from fairness_pipeline.metrics.impact import adjusted_p_values, impact_ratio_tables
-from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR, validate_counts
+from fairness_pipeline.metrics.impact import adjusted_p_values, first_reasons, impact_ratio_tables, katz_log_ratio
+from fairness_pipeline.metrics.selection_rates import is_intersection, validate_counts
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings
 
 DEFAULT_SLOPE_WINDOWS = 14
@@ -101,10 +101,7 @@ def week_over_week(
     prev = validate_counts(previous, keys)
     if keys:
         cur = cur.sort_values(keys, kind="stable", ignore_index=True)
-    intersectional = (
-        cur["dimension"].astype(str).str.contains(INTERSECTION_SEPARATOR, regex=False).to_numpy(dtype=bool)
-        if "dimension" in keys else False
-    )  # fmt: skip
+    intersectional = is_intersection(cur["dimension"]) if "dimension" in keys else False
     impacts = impact_ratio_tables(
         cur, keys, intersectional=intersectional, alpha=settings.alpha, threshold=settings.threshold,
         min_share=settings.min_share, min_sample=settings.min_sample,
@@ -116,14 +113,16 @@ def week_over_week(
 
     out = impacts[[*keys, "group", "reference_group"]].copy()
     out["n_current"], out["x_current"], out["n_previous"], out["x_previous"] = n, x, n_p, x_p
-    reasons = np.full(len(out), None, dtype=object)
-    for applies, reason in reversed([
-        (impacts["undefined_reason"].notna().to_numpy(), "current week: " + impacts["undefined_reason"].astype(str)),
-        (impacts["is_reference"].to_numpy(dtype=bool), "reference group"),
-        (n_p == 0, "no candidates in the previous week"),
-        ((n_rp == 0) | (x_rp == 0), "reference selection rate is 0 in the previous week"),
-    ]):  # fmt: skip
-        reasons[applies] = np.asarray(reason, dtype=object)[applies] if not isinstance(reason, str) else reason
+    undefined_now = impacts["undefined_reason"]
+    reasons = first_reasons(
+        [
+            (undefined_now.notna().to_numpy(), "current week: " + undefined_now.astype(str)),
+            (impacts["is_reference"].to_numpy(dtype=bool), "reference group"),
+            (n_p == 0, "no candidates in the previous week"),
+            ((n_rp == 0) | (x_rp == 0), "reference selection rate is 0 in the previous week"),
+        ],
+        len(out),
+    )
     tested = reasons == None  # noqa: E711 (elementwise on an object array)
     columns = {c: np.full(len(out), np.nan) for c in ("ratio_current", "ratio_previous", "ratio_change", "log_change",
                                                        "se", "z", "p_value", "p_adjusted")}  # fmt: skip
@@ -178,15 +177,9 @@ def _counts_of(
 def log_ratio_change(current: tuple, previous: tuple) -> tuple:
     """(d, se, z, p) for two weeks' (x_g, n_g, x_r, n_r), scalars or arrays; requires n_g, n_r > 0 and x_r > 0 in
     both weeks."""
-    log_ratios, variances = [], []
-    for x_g, n_g, x_r, n_r in (current, previous):
-        zero = (np.asarray(x_g) == 0) | (np.asarray(x_r) == 0)
-        a, b = np.asarray(x_g) + 0.5 * zero, np.asarray(n_g) + 1.0 * zero
-        c, d = np.asarray(x_r) + 0.5 * zero, np.asarray(n_r) + 1.0 * zero
-        log_ratios.append(np.log((a / b) / (c / d)))
-        variances.append(1 / a - 1 / b + 1 / c - 1 / d)
-    change = log_ratios[0] - log_ratios[1]
-    se = np.sqrt(variances[0] + variances[1])
+    (log_now, var_now), (log_before, var_before) = katz_log_ratio(*current), katz_log_ratio(*previous)
+    change = log_now - log_before
+    se = np.sqrt(var_now + var_before)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, change / np.where(se > 0, se, 1), np.where(change == 0, 0.0, np.copysign(np.inf, change)))
     return change, se, z, 2 * norm.sf(np.abs(z))

@@ -218,14 +218,14 @@ def impact_ratio_tables(
     out["shortfall"] = pd.array([pd.NA] * rows, dtype="Int64")
     for column in ("test", "adjustment_method"):
         out[column] = pd.Series([None] * rows, dtype=object)
-    reasons = np.full(rows, None, dtype=object)  # the first that applies, in this order of precedence
-    for applies, reason in reversed([
-        (empty, EMPTY_GROUP_REASON),
-        (excluded, f"excluded: under {min_share:.0%} of the population"),
-        (x_r == 0, ZERO_REFERENCE_REASON),
-    ]):  # fmt: skip
-        reasons[applies] = reason
-    out["undefined_reason"] = reasons
+    out["undefined_reason"] = first_reasons(
+        [
+            (empty, EMPTY_GROUP_REASON),
+            (excluded, f"excluded: under {min_share:.0%} of the population"),
+            (x_r == 0, ZERO_REFERENCE_REASON),
+        ],
+        rows,
+    )
     defined = ~empty & ~excluded & (x_r != 0)
     reference_rows = defined & is_reference
     out.loc[reference_rows, ["impact_ratio", "cohens_h"]] = [1.0, 0.0]
@@ -234,12 +234,11 @@ def impact_ratio_tables(
     compared = np.flatnonzero(defined & ~is_reference)
     if compared.size:
         _compare(out, compared, x[compared], n[compared], x_r[compared], n_r[compared], threshold)
-        tested = compared
-        fdr = np.broadcast_to(np.asarray(intersectional, dtype=bool), (rows,))[tested]
-        adjusted = adjusted_p_values(out["p_value"].to_numpy()[tested], table[tested], fdr)
-        out.loc[tested, "p_adjusted"] = adjusted
-        out.loc[tested, "adjustment_method"] = np.where(fdr, "fdr_bh", "holm")
-        out.loc[tested, "significant"] = adjusted < alpha
+        fdr = np.broadcast_to(np.asarray(intersectional, dtype=bool), (rows,))[compared]
+        adjusted = adjusted_p_values(out["p_value"].to_numpy()[compared], table[compared], fdr)
+        out.loc[compared, "p_adjusted"] = adjusted
+        out.loc[compared, "adjustment_method"] = np.where(fdr, "fdr_bh", "holm")
+        out.loc[compared, "significant"] = adjusted < alpha
     return _set_dtypes(out[[*keys, *IMPACT_COLUMNS]])
 
 
@@ -251,14 +250,29 @@ def two_proportion_z(x_g, n_g, x_r, n_r):
     return z, 2 * norm.sf(np.abs(z))
 
 
-def katz_interval(x_g, n_g, x_r, n_r, z: float = KATZ_Z):
-    """Katz log interval for SR_g / SR_r; adds 0.5 to all four cells when x_g or x_r is 0 (scalars or arrays)."""
+def katz_log_ratio(x_g, n_g, x_r, n_r):
+    """ln(SR_g / SR_r) and its Katz variance 1/x_g - 1/n_g + 1/x_r - 1/n_r (scalars or arrays); when x_g or x_r is 0,
+    0.5 is added to all four cells first."""
     zero = (np.asarray(x_g) == 0) | (np.asarray(x_r) == 0)
-    a, b = x_g + 0.5 * zero, n_g + 1.0 * zero  # 0.5 to each of the two cells of each row
-    c, d = x_r + 0.5 * zero, n_r + 1.0 * zero
-    log_ratio = np.log((a / b) / (c / d))
-    half = z * np.sqrt(1 / a - 1 / b + 1 / c - 1 / d)
+    a, b = np.asarray(x_g) + 0.5 * zero, np.asarray(n_g) + 1.0 * zero  # 0.5 to each of the two cells of each row
+    c, d = np.asarray(x_r) + 0.5 * zero, np.asarray(n_r) + 1.0 * zero
+    return np.log((a / b) / (c / d)), 1 / a - 1 / b + 1 / c - 1 / d
+
+
+def katz_interval(x_g, n_g, x_r, n_r, z: float = KATZ_Z):
+    """Katz log interval for SR_g / SR_r (scalars or arrays), from :func:`katz_log_ratio`."""
+    log_ratio, variance = katz_log_ratio(x_g, n_g, x_r, n_r)
+    half = z * np.sqrt(variance)
     return np.exp(log_ratio - half), np.exp(log_ratio + half)
+
+
+def first_reasons(rules: list[tuple[np.ndarray, Any]], rows: int) -> np.ndarray:
+    """Per row, the reason of the first rule that applies (None when none does). A rule is (mask, reason), the
+    reason one text or one text per row."""
+    reasons = np.full(rows, None, dtype=object)
+    for applies, reason in reversed(rules):  # earlier rules overwrite later ones
+        reasons[applies] = reason if isinstance(reason, str) else np.asarray(reason, dtype=object)[applies]
+    return reasons
 
 
 def _compare(

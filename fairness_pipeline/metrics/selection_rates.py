@@ -150,6 +150,11 @@ def dimension_name(dimensions: tuple[str, ...]) -> str:
     return INTERSECTION_SEPARATOR.join(dimensions)
 
 
+def is_intersection(dimensions: pd.Series) -> np.ndarray:
+    """Per row, whether the dimension name is a pairwise intersection (``a+b``)."""
+    return dimensions.astype(str).str.contains(INTERSECTION_SEPARATOR, regex=False).to_numpy(dtype=bool)
+
+
 def analysis_dimensions(dims: tuple[str, ...] = DIMENSIONS, *, pairs: bool = True) -> list[tuple[str, ...]]:
     """The dimensions to analyse: each single dimension, then (if ``pairs``) every pair in the given order."""
     singles = [(d,) for d in dims]

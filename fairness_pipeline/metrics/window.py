@@ -16,10 +16,10 @@ from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSION_V
 from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, impact_ratio_tables
 from fairness_pipeline.metrics.selection_rates import (
     FRAME_COLUMNS,
-    INTERSECTION_SEPARATOR,
     analysis_dimensions,
     dimension_name,
     group_labels,
+    is_intersection,
     selection_rate_frames,
 )
 
@@ -97,7 +97,7 @@ def impacts_for_counts(counts: pd.DataFrame, settings: AnalysisSettings) -> pd.D
     return impact_ratio_tables(
         ordered,
         TABLE_KEYS,
-        intersectional=ordered["dimension"].str.contains(INTERSECTION_SEPARATOR, regex=False).to_numpy(dtype=bool),
+        intersectional=is_intersection(ordered["dimension"]),
         alpha=settings.alpha,
         threshold=settings.threshold,
         min_share=settings.min_share,
