@@ -194,10 +194,28 @@ def test_search_aggregates_match_the_pandas_reference(graph: pd.DataFrame, modul
             window = audit_assets.search_aggregates(cur, *SETTINGS.window(LAST))
             day_before = audit_assets.search_aggregates(cur, LAST - timedelta(days=1), LAST - timedelta(days=1))
             scoring_sql = audit_assets.scoring_cells(cur, *SETTINGS.window(LAST))
+            coded = audit_assets.exposure_window(cur, *SETTINGS.window(LAST))
     finally:
         conn.close()
     keys = ["tenant_id", "day", "search_id", *DIMENSIONS]
     _compare(window, _oracle_aggregates(graph, *SETTINGS.window(LAST)), keys)
+    # search_number: 1, 2, ... per tenant and day in bytewise order of search_id
+    ranks = window.groupby(["tenant_id", "day"])["search_id"].rank(method="dense").astype(int)
+    assert (ranks == window["search_number"]).all()
+    # the binary, coded read of the window holds the same rows: (day offset, number) as one integer, categories
+    first_day = SETTINGS.window(LAST)[0]
+    decoded = coded.assign(
+        day=[first_day + timedelta(days=int(v >> 32)) for v in coded["search_id"]],
+        search_number=(coded["search_id"] & 0xFFFFFFFF).astype(int),
+        tenant_id=coded["tenant_id"].astype(object),
+        **{dim: coded[dim].astype(object).where(coded[dim].notna(), None) for dim in DIMENSIONS},
+    ).drop(columns="search_id")
+    expected = window.drop(columns="search_id").assign(
+        **{dim: window[dim].where(window[dim].notna(), None) for dim in DIMENSIONS}
+    )
+    _compare(decoded, expected[list(decoded.columns)], ["tenant_id", "day", "search_number", *DIMENSIONS])
+    for _, part in coded.groupby("tenant_id", observed=True):  # rows in search order within each tenant
+        assert part["search_id"].is_monotonic_increasing
     _compare(day_before, _oracle_aggregates(graph, LAST - timedelta(days=1), LAST - timedelta(days=1)), keys)
     # The repeated shown events count once (with their first rank); the search over midnight belongs to the day before,
     # with its 4 impressions of that day (a day's slates stop at midnight).
@@ -219,7 +237,7 @@ def test_stored_audits_equal_the_oracle(graph: pd.DataFrame, module_db_url: str)
     oracle = scoring.scoring_rate_ratios(scoring.scoring_cells(first_shown_candidates(graph, first, last)), SETTINGS)
     _compare(stored, oracle, ["tenant_id", "dimension", "group"])
 
-    aggregates = _oracle_aggregates(graph, first, last).drop(columns=["day"])
+    aggregates = _oracle_aggregates(graph, first, last)  # with the day: searches resampled in (day, search_id) order
     seed = stable_seed(0, LAST.isoformat())
     oracle = exposure.rank_exposure(aggregates, SETTINGS, n_boot=exposure.DEFAULT_N_BOOT, seed=seed)
     stored = _stored(module_db_url, "rank_exposure", "window_end = %(d)s", params)

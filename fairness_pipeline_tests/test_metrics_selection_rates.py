@@ -176,8 +176,9 @@ def test_group_counts_of_all_tables_equal_per_table_sums() -> None:
         oracle = pd.concat(expected, ignore_index=True)[["tenant_id", "stage_pair", "dimension", "group", "n", "x"]]
         oracle[["n", "x"]] = oracle[["n", "x"]].astype("int64")
         got = group_counts(cells, settings)
-        pd.testing.assert_frame_equal(got, oracle.astype({c: object for c in ("tenant_id", "stage_pair", "dimension",
-                                                                               "group")}))
+        pd.testing.assert_frame_equal(
+            got, oracle.astype({c: object for c in ("tenant_id", "stage_pair", "dimension", "group")})
+        )
         assert (got.loc[got["group"] == "other", "n"] == 0).all()
         assert {"unknown"} <= set(got.loc[got["dimension"] == "specialty", "group"])
     empty = group_counts(cells.iloc[:0], AnalysisSettings())

@@ -22,14 +22,15 @@ Rules: an impression without a rank (or with a rank below 1) is excluded from ex
 ``missing_rank``; an impression without a score is excluded from the score-based measures only. Unknown dimension
 values are the ``unknown`` group. A group with no ranked impression has no exposure (reason given), never 0.
 
-Uncertainty: the searches of one key (tenant) are resampled with replacement ``n_boot`` times (multinomial counts from
-``np.random.default_rng([seed, crc32(key)])``); every statistic is recomputed from the resampled sums with the
-reference group held fixed. Percentile intervals; two-sided bootstrap p-values of log(statistic) = 0, adjusted with
-Holm (single dimensions) or Benjamini-Hochberg (intersections) per (key, dimension) and statistic.
+Uncertainty: the searches of one key (tenant), in (day, search_id) order (search_id alone without a ``day`` column),
+are resampled with replacement ``n_boot`` times (multinomial counts from ``np.random.default_rng([seed,
+crc32(key)])``); every statistic is recomputed from the resampled sums (float32, see ``_bootstrap``) with the reference
+group held fixed. Percentile intervals; two-sided bootstrap p-values of log(statistic) = 0, adjusted with Holm (single
+dimensions) or Benjamini-Hochberg (intersections) per (key, dimension) and statistic.
 
 Input: one row per (key, search, combination of dimension values) with the sums of :data:`AGGREGATE_COLUMNS` -- never
-one row per event. :func:`search_aggregates` builds them from one row per impression (tests, oracles, and the
-reference for the SQL).
+one row per event -- and optionally the search's ``day``. :func:`search_aggregates` builds them from one row per
+impression (tests, oracles, and the reference for the SQL).
 """
 
 from __future__ import annotations
@@ -75,8 +76,10 @@ sum of scores over those; ``scored_weight_sum`` = sum of v(rank) over those; ``m
 rank) over those, where the merit ranks of a search are its scored impressions' ranks sorted ascending and handed out
 by score descending, ties by rank (optional column: without it the merit columns are NaN)."""
 
-_SUMS: tuple[str, ...] = AGGREGATE_COLUMNS[1:]  # summed per resample, in this order
+_SUMS: tuple[str, ...] = AGGREGATE_COLUMNS[1:]  # summed per block, in this order
 _N, _W, _T, _C, _U, _SW, _MW = range(len(_SUMS))
+_RESAMPLED = np.array([_N, _W, _T, _U, _SW, _MW])
+"""The sums the statistics use (``scored`` only counts), the only ones the bootstrap recomputes."""
 
 EXPOSURE_COLUMNS: tuple[str, ...] = (
     "dimension",
@@ -203,13 +206,15 @@ def search_aggregates(
 
 @dataclass
 class _Block:
-    """Sums of one (key, dimension) table: ``sums`` has shape (searches, len(_SUMS), groups)."""
+    """One (key, dimension) table: per group the ``totals`` of :data:`_SUMS` (shape (len(_SUMS), groups)), shown
+    impressions and searches showing it; ``codes`` = the group of each input row."""
 
     dims: tuple[str, ...]
     groups: list[str]
-    sums: np.ndarray
+    totals: np.ndarray
     shown: np.ndarray
     searches: np.ndarray
+    codes: np.ndarray
 
 
 def rank_exposure(
@@ -244,8 +249,8 @@ def rank_exposure(
     for key_values, table in grouped:
         key_values = key_values if isinstance(key_values, tuple) else (key_values,)
         rng = np.random.default_rng([seed, stable_seed(*key_values)])
-        blocks = _blocks(table, settings)
-        boot = _bootstrap(blocks, rng, n_boot) if n_boot else [None] * len(blocks)
+        blocks, search_codes, values = _blocks(table, settings)
+        boot = _bootstrap(blocks, search_codes, values, rng, n_boot) if n_boot and len(table) else [None] * len(blocks)
         prefix = dict(zip(keys, key_values, strict=True))
         for block, resampled in zip(blocks, boot, strict=True):
             rows = _block_rows(block, resampled, settings, has_merit, confidence, n_boot)
@@ -253,10 +258,13 @@ def rank_exposure(
     return _set_dtypes(pd.DataFrame(parts, columns=[*keys, *EXPOSURE_COLUMNS]))
 
 
-def _blocks(table: pd.DataFrame, settings: AnalysisSettings) -> list[_Block]:
-    """(searches x sums x groups) arrays of every dimension table of one key; searches shared by all blocks."""
-    search_codes, search_ids = pd.factorize(table["search_id"], sort=True)
-    n_searches = len(search_ids)
+def _blocks(table: pd.DataFrame, settings: AnalysisSettings) -> tuple[list[_Block], np.ndarray, np.ndarray]:
+    """Every dimension table of one key, plus each row's search (0 .. searches - 1) and the rows' :data:`_SUMS`."""
+    if "day" in table.columns:  # searches in (day, search_id) order, as the stored window is read
+        search_codes = table.groupby(["day", "search_id"], sort=True, dropna=False).ngroup().to_numpy()
+    else:
+        search_codes = pd.factorize(table["search_id"], sort=True)[0]
+    n_searches = int(search_codes.max()) + 1 if len(search_codes) else 0
     values = np.column_stack(
         [table[c].to_numpy(dtype=float) if c in table.columns else np.zeros(len(table)) for c in _SUMS]
     )
@@ -266,36 +274,73 @@ def _blocks(table: pd.DataFrame, settings: AnalysisSettings) -> list[_Block]:
         codes, groups = group_codes(table, dims)
         if len(dims) == 1:  # allowed values nobody has come after the present ones, so the codes stay valid
             groups += [g for g in DIMENSION_VALUES.get(dims[0], ()) if g not in groups]
-        flat = search_codes * len(groups) + codes
-        size = n_searches * len(groups)
-        sums = np.stack([np.bincount(flat, weights=v, minlength=size).reshape(n_searches, -1) for v in values.T], 1)
-        shown_sums = np.bincount(flat, weights=shown, minlength=size).reshape(n_searches, -1)
-        blocks.append(_Block(dims, groups, sums, shown_sums.sum(axis=0), (shown_sums > 0).sum(axis=0)))
-    return blocks
+        totals = np.stack([np.bincount(codes, weights=v, minlength=len(groups)) for v in values.T])
+        shown_by_group = np.bincount(codes, weights=shown, minlength=len(groups))
+        pairs = np.bincount(search_codes.astype(np.int64) * len(groups) + codes, minlength=n_searches * len(groups))
+        searches = (pairs.reshape(n_searches, len(groups)) > 0).sum(axis=0)  # searches with a row of the group
+        blocks.append(_Block(dims, groups, totals, shown_by_group, searches, codes))
+    return blocks, search_codes, values
 
 
-def _bootstrap(blocks: list[_Block], rng: np.random.Generator, n_boot: int) -> list[np.ndarray]:
-    """Resampled sums, shape (n_boot, len(_SUMS), groups) per block: searches drawn with replacement.
+def _bootstrap(
+    blocks: list[_Block], search_codes: np.ndarray, values: np.ndarray, rng: np.random.Generator, n_boot: int
+) -> list[np.ndarray]:
+    """Resampled sums, shape (n_boot, len(_SUMS), groups) per block (``scored`` NaN): searches drawn with replacement.
 
     Each resample is a row of multinomial counts (how often each search is drawn), built from ``rng.integers``; the
-    sums of all blocks come from one matrix product per chunk of resamples.
+    sums of all blocks come from one float32 matrix product per chunk of resamples (counts are exact in float32; the
+    sums carry about 7 significant digits, far below the resampling noise). A single dimension that is part of an
+    intersection is not resampled itself: its sums are those of the intersection's groups, added up.
     """
-    n_searches = blocks[0].sums.shape[0]
-    widths = [b.sums.shape[1] * b.sums.shape[2] for b in blocks]
-    matrix = np.concatenate([b.sums.reshape(n_searches, -1) for b in blocks], axis=1)
+    n_searches = int(search_codes.max()) + 1
+    derived = _derivable(blocks)
+    resampled = [i for i in range(len(blocks)) if i not in derived]
+    matrix = np.empty((n_searches, len(_RESAMPLED) * sum(len(blocks[i].groups) for i in resampled)), np.float32)
+    at = 0
+    for i in resampled:  # per search: the block's sums of each resampled column, group by group
+        n_groups = len(blocks[i].groups)
+        flat = search_codes.astype(np.int64) * n_groups + blocks[i].codes
+        for j in _RESAMPLED:
+            sums = np.bincount(flat, weights=values[:, j], minlength=n_searches * n_groups)
+            matrix[:, at : at + n_groups] = sums.reshape(n_searches, n_groups)
+            at += n_groups
     chunk = max(1, min(n_boot, _MAX_CELLS // max(n_searches, 1)))
-    results = np.empty((n_boot, matrix.shape[1]))
+    results = np.empty((n_boot, matrix.shape[1]), dtype=np.float32)
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)
         draws = rng.integers(0, n_searches, size=(rows, n_searches))
-        offsets = (draws + np.arange(rows)[:, None] * n_searches).ravel()
-        counts = np.bincount(offsets, minlength=rows * n_searches).reshape(rows, n_searches)
-        results[start : start + rows] = counts @ matrix
-    out, at = [], 0
-    for width in widths:
-        out.append(results[:, at : at + width].reshape(n_boot, len(_SUMS), -1))
+        draws += (np.arange(rows) * n_searches)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=rows * n_searches).reshape(rows, n_searches)
+        np.matmul(counts.astype(np.float32), matrix, out=results[start : start + rows])
+    out: list[np.ndarray | None] = [None] * len(blocks)
+    at = 0
+    for i in resampled:
+        width = len(_RESAMPLED) * len(blocks[i].groups)
+        sums = np.full((n_boot, len(_SUMS), len(blocks[i].groups)), np.nan)
+        sums[:, _RESAMPLED, :] = results[:, at : at + width].reshape(n_boot, len(_RESAMPLED), -1)
+        out[i] = sums
         at += width
-    return out
+    for i, (source, mapping) in derived.items():
+        indicator = np.zeros((len(blocks[source].groups), len(blocks[i].groups)))
+        indicator[np.arange(len(mapping)), mapping] = 1.0
+        out[i] = out[source] @ indicator  # NaN (``scored``) stays NaN
+    return out  # type: ignore[return-value]
+
+
+def _derivable(blocks: list[_Block]) -> dict[int, tuple[int, np.ndarray]]:
+    """Single-dimension blocks whose groups are unions of an intersection's groups: index -> (intersection index, the
+    single group of each intersection group)."""
+    derived = {}
+    for i, block in enumerate(blocks):
+        if len(block.dims) != 1:
+            continue
+        for k, pair in enumerate(blocks):
+            if len(pair.dims) > 1 and block.dims[0] in pair.dims:
+                mapping = np.zeros(len(pair.groups), dtype=np.int64)
+                mapping[pair.codes] = block.codes  # each intersection group lies in one group of the dimension
+                derived[i] = (k, mapping)
+                break
+    return derived
 
 
 def _statistics(sums: np.ndarray, reference: int | None) -> dict[str, np.ndarray]:
@@ -337,7 +382,7 @@ def _block_rows(
     n_boot: int,
 ) -> list[dict[str, Any]]:
     """The output rows of one (key, dimension) table, with p-values adjusted within the table."""
-    totals = block.sums.sum(axis=0)
+    totals = block.totals
     ranked, scored, score_sum = totals[_N], totals[_C], totals[_U]
     point = _statistics(totals, None)
     reference, any_eligible = _reference(block.groups, ranked, point["exposure"], settings.min_share)

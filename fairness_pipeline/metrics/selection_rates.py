@@ -7,6 +7,7 @@ rows per group, never one row per event), which gives exactly ``x / n``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
@@ -221,7 +222,14 @@ def group_codes(frame: pd.DataFrame, dimensions: Sequence[str]) -> tuple[np.ndar
         lookup = np.array([position[c] for c in cleaned] + [position[UNKNOWN_GROUP]], dtype=np.int64)
         combined = combined * len(values) + lookup[raw_codes]  # code -1 (null) picks the last entry: unknown
         value_lists.append(values)
-    present, codes = np.unique(combined, return_inverse=True)
+    n_combinations = math.prod(len(values) for values in value_lists)
+    if n_combinations <= max(len(frame), 1 << 16):  # a lookup table over all combinations: no sort of the rows
+        present = np.flatnonzero(np.bincount(combined, minlength=n_combinations))
+        dense = np.zeros(n_combinations, dtype=np.int64)
+        dense[present] = np.arange(len(present))
+        codes = dense[combined]
+    else:
+        present, codes = np.unique(combined, return_inverse=True)
     labels = []
     for code in present.tolist():
         parts = []

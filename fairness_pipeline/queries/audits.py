@@ -5,6 +5,10 @@ The statements aggregate in the database: Python receives one row per search and
 or per dimension cell (scoring), never one row per event.
 """
 
+from collections.abc import Sequence
+
+from psycopg2 import sql
+
 # Shown impressions of the searches that start in [window_start, window_stop) (one day, for search_daily_aggregates):
 # - repeated shown events of one (search, candidate) count once: the first (timestamp, then event_id) is kept;
 # - a search belongs to the UTC day of its first shown event, so its impressions are read from `scan_start` (a day
@@ -42,8 +46,9 @@ merit AS (
                ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)::float8) AS merit_weight
     FROM slotted
 )
-SELECT tenant_id, (search_start AT TIME ZONE 'UTC')::date AS day, search_id, company_tier, experience_band,
-       specialty,
+SELECT tenant_id, (search_start AT TIME ZONE 'UTC')::date AS day, search_id,
+       dense_rank() OVER (PARTITION BY tenant_id ORDER BY search_id COLLATE "C")::int4 AS search_number,
+       company_tier, experience_band, specialty,
        count(*) AS shown,
        count(rank) AS ranked,
        coalesce(sum(weight ORDER BY candidate_id), 0) AS weight_sum,
@@ -57,8 +62,8 @@ GROUP BY tenant_id, search_id, search_start, company_tier, experience_band, spec
 ORDER BY tenant_id, search_id, search_start, company_tier, experience_band, specialty
 """
 
-SEARCH_AGGREGATE_COLUMNS = """tenant_id, day, search_id, company_tier, experience_band, specialty, shown, ranked,
-    weight_sum, top_k, scored, score_sum, scored_weight_sum, merit_weight_sum"""
+SEARCH_AGGREGATE_COLUMNS = """tenant_id, day, search_id, search_number, company_tier, experience_band, specialty, shown,
+    ranked, weight_sum, top_k, scored, score_sum, scored_weight_sum, merit_weight_sum"""
 
 DELETE_SEARCH_DAY = "DELETE FROM search_daily_aggregates WHERE day = %(day)s"
 
@@ -66,10 +71,13 @@ INSERT_SEARCH_DAY = f"INSERT INTO search_daily_aggregates ({SEARCH_AGGREGATE_COL
 """The searches that start on the day (``window_start`` .. ``window_stop`` = the day's bounds)."""
 
 RECORD_SEARCH_DAY = """
-INSERT INTO search_daily_aggregates_days (day, searches, aggregate_rows)
-SELECT %(day)s, count(DISTINCT (tenant_id, search_id)), count(*) FROM search_daily_aggregates WHERE day = %(day)s
+INSERT INTO search_daily_aggregates_days (day, searches, aggregate_rows, tenants)
+SELECT %(day)s, count(DISTINCT (tenant_id, search_id)), count(*),
+       coalesce(array_agg(DISTINCT tenant_id::text ORDER BY tenant_id::text), '{}')
+FROM search_daily_aggregates WHERE day = %(day)s
 ON CONFLICT (day) DO UPDATE
-SET searches = EXCLUDED.searches, aggregate_rows = EXCLUDED.aggregate_rows, aggregated_at = now()
+SET searches = EXCLUDED.searches, aggregate_rows = EXCLUDED.aggregate_rows, tenants = EXCLUDED.tenants,
+    aggregated_at = now()
 RETURNING searches
 """
 
@@ -88,6 +96,54 @@ COPY (
 """The stored rows of the days, in a stable order (the exposure bootstrap's float sums follow the row order), through
 COPY: a window holds about one row per impression, and COPY reads them several times faster than a cursor. The two
 placeholders are filled with ``psycopg2.sql.Literal`` values (COPY takes no bind parameters)."""
+
+WINDOW_TENANTS = """
+SELECT DISTINCT tenant FROM search_daily_aggregates_days, unnest(tenants) AS tenant
+WHERE day BETWEEN %(first_day)s AND %(last_day)s ORDER BY tenant
+"""
+
+# The stored searches of a window as fixed-width numbers, for `store.binary_copy` (the exposure bootstrap reads about
+# one row per impression: binary doubles instead of printed ones, codes instead of text). The tenant and dimension
+# values are coded by `code_of` expressions; a search is (day_offset, search_number); the reader orders the rows, so
+# the statement needs no sort. Placeholders are filled with `psycopg2.sql` values (COPY takes no bind parameters).
+SEARCH_WINDOW_CODES = """
+COPY (
+    SELECT {tenant_code}, (day - {first_day}::date)::int4 AS day_offset, search_number::int4,
+           {company_tier_code}, {experience_band_code}, {specialty_code},
+           shown::int4, ranked::int4, weight_sum::float8, top_k::int4, scored::int4, score_sum::float8,
+           scored_weight_sum::float8, merit_weight_sum::float8
+    FROM search_daily_aggregates
+    WHERE day BETWEEN {first_day} AND {last_day}
+) TO STDOUT WITH (FORMAT binary)
+"""
+SEARCH_WINDOW_CODE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tenant", "int4"),
+    ("day_offset", "int4"),
+    ("search_number", "int4"),
+    ("company_tier", "int2"),
+    ("experience_band", "int2"),
+    ("specialty", "int2"),
+    ("shown", "int4"),
+    ("ranked", "int4"),
+    ("weight_sum", "float8"),
+    ("top_k", "int4"),
+    ("scored", "int4"),
+    ("score_sum", "float8"),
+    ("scored_weight_sum", "float8"),
+    ("merit_weight_sum", "float8"),
+)
+"""The columns of :data:`SEARCH_WINDOW_CODES` and their PostgreSQL types, in order."""
+
+
+def code_of(column: str, values: Sequence[str], sql_type: str = "int2") -> sql.Composed:
+    """A SQL expression coding ``column`` as its 1-based position in ``values``: 0 when NULL or blank, -1 otherwise.
+    A CASE of literals: per row it costs a few comparisons (``array_position`` costs several times more)."""
+    name = sql.Identifier(column)
+    branches = [sql.SQL("WHEN {} THEN {}").format(sql.Literal(v), sql.Literal(i)) for i, v in enumerate(values, 1)]
+    template = "(CASE {name} {branches} ELSE CASE WHEN nullif(btrim({name}), '') IS NULL THEN 0 ELSE -1 END END)"
+    template += "::{type}"
+    return sql.SQL(template).format(name=name, branches=sql.SQL(" ").join(branches), type=sql.SQL(sql_type))
+
 
 # The scoring-rate population: every candidate with a shown event in the window, with the dimensions and score of its
 # first shown event (candidate_daily_stages holds each day's first; the earliest day's is the window's first). M is the

@@ -38,9 +38,10 @@ from fairness_pipeline.defs.partitions import (
     single_run,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.events.vocabulary import DIMENSIONS
+from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
 from fairness_pipeline.queries import audits as q
+from fairness_pipeline.store.binary_copy import read_binary_copy
 
 GROUP = "audits"
 WEEK_DAYS = 7
@@ -131,6 +132,40 @@ def search_aggregates(cur, first_day: date, last_day: date) -> pd.DataFrame:
         float_precision="round_trip",  # the exact doubles PostgreSQL printed (shortest round-trip text)
     )
     frame["day"] = pd.to_datetime(frame["day"], format="%Y-%m-%d").dt.date
+    return frame
+
+
+def exposure_window(cur, first_day: date, last_day: date) -> pd.DataFrame:
+    """The window's stored search sums as ``audits.exposure.rank_exposure`` takes them, read through one binary COPY:
+    ``search_id`` is an integer that sorts as (day, search id) within a tenant, dimensions are categoricals (missing =
+    NaN), rows in (tenant, search, dimension codes) order. Raises ValueError when a stored tenant is not listed for
+    the days or a dimension value is outside the vocabulary."""
+    cur.execute(q.WINDOW_TENANTS, {"first_day": first_day, "last_day": last_day})
+    tenants = [row[0] for row in cur.fetchall()]
+    statement = sql.SQL(q.SEARCH_WINDOW_CODES).format(
+        tenant_code=q.code_of("tenant_id", tenants, "int4"), first_day=sql.Literal(first_day),
+        last_day=sql.Literal(last_day), **{f"{dim}_code": q.code_of(dim, DIMENSION_VALUES[dim]) for dim in DIMENSIONS},
+    )  # fmt: skip
+    arrays = read_binary_copy(cur, statement.as_string(cur.connection), q.SEARCH_WINDOW_CODE_COLUMNS)
+    if (arrays["tenant"] < 1).any():
+        raise ValueError("search_daily_aggregates holds tenants that search_daily_aggregates_days does not list")
+    search = (arrays["day_offset"].astype(np.int64) << 32) | arrays["search_number"].astype(np.int64)
+    keys = [arrays[dim] for dim in reversed(DIMENSIONS)] + [search, arrays["tenant"]]
+    order = np.lexsort(keys)  # one row order whatever the physical order: the same float sums on every read
+    arrays = {name: values[order] for name, values in arrays.items()}
+    frame = pd.DataFrame(
+        {
+            "tenant_id": pd.Categorical.from_codes(arrays["tenant"].astype(np.int64) - 1, categories=tenants),
+            "search_id": search[order],
+        }
+    )
+    for dim in DIMENSIONS:
+        codes = arrays[dim]
+        if (codes < 0).any():
+            raise ValueError(f"search_daily_aggregates holds {dim} values outside the vocabulary")
+        frame[dim] = pd.Categorical.from_codes(codes.astype(np.int64) - 1, categories=DIMENSION_VALUES[dim])
+    for column in exposure.AGGREGATE_COLUMNS:
+        frame[column] = arrays[column]
     return frame
 
 
@@ -312,7 +347,7 @@ def rank_exposure(
                     context.log.warning(f"window ending {window_end}: search_daily_aggregates lacks {len(missing)} "
                                         f"day(s): {', '.join(d.isoformat() for d in missing)}")  # fmt: skip
                 started = time.perf_counter()
-                aggregates = search_aggregates(cur, *settings.window(window_end)).drop(columns=["day"])
+                aggregates = exposure_window(cur, *settings.window(window_end))
                 read_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 seed = stable_seed(config.bootstrap_seed, window_end.isoformat())
@@ -322,9 +357,10 @@ def rank_exposure(
                 if len(table):
                     prefix = (window_end, settings.window_days, exposure.DEFAULT_TOP_K)
                     execute_values(cur, q.INSERT_EXPOSURE, _records(table, EXPOSURE_INSERT_COLUMNS, prefix))
-            context.log.info(f"{window_end}: {aggregates['search_id'].nunique()} searches, {len(table)} rows")
+            window_searches = int(aggregates[["tenant_id", "search_id"]].drop_duplicates().shape[0])
+            context.log.info(f"{window_end}: {window_searches} searches, {len(table)} rows")
             written += len(table)
-            searches += int(aggregates[["tenant_id", "search_id"]].drop_duplicates().shape[0])
+            searches += window_searches
             if len(table):
                 lowest.append(table["exposure_ratio"].min())
                 lowest_merit.append(table["merit_ratio"].min())
