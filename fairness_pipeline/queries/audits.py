@@ -146,32 +146,33 @@ def code_of(column: str, values: Sequence[str], sql_type: str = "int2") -> sql.C
 
 
 # The scoring-rate population: every candidate with a shown event in the window, with the dimensions and score of its
-# first shown event (candidate_daily_stages holds each day's first; the earliest day's is the window's first). M is the
-# median of the tenant's scores (percentile_cont ignores NULLs); "above" compares as float8 with M. Both CTEs are
-# materialised: joined to an inlined aggregate, the planner may re-run the median for every candidate (no statistics).
-SCORING_CELLS = """
-WITH firsts AS MATERIALIZED (
-    SELECT DISTINCT ON (tenant_id, candidate_id COLLATE "C")
-        tenant_id, company_tier, experience_band, specialty, score::float8 AS score
-    FROM candidate_daily_stages
-    WHERE event_type = 'shown' AND day BETWEEN %(first_day)s AND %(last_day)s
-    ORDER BY tenant_id, candidate_id COLLATE "C", first_at  -- bytewise: the fast sort whatever the database locale
-),
-medians AS MATERIALIZED (
-    SELECT tenant_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY score) AS median_score
-    FROM firsts
-    GROUP BY tenant_id
-)
-SELECT f.tenant_id, f.company_tier, f.experience_band, f.specialty,
-       count(f.score) AS n,
-       count(*) FILTER (WHERE f.score > m.median_score) AS x,
-       count(*) FILTER (WHERE f.score IS NULL) AS missing_score,
-       m.median_score
-FROM firsts f
-JOIN medians m ON m.tenant_id = f.tenant_id
-GROUP BY f.tenant_id, f.company_tier, f.experience_band, f.specialty, m.median_score
-ORDER BY f.tenant_id, f.company_tier, f.experience_band, f.specialty
+# first shown event (candidate_daily_stages holds each day's first; the earliest day's is the window's first), as
+# fixed-width numbers for `store.binary_copy` (tenant and dimensions coded by `code_of`, a missing score NaN); Python
+# takes the median and counts the cells (`audits.scoring.scoring_cells`). Candidates are sorted by a 64-bit hash of
+# their id first: integer comparisons instead of long common id prefixes (the id itself still decides).
+SCORING_TENANTS = """
+SELECT DISTINCT tenant_id FROM candidate_daily_stages
+WHERE event_type = 'shown' AND day BETWEEN %(first_day)s AND %(last_day)s ORDER BY tenant_id
 """
+
+SCORING_CANDIDATES = """
+COPY (
+    SELECT DISTINCT ON (hashtextextended(candidate_id, 0), tenant_id, candidate_id COLLATE "C")
+        {tenant_code}, {company_tier_code}, {experience_band_code}, {specialty_code},
+        coalesce(score::float8, 'NaN') AS score
+    FROM candidate_daily_stages
+    WHERE event_type = 'shown' AND day BETWEEN {first_day} AND {last_day}
+    ORDER BY hashtextextended(candidate_id, 0), tenant_id, candidate_id COLLATE "C", first_at
+) TO STDOUT WITH (FORMAT binary)
+"""
+SCORING_CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("tenant", "int4"),
+    ("company_tier", "int2"),
+    ("experience_band", "int2"),
+    ("specialty", "int2"),
+    ("score", "float8"),
+)
+"""The columns of :data:`SCORING_CANDIDATES` and their PostgreSQL types, in order."""
 
 DELETE_SCORING_WINDOW = "DELETE FROM scoring_rate_ratios WHERE window_end = %(window_end)s"
 

@@ -12,6 +12,7 @@ import io
 import math
 import time
 from datetime import date, timedelta
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -135,37 +136,40 @@ def search_aggregates(cur, first_day: date, last_day: date) -> pd.DataFrame:
     return frame
 
 
+def _coded_read(cur, statement: str, columns, tenants: list[str], **params: sql.Composable) -> dict[str, Any]:
+    """A binary COPY of tenant and dimension codes (``queries.audits.code_of``) plus numbers, decoded: ``tenant_id``
+    and each dimension as categoricals (missing = NaN), numbers as arrays. Raises ValueError on a tenant not in
+    ``tenants`` or a dimension value outside the vocabulary."""
+    composed = sql.SQL(statement).format(
+        tenant_code=q.code_of("tenant_id", tenants, "int4"),
+        **{f"{dim}_code": q.code_of(dim, DIMENSION_VALUES[dim]) for dim in DIMENSIONS},
+        **params,
+    )
+    arrays: dict[str, Any] = read_binary_copy(cur, composed.as_string(cur.connection), columns)
+    if (arrays["tenant"] < 1).any():
+        raise ValueError(f"rows of tenants not listed for the window: {statement.split('FROM')[1].split()[0]}")
+    arrays["tenant_id"] = pd.Categorical.from_codes(arrays.pop("tenant").astype(np.int64) - 1, categories=tenants)
+    for dim in DIMENSIONS:
+        if (arrays[dim] < 0).any():
+            raise ValueError(f"{dim} values outside the vocabulary {list(DIMENSION_VALUES[dim])}")
+        arrays[dim] = pd.Categorical.from_codes(arrays[dim].astype(np.int64) - 1, categories=DIMENSION_VALUES[dim])
+    return arrays
+
+
 def exposure_window(cur, first_day: date, last_day: date) -> pd.DataFrame:
     """The window's stored search sums as ``audits.exposure.rank_exposure`` takes them, read through one binary COPY:
     ``search_id`` is an integer that sorts as (day, search id) within a tenant, dimensions are categoricals (missing =
-    NaN), rows in (tenant, search, dimension codes) order. Raises ValueError when a stored tenant is not listed for
-    the days or a dimension value is outside the vocabulary."""
+    NaN), rows in (tenant, search, dimension codes) order."""
     cur.execute(q.WINDOW_TENANTS, {"first_day": first_day, "last_day": last_day})
     tenants = [row[0] for row in cur.fetchall()]
-    statement = sql.SQL(q.SEARCH_WINDOW_CODES).format(
-        tenant_code=q.code_of("tenant_id", tenants, "int4"), first_day=sql.Literal(first_day),
-        last_day=sql.Literal(last_day), **{f"{dim}_code": q.code_of(dim, DIMENSION_VALUES[dim]) for dim in DIMENSIONS},
-    )  # fmt: skip
-    arrays = read_binary_copy(cur, statement.as_string(cur.connection), q.SEARCH_WINDOW_CODE_COLUMNS)
-    if (arrays["tenant"] < 1).any():
-        raise ValueError("search_daily_aggregates holds tenants that search_daily_aggregates_days does not list")
-    search = (arrays["day_offset"].astype(np.int64) << 32) | arrays["search_number"].astype(np.int64)
-    keys = [arrays[dim] for dim in reversed(DIMENSIONS)] + [search, arrays["tenant"]]
+    arrays = _coded_read(cur, q.SEARCH_WINDOW_CODES, q.SEARCH_WINDOW_CODE_COLUMNS, tenants,
+                         first_day=sql.Literal(first_day), last_day=sql.Literal(last_day))  # fmt: skip
+    search = (arrays.pop("day_offset").astype(np.int64) << 32) | arrays.pop("search_number").astype(np.int64)
+    keys = [arrays[dim].codes for dim in reversed(DIMENSIONS)] + [search, arrays["tenant_id"].codes]
     order = np.lexsort(keys)  # one row order whatever the physical order: the same float sums on every read
-    arrays = {name: values[order] for name, values in arrays.items()}
-    frame = pd.DataFrame(
-        {
-            "tenant_id": pd.Categorical.from_codes(arrays["tenant"].astype(np.int64) - 1, categories=tenants),
-            "search_id": search[order],
-        }
-    )
-    for dim in DIMENSIONS:
-        codes = arrays[dim]
-        if (codes < 0).any():
-            raise ValueError(f"search_daily_aggregates holds {dim} values outside the vocabulary")
-        frame[dim] = pd.Categorical.from_codes(codes.astype(np.int64) - 1, categories=DIMENSION_VALUES[dim])
-    for column in exposure.AGGREGATE_COLUMNS:
-        frame[column] = arrays[column]
+    frame = pd.DataFrame({"tenant_id": arrays["tenant_id"][order], "search_id": search[order]})
+    for column in (*DIMENSIONS, *exposure.AGGREGATE_COLUMNS):
+        frame[column] = arrays[column][order]
     return frame
 
 
@@ -226,10 +230,17 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
 
 
 def scoring_cells(cur, first_day: date, last_day: date) -> pd.DataFrame:
-    """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``) from candidate_daily_stages."""
-    frame = _fetch(cur, q.SCORING_CELLS, {"first_day": first_day, "last_day": last_day})
-    frame["median_score"] = pd.to_numeric(frame["median_score"]).astype(float)
-    return frame
+    """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``): the first shown event of each candidate
+    from candidate_daily_stages (binary COPY), counted by ``audits.scoring.scoring_cells``; missing values None."""
+    cur.execute(q.SCORING_TENANTS, {"first_day": first_day, "last_day": last_day})
+    tenants = [row[0] for row in cur.fetchall()]
+    arrays = _coded_read(cur, q.SCORING_CANDIDATES, q.SCORING_CANDIDATE_COLUMNS, tenants,
+                         first_day=sql.Literal(first_day), last_day=sql.Literal(last_day))  # fmt: skip
+    cells = scoring.scoring_cells(pd.DataFrame(arrays))
+    for column in ("tenant_id", *DIMENSIONS):
+        values = cells[column].astype(object)
+        cells[column] = values.where(values.notna(), None)
+    return cells
 
 
 SCORING_SCHEMA = column_schema(
