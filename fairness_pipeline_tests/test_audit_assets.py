@@ -461,3 +461,40 @@ def test_series_slopes_equal_ratio_slopes() -> None:
         assert ours["approaching_threshold"].fillna(False).any()
     with pytest.raises(ValueError, match="more than one row"):
         audit_assets.series_slopes(pd.concat([series, series]), as_of=as_of, keys=list(TABLE_KEYS))
+
+
+# --- coded window reads ---------------------------------------------------------------------------------------------
+
+
+def _store_search_rows(conn, rows: list[tuple[str, str, str | None]]) -> None:
+    """(tenant, search, company_tier) rows on 2026-03-02, one ranked impression each; the day lists its tenants."""
+    day = date(2026, 3, 2)
+    with conn, conn.cursor() as cur:
+        for number, (tenant, search, tier) in enumerate(rows, 1):
+            cur.execute(
+                "INSERT INTO search_daily_aggregates (tenant_id, day, search_id, search_number, company_tier, "
+                "experience_band, specialty, shown, ranked, weight_sum, top_k, scored, score_sum, scored_weight_sum, "
+                "merit_weight_sum) VALUES (%s, %s, %s, %s, %s, '0-3', 'ml', 1, 1, 1.0, 1, 1, 0.5, 1.0, 1.0)",
+                (tenant, day, search, number, tier),
+            )
+        cur.execute(
+            "INSERT INTO search_daily_aggregates_days (day, searches, aggregate_rows, tenants) VALUES (%s, %s, %s, %s)",
+            (day, len(rows), len(rows), sorted({r[0] for r in rows})),
+        )
+
+
+def test_coded_window_read_maps_blank_and_missing_to_unknown(conn) -> None:
+    _store_search_rows(conn, [("t-a", "s1", "faang"), ("t-a", "s2", "  "), ("t-b", "s1", None)])
+    with conn.cursor() as cur:
+        frame = audit_assets.exposure_window(cur, date(2026, 3, 1), date(2026, 3, 2))
+    assert frame["tenant_id"].astype(str).tolist() == ["t-a", "t-a", "t-b"]
+    assert frame["company_tier"].astype(object).where(frame["company_tier"].notna(), None).tolist() == [
+        "faang", None, None
+    ]  # fmt: skip
+    assert frame["search_id"].tolist() == [(1 << 32) | 1, (1 << 32) | 2, (1 << 32) | 3]
+
+
+def test_coded_window_read_refuses_values_outside_the_vocabulary(conn) -> None:
+    _store_search_rows(conn, [("t-a", "s1", "faang"), ("t-a", "s2", "unicorn")])
+    with conn.cursor() as cur, pytest.raises(ValueError, match="company_tier values outside the vocabulary"):
+        audit_assets.exposure_window(cur, date(2026, 3, 1), date(2026, 3, 2))

@@ -147,7 +147,7 @@ def _coded_read(cur, statement: str, columns, tenants: list[str], **params: sql.
     )
     arrays: dict[str, Any] = read_binary_copy(cur, composed.as_string(cur.connection), columns)
     if (arrays["tenant"] < 1).any():
-        raise ValueError(f"rows of tenants not listed for the window: {statement.split('FROM')[1].split()[0]}")
+        raise ValueError(f"the window holds rows of tenants other than {tenants}")
     arrays["tenant_id"] = pd.Categorical.from_codes(arrays.pop("tenant").astype(np.int64) - 1, categories=tenants)
     for dim in DIMENSIONS:
         if (arrays[dim] < 0).any():
