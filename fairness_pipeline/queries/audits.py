@@ -93,9 +93,9 @@ COPY (
     ORDER BY day, tenant_id, search_id, company_tier, experience_band, specialty
 ) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '\\N')
 """
-"""The stored rows of the days, in a stable order (the exposure bootstrap's float sums follow the row order), through
-COPY: a window holds about one row per impression, and COPY reads them several times faster than a cursor. The two
-placeholders are filled with ``psycopg2.sql.Literal`` values (COPY takes no bind parameters)."""
+"""The stored rows of the days as text, in a stable order, through COPY (several times faster than a cursor): the
+day's slate audit and the tests read them; exposure windows read :data:`SEARCH_WINDOW_CODES`. The two placeholders
+are filled with ``psycopg2.sql.Literal`` values (COPY takes no bind parameters)."""
 
 WINDOW_TENANTS = """
 SELECT DISTINCT tenant FROM search_daily_aggregates_days, unnest(tenants) AS tenant
