@@ -357,7 +357,9 @@ def window_step(database: Any, window_end: date, window_days: int) -> dict[str, 
 
 def audit_step(database: Any, window_end: date, window_days: int) -> dict[str, float]:
     """The bodies of the four audit assets for the same partition, invoked directly: scoring rates, rank exposure and
-    trends of the window ending on ``window_end``, and the slates of that day (one day, as in a daily run)."""
+    trends of the window ending on ``window_end``, and the slates of that day (one day, as in a daily run). Besides
+    the four wall times, ``exposure read`` and ``exposure compute`` are the parts rank_exposure reports in its
+    metadata (reading the window; the exposure statistics and bootstrap)."""
     import dagster as dg
 
     from fairness_pipeline.defs.assets import audits
@@ -371,9 +373,18 @@ def audit_step(database: Any, window_end: date, window_days: int) -> dict[str, f
     ):
         with dg.build_asset_context(partition_key=window_end.isoformat()) as context:
             start = time.perf_counter()
-            asset(context, database=database, config=config)
+            result = asset(context, database=database, config=config)
             parts[name] = time.perf_counter() - start
+        if name == "rank_exposure":
+            metadata = result.metadata or {}
+            for key, label in (("read_seconds", "exposure read"), ("exposure_seconds", "exposure compute")):
+                value = metadata[key]
+                parts[label] = float(getattr(value, "value", value))
     return parts
+
+
+AUDIT_SUBPARTS = ("exposure read", "exposure compute")
+"""Keys of :func:`audit_step` that are parts of rank_exposure's time, not further assets."""
 
 
 def window_breakdown(url: str, window_end: date) -> dict[str, float]:
@@ -665,9 +676,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
             out(f"  {name:<26} {breakdown[name]:7.2f} s")
         out(f"  writes, metadata, rest     {med(steps) - sql_part - python_part:7.2f} s   ({breakdown['groups']:,.0f} "
             f"group rows, {breakdown['tests']:,.0f} tests of which {breakdown['fisher']:,.0f} Fisher)")  # fmt: skip
-        split = ", ".join(f"{k} {statistics.median(p[k] for p in audit_parts):.2f} s" for k in audit_parts[0])
+        audit_median = {k: statistics.median(p[k] for p in audit_parts) for k in audit_parts[0]}
+        split = ", ".join(f"{k} {v:.2f} s" for k, v in audit_median.items() if k not in AUDIT_SUBPARTS)
         out(f"audit step (asset bodies)    {med(audits):7.2f} s   ({split}); CPU python "
             f"{med(audits, 'python_cpu'):.1f} s + postgres {med(audits, 'postgres_cpu'):.1f} s")  # fmt: skip
+        out(f"  rank_exposure parts        read {audit_median['exposure read']:.2f} s, statistics and bootstrap "
+            f"{audit_median['exposure compute']:.2f} s")  # fmt: skip
         out(f"metrics_job one day, Dagster {metrics_job.seconds:6.2f} s   (every metric-layer asset, incl. audits, "
             f"bias_metrics, reports; run overhead){'' if job.success else '  FAILED'}")  # fmt: skip
 
