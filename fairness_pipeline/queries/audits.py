@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from psycopg2 import sql
 
+from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
+
 # Shown impressions of the searches that start in [window_start, window_stop) (one day, for search_daily_aggregates):
 # - repeated shown events of one (search, candidate) count once: the first (timestamp, then event_id) is kept;
 # - a search belongs to the UTC day of its first shown event, so its impressions are read from `scan_start` (a day
@@ -102,27 +104,45 @@ SELECT DISTINCT tenant FROM search_daily_aggregates_days, unnest(tenants) AS ten
 WHERE day BETWEEN %(first_day)s AND %(last_day)s ORDER BY tenant
 """
 
+
+def code_of(column: str, values: Sequence[str], sql_type: str = "int2") -> sql.Composed:
+    """A SQL expression coding ``column`` as its 1-based position in ``values``: 0 when NULL or blank, -1 otherwise.
+    A CASE of literals: per row it costs a few comparisons (``array_position`` costs several times more)."""
+    name = sql.Identifier(column)
+    branches = [sql.SQL("WHEN {} THEN {}").format(sql.Literal(v), sql.Literal(i)) for i, v in enumerate(values, 1)]
+    template = "(CASE {name} {branches} ELSE CASE WHEN nullif(btrim({name}), '') IS NULL THEN 0 ELSE -1 END END)"
+    template += "::{type}"
+    return sql.SQL(template).format(name=name, branches=sql.SQL(" ").join(branches), type=sql.SQL(sql_type))
+
+
+CODE_COLUMNS: tuple[tuple[str, str], ...] = (("tenant", "int4"), *((dim, "int2") for dim in DIMENSIONS))
+"""The leading columns of the coded binary reads: what :func:`coded_columns` puts in a statement's ``{codes}``."""
+
+
+def coded_columns(tenants: Sequence[str]) -> sql.Composed:
+    """The ``{codes}`` of a coded binary read: the tenant's position in ``tenants``, then each dimension's in its
+    vocabulary (:func:`code_of`), in the order of :data:`CODE_COLUMNS`."""
+    codes = [code_of("tenant_id", tenants, "int4"), *(code_of(dim, DIMENSION_VALUES[dim]) for dim in DIMENSIONS)]
+    return sql.SQL(", ").join(codes)
+
+
 # The stored searches of a window as fixed-width numbers, for `store.binary_copy` (the exposure bootstrap reads about
 # one row per impression: binary doubles instead of printed ones, codes instead of text). The tenant and dimension
-# values are coded by `code_of` expressions; a search is (day_offset, search_number); the reader orders the rows, so
+# values are coded by `coded_columns`; a search is (day_offset, search_number); the reader orders the rows, so
 # the statement needs no sort. Placeholders are filled with `psycopg2.sql` values (COPY takes no bind parameters).
 SEARCH_WINDOW_CODES = """
 COPY (
-    SELECT {tenant_code}, (day - {first_day}::date)::int4 AS day_offset, search_number::int4,
-           {company_tier_code}, {experience_band_code}, {specialty_code},
-           shown::int4, ranked::int4, weight_sum::float8, top_k::int4, scored::int4, score_sum::float8,
-           scored_weight_sum::float8, merit_weight_sum::float8
+    SELECT {codes}, (day - {first_day}::date)::int4 AS day_offset, search_number::int4, shown::int4, ranked::int4,
+           weight_sum::float8, top_k::int4, scored::int4, score_sum::float8, scored_weight_sum::float8,
+           merit_weight_sum::float8
     FROM search_daily_aggregates
     WHERE day BETWEEN {first_day} AND {last_day}
 ) TO STDOUT WITH (FORMAT binary)
 """
 SEARCH_WINDOW_CODE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("tenant", "int4"),
+    *CODE_COLUMNS,
     ("day_offset", "int4"),
     ("search_number", "int4"),
-    ("company_tier", "int2"),
-    ("experience_band", "int2"),
-    ("specialty", "int2"),
     ("shown", "int4"),
     ("ranked", "int4"),
     ("weight_sum", "float8"),
@@ -135,19 +155,9 @@ SEARCH_WINDOW_CODE_COLUMNS: tuple[tuple[str, str], ...] = (
 """The columns of :data:`SEARCH_WINDOW_CODES` and their PostgreSQL types, in order."""
 
 
-def code_of(column: str, values: Sequence[str], sql_type: str = "int2") -> sql.Composed:
-    """A SQL expression coding ``column`` as its 1-based position in ``values``: 0 when NULL or blank, -1 otherwise.
-    A CASE of literals: per row it costs a few comparisons (``array_position`` costs several times more)."""
-    name = sql.Identifier(column)
-    branches = [sql.SQL("WHEN {} THEN {}").format(sql.Literal(v), sql.Literal(i)) for i, v in enumerate(values, 1)]
-    template = "(CASE {name} {branches} ELSE CASE WHEN nullif(btrim({name}), '') IS NULL THEN 0 ELSE -1 END END)"
-    template += "::{type}"
-    return sql.SQL(template).format(name=name, branches=sql.SQL(" ").join(branches), type=sql.SQL(sql_type))
-
-
 # The scoring-rate population: every candidate with a shown event in the window, with the dimensions and score of its
 # first shown event (candidate_daily_stages holds each day's first; the earliest day's is the window's first), as
-# fixed-width numbers for `store.binary_copy` (tenant and dimensions coded by `code_of`, a missing score NaN); Python
+# fixed-width numbers for `store.binary_copy` (tenant and dimensions by `coded_columns`, a missing score NaN); Python
 # takes the median and counts the cells (`audits.scoring.scoring_cells`). Candidates are sorted by a 64-bit hash of
 # their id first: integer comparisons instead of long common id prefixes (the id itself still decides).
 SCORING_TENANTS = """
@@ -158,20 +168,13 @@ WHERE event_type = 'shown' AND day BETWEEN %(first_day)s AND %(last_day)s ORDER 
 SCORING_CANDIDATES = """
 COPY (
     SELECT DISTINCT ON (hashtextextended(candidate_id, 0), tenant_id, candidate_id COLLATE "C")
-        {tenant_code}, {company_tier_code}, {experience_band_code}, {specialty_code},
-        coalesce(score::float8, 'NaN') AS score
+        {codes}, coalesce(score::float8, 'NaN') AS score
     FROM candidate_daily_stages
     WHERE event_type = 'shown' AND day BETWEEN {first_day} AND {last_day}
     ORDER BY hashtextextended(candidate_id, 0), tenant_id, candidate_id COLLATE "C", first_at
 ) TO STDOUT WITH (FORMAT binary)
 """
-SCORING_CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("tenant", "int4"),
-    ("company_tier", "int2"),
-    ("experience_band", "int2"),
-    ("specialty", "int2"),
-    ("score", "float8"),
-)
+SCORING_CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (*CODE_COLUMNS, ("score", "float8"))
 """The columns of :data:`SCORING_CANDIDATES` and their PostgreSQL types, in order."""
 
 DELETE_SCORING_WINDOW = "DELETE FROM scoring_rate_ratios WHERE window_end = %(window_end)s"

@@ -136,14 +136,16 @@ def search_aggregates(cur, first_day: date, last_day: date) -> pd.DataFrame:
     return frame
 
 
-def _coded_read(cur, statement: str, columns, tenants: list[str], **params: sql.Composable) -> dict[str, Any]:
-    """A binary COPY of tenant and dimension codes (``queries.audits.code_of``) plus numbers, decoded: ``tenant_id``
-    and each dimension as categoricals (missing = NaN), numbers as arrays. Raises ValueError on a tenant not in
-    ``tenants`` or a dimension value outside the vocabulary."""
+def _coded_read(
+    cur, tenants_statement: str, statement: str, columns, first_day: date, last_day: date
+) -> dict[str, Any]:
+    """The window's tenants (``tenants_statement``), then a binary COPY of their codes (``queries.audits.CODE_COLUMNS``)
+    plus numbers, decoded: ``tenant_id`` and each dimension as categoricals (missing = NaN), numbers as arrays. Raises
+    ValueError on a tenant not listed or a dimension value outside the vocabulary."""
+    cur.execute(tenants_statement, {"first_day": first_day, "last_day": last_day})
+    tenants = [row[0] for row in cur.fetchall()]
     composed = sql.SQL(statement).format(
-        tenant_code=q.code_of("tenant_id", tenants, "int4"),
-        **{f"{dim}_code": q.code_of(dim, DIMENSION_VALUES[dim]) for dim in DIMENSIONS},
-        **params,
+        codes=q.coded_columns(tenants), first_day=sql.Literal(first_day), last_day=sql.Literal(last_day)
     )
     arrays: dict[str, Any] = read_binary_copy(cur, composed.as_string(cur.connection), columns)
     if (arrays["tenant"] < 1).any():
@@ -160,10 +162,8 @@ def exposure_window(cur, first_day: date, last_day: date) -> pd.DataFrame:
     """The window's stored search sums as ``audits.exposure.rank_exposure`` takes them, read through one binary COPY:
     ``search_id`` is an integer that sorts as (day, search id) within a tenant, dimensions are categoricals (missing =
     NaN), rows in (tenant, search, dimension codes) order."""
-    cur.execute(q.WINDOW_TENANTS, {"first_day": first_day, "last_day": last_day})
-    tenants = [row[0] for row in cur.fetchall()]
-    arrays = _coded_read(cur, q.SEARCH_WINDOW_CODES, q.SEARCH_WINDOW_CODE_COLUMNS, tenants,
-                         first_day=sql.Literal(first_day), last_day=sql.Literal(last_day))  # fmt: skip
+    arrays = _coded_read(cur, q.WINDOW_TENANTS, q.SEARCH_WINDOW_CODES, q.SEARCH_WINDOW_CODE_COLUMNS, first_day,
+                         last_day)  # fmt: skip
     search = (arrays.pop("day_offset").astype(np.int64) << 32) | arrays.pop("search_number").astype(np.int64)
     keys = [arrays[dim].codes for dim in reversed(DIMENSIONS)] + [search, arrays["tenant_id"].codes]
     order = np.lexsort(keys)  # one row order whatever the physical order: the same float sums on every read
@@ -232,10 +232,8 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
 def scoring_cells(cur, first_day: date, last_day: date) -> pd.DataFrame:
     """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``): the first shown event of each candidate
     from candidate_daily_stages (binary COPY), counted by ``audits.scoring.scoring_cells``; missing values None."""
-    cur.execute(q.SCORING_TENANTS, {"first_day": first_day, "last_day": last_day})
-    tenants = [row[0] for row in cur.fetchall()]
-    arrays = _coded_read(cur, q.SCORING_CANDIDATES, q.SCORING_CANDIDATE_COLUMNS, tenants,
-                         first_day=sql.Literal(first_day), last_day=sql.Literal(last_day))  # fmt: skip
+    arrays = _coded_read(cur, q.SCORING_TENANTS, q.SCORING_CANDIDATES, q.SCORING_CANDIDATE_COLUMNS, first_day,
+                         last_day)  # fmt: skip
     cells = scoring.scoring_cells(pd.DataFrame(arrays))
     for column in ("tenant_id", *DIMENSIONS):
         values = cells[column].astype(object)
