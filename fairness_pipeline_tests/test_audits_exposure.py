@@ -16,9 +16,14 @@ from fairness_pipeline.audits.exposure import (
     EXPOSURE_COLUMNS,
     NO_MERIT_REASON,
     NO_RANKED_REASON,
+    ExposureLayout,
+    ExposureSums,
+    exposure_sums,
+    exposure_table,
     position_weight,
     rank_exposure,
     search_aggregates,
+    stratum_rng,
 )
 from fairness_pipeline.audits.from_events import shown_impressions
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
@@ -209,6 +214,73 @@ def test_bootstrap_matches_a_slow_loop_with_the_same_draws() -> None:
         logs = np.log(ratios)
         p = min(1.0, 2 * min((logs >= 0).sum() + 1, (logs <= 0).sum() + 1) / (n_boot + 1))
         assert table.loc[group, "p_value"] == pytest.approx(p)
+
+
+def test_day_stratified_bootstrap_matches_a_slow_loop_with_the_same_draws() -> None:
+    # With a day column each day's searches are resampled on their own, from the day's own stream; a resample of the
+    # window is the union of one resample per day.
+    shown = _shown(3)
+    shown = shown[shown["tenant_id"] == "tenant-1"]
+    days = sorted(shown["day"].unique())
+    assert len(days) == 2
+    n_boot, seed = 40, 9
+    agg = search_aggregates(shown, keys=("tenant_id", "day"))
+    table = rank_exposure(agg, TIER_ONLY, n_boot=n_boot, seed=seed).set_index("group")
+    reference = table.index[table["is_reference"]][0]
+    ranked = shown[shown["rank"].notna()].assign(
+        group=shown["company_tier"].astype(object).fillna("unknown"),
+        v=lambda f: 1 / np.log2(1 + f["rank"].astype(float)),
+    )
+    by_search = {key: part for key, part in ranked.groupby(["day", "search_id"])}
+    draws = {}
+    for day in days:
+        searches = np.sort(shown.loc[shown["day"] == day, "search_id"].unique())
+        rng = np.random.default_rng([seed, stable_seed("tenant-1", str(day))])
+        draws[day] = searches[rng.integers(0, searches.size, size=(n_boot, searches.size))]
+    ratios = []
+    for b in range(n_boot):
+        picked = [by_search[(d, s)] for d in days for s in draws[d][b] if (d, s) in by_search]
+        exposure = pd.concat(picked).groupby("group")["v"].mean()
+        ratios.append(exposure / exposure[reference])
+    slow = pd.DataFrame(ratios)
+    compared = table.index[table["p_value"].notna()]
+    assert len(compared) == 3
+    for group in compared:
+        low, high = np.quantile(slow[group].to_numpy(), [0.025, 0.975])
+        assert table.loc[group, "ratio_ci_low"] == pytest.approx(low, rel=1e-6)
+        assert table.loc[group, "ratio_ci_high"] == pytest.approx(high, rel=1e-6)
+
+
+def test_day_sums_add_up_to_the_window_and_survive_storage() -> None:
+    agg = search_aggregates(_shown(6), keys=("tenant_id", "day"))
+    settings = AnalysisSettings()
+    layout = ExposureLayout.build(settings)
+    n_boot, seed = 50, 4
+    window = rank_exposure(agg, settings, n_boot=n_boot, seed=seed)
+    sums = {}
+    for (tenant, day), part in agg.groupby(["tenant_id", "day"]):
+        day_sums = exposure_sums(part, layout, stratum_rng(seed, (tenant,), day), n_boot)
+        stored = ExposureSums.unpack(layout, n_boot, **day_sums.pack())  # float32 replicates round-trip exactly
+        assert np.array_equal(stored.replicates, day_sums.replicates)
+        sums[(tenant,)] = sums[(tenant,)] + stored if (tenant,) in sums else stored
+    assert sum(s.searches for s in sums.values()) == agg.groupby(["tenant_id", "day"])["search_id"].nunique().sum()
+    pd.testing.assert_frame_equal(exposure_table(sums, layout, settings, n_boot=n_boot), window)
+    with pytest.raises(ValueError, match="do not fit"):
+        ExposureSums.unpack(layout, n_boot + 1, **sums[("tenant-1",)].pack())
+
+
+def test_layout_is_fixed_by_the_vocabulary() -> None:
+    settings = AnalysisSettings()
+    layout = ExposureLayout.build(settings)
+    assert layout.values["company_tier"] == ("enterprise", "faang", "other", "startup", "unknown")
+    assert layout.labels(3)[:2] == ["enterprise|0-3", "enterprise|15+"]  # company_tier+experience_band
+    assert layout.offsets[-1] == 5 + 5 + 9 + 25 + 45 + 45
+    assert layout.resampled == [3, 4, 5]  # singles are summed from the first intersection holding them
+    assert layout.fingerprint == ExposureLayout.build(settings).fingerprint
+    assert layout.fingerprint != ExposureLayout.build(dataclasses.replace(settings, intersections=False)).fingerprint
+    frame = pd.DataFrame({"company_tier": ["mars"], "experience_band": ["0-3"], "specialty": [None]})
+    with pytest.raises(ValueError, match="not in the layout"):
+        layout.row_codes(frame)
 
 
 def test_single_dimensions_resampled_through_their_intersections_are_the_same() -> None:

@@ -22,11 +22,13 @@ Rules: an impression without a rank (or with a rank below 1) is excluded from ex
 ``missing_rank``; an impression without a score is excluded from the score-based measures only. Unknown dimension
 values are the ``unknown`` group. A group with no ranked impression has no exposure (reason given), never 0.
 
-Uncertainty: the searches of one key (tenant), in (day, search_id) order (search_id alone without a ``day`` column),
-are resampled with replacement ``n_boot`` times (multinomial counts from ``np.random.default_rng([seed,
-crc32(key)])``); every statistic is recomputed from the resampled sums (float32, see ``_bootstrap``) with the reference
-group held fixed. Percentile intervals; two-sided bootstrap p-values of log(statistic) = 0, adjusted with Holm (single
-dimensions) or Benjamini-Hochberg (intersections) per (key, dimension) and statistic.
+Uncertainty: the searches of one key (tenant) are resampled with replacement ``n_boot`` times (multinomial counts,
+searches in ``search_id`` order); with a ``day`` column each day's searches are resampled on their own, from the
+stream ``np.random.default_rng([seed, crc32(key, day)])`` (a bootstrap stratified by day: a window's resample is
+the union of one resample per day, so its sums are the days' sums added up, see :class:`ExposureSums`). Every
+statistic is recomputed from the resampled sums (float32, see ``_bootstrap``) with the reference group held fixed.
+Percentile intervals; two-sided bootstrap p-values of log(statistic) = 0, adjusted with Holm (single dimensions) or
+Benjamini-Hochberg (intersections) per (key, dimension) and statistic.
 
 Input: one row per (key, search, combination of dimension values) with the sums of :data:`AGGREGATE_COLUMNS` -- never
 one row per event -- and optionally the search's ``day``. :func:`search_aggregates` builds them from one row per
@@ -35,6 +37,7 @@ impression (tests, oracles, and the reference for the SQL).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,11 +51,10 @@ from fairness_pipeline.audits._common import (
     analysis_dimensions,
     bootstrap_p_value,
     dimension_name,
-    group_codes,
     stable_seed,
 )
-from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
-from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
+from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS, UNKNOWN_GROUP
+from fairness_pipeline.metrics.selection_rates import GROUP_SEPARATOR, INTERSECTION_SEPARATOR
 from fairness_pipeline.metrics.window import AnalysisSettings
 
 DEFAULT_TOP_K = 10
@@ -204,17 +206,299 @@ def search_aggregates(
     return out.reset_index(drop=True)
 
 
+@dataclass(frozen=True)
+class ExposureLayout:
+    """Fixed group columns of every (dimension) table: all combinations of each dimension's values, ``unknown``
+    included, so that sums of different days and searches line up and can be added.
+
+    ``tables`` are ``analysis_dimensions`` in order; ``values`` the sorted values per dimension. A single dimension that
+    is part of an intersection is *derived*: its resampled sums are those of the first such intersection's groups,
+    added up, so only the other tables are resampled (``resampled``).
+    """
+
+    tables: tuple[tuple[str, ...], ...]
+    values: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def build(cls, settings: AnalysisSettings, present: dict[str, Any] | None = None) -> ExposureLayout:
+        """The layout of ``settings``' dimensions over the vocabulary plus any ``present`` values (per dimension)."""
+        present = present or {}
+        values = {}
+        for dim in settings.dimensions:
+            seen = {_clean(v) for v in present.get(dim, ())}
+            values[dim] = tuple(sorted(set(DIMENSION_VALUES.get(dim, ())) | seen | {UNKNOWN_GROUP}))
+        tables = tuple(analysis_dimensions(settings.dimensions, pairs=settings.intersections))
+        return cls(tables, values)
+
+    def shape(self, table: int) -> tuple[int, ...]:
+        return tuple(len(self.values[d]) for d in self.tables[table])
+
+    def size(self, table: int) -> int:
+        return math.prod(self.shape(table))
+
+    @property
+    def offsets(self) -> list[int]:
+        """Start of each table on the flat group axis (last entry: total groups)."""
+        return [0, *np.cumsum([self.size(i) for i in range(len(self.tables))]).tolist()]
+
+    def labels(self, table: int) -> list[str]:
+        """Group labels of a table in column order (``a|b`` for intersections)."""
+        parts = [self.values[d] for d in self.tables[table]]
+        return [GROUP_SEPARATOR.join(combo) for combo in itertools.product(*parts)]
+
+    @property
+    def derived(self) -> dict[int, tuple[int, np.ndarray]]:
+        """Single tables summed from an intersection: index -> (intersection index, single column of each group)."""
+        out = {}
+        for i, dims in enumerate(self.tables):
+            if len(dims) != 1:
+                continue
+            for k, pair in enumerate(self.tables):
+                if len(pair) > 1 and dims[0] in pair:
+                    position = np.unravel_index(np.arange(self.size(k)), self.shape(k))
+                    out[i] = (k, np.asarray(position[pair.index(dims[0])], dtype=np.int64))
+                    break
+        return out
+
+    @property
+    def resampled(self) -> list[int]:
+        derived = self.derived
+        return [i for i in range(len(self.tables)) if i not in derived]
+
+    @property
+    def replicate_width(self) -> int:
+        return len(_RESAMPLED) * sum(self.size(i) for i in self.resampled)
+
+    @property
+    def fingerprint(self) -> int:
+        """A stable number naming this layout (stored sums are only reused under the same one)."""
+        return stable_seed(*("+".join(t) for t in self.tables), *(f"{d}={','.join(v)}" for d, v in self.values.items()))
+
+    def row_codes(self, frame: pd.DataFrame) -> list[np.ndarray]:
+        """Each row's column within each table. Raises ValueError on a value outside the layout."""
+        per_dim = {dim: _value_codes(frame[dim], self.values[dim]) for dim in self.values}
+        codes = []
+        for i, dims in enumerate(self.tables):
+            combined = np.zeros(len(frame), dtype=np.int64)
+            for dim, size in zip(dims, self.shape(i), strict=True):
+                combined = combined * size + per_dim[dim]
+            codes.append(combined)
+        return codes
+
+
+def _clean(value: Any) -> str:
+    return UNKNOWN_GROUP if value is None or value != value or str(value).strip() == "" else str(value)
+
+
+def _value_codes(column: pd.Series, values: tuple[str, ...]) -> np.ndarray:
+    """Position of each row's value in ``values`` (null or blank: ``unknown``), factorising the column once."""
+    raw, uniques = pd.factorize(column, use_na_sentinel=True)
+    position = {v: i for i, v in enumerate(values)}
+    cleaned = [_clean(u) for u in uniques]
+    outside = sorted(set(cleaned) - position.keys())
+    if outside:
+        raise ValueError(f"{column.name} values {outside} are not in the layout {list(values)}")
+    return np.array([position[c] for c in cleaned] + [position[UNKNOWN_GROUP]], dtype=np.int64)[raw]
+
+
+@dataclass
+class ExposureSums:
+    """What the statistics of one key need from a set of searches, on a layout's flat group axis: ``totals`` of
+    :data:`_SUMS` (shape (len(_SUMS), groups)), ``shown`` impressions and ``group_searches`` (searches showing the
+    group) per group, the number of ``searches``, and the bootstrap ``replicates``: per resample, the resampled sums
+    of the resampled tables (shape (n_boot, layout.replicate_width); None without a bootstrap).
+
+    Sums of disjoint sets of searches add up (``+``): a window's sums are its days' sums, and so are its replicates
+    when each day's searches are resampled on their own (a bootstrap stratified by day).
+    """
+
+    searches: int
+    totals: np.ndarray
+    shown: np.ndarray
+    group_searches: np.ndarray
+    replicates: np.ndarray | None
+
+    def __add__(self, other: ExposureSums) -> ExposureSums:
+        if (self.replicates is None) != (other.replicates is None):
+            raise ValueError("cannot add sums with and without bootstrap replicates")
+        replicates = None
+        if self.replicates is not None and other.replicates is not None:
+            replicates = self.replicates.astype(np.float64) + other.replicates
+        return ExposureSums(self.searches + other.searches, self.totals + other.totals, self.shown + other.shown,
+                            self.group_searches + other.group_searches, replicates)  # fmt: skip
+
+    def pack(self) -> dict[str, Any]:
+        """Plain values and bytes for storage (float64 sums, int64 search counts, float32 replicates)."""
+        return {
+            "searches": self.searches,
+            "totals": self.totals.astype("<f8").tobytes(),
+            "shown": self.shown.astype("<f8").tobytes(),
+            "group_searches": self.group_searches.astype("<i8").tobytes(),
+            "replicates": None if self.replicates is None else self.replicates.astype("<f4").tobytes(),
+        }
+
+    @classmethod
+    def unpack(cls, layout: ExposureLayout, n_boot: int, searches: int, totals: bytes, shown: bytes,
+               group_searches: bytes, replicates: bytes | None) -> ExposureSums:  # fmt: skip
+        """The inverse of :meth:`pack` for ``layout`` and ``n_boot``; ValueError when the sizes do not match."""
+        groups = layout.offsets[-1]
+        arrays = (
+            np.frombuffer(totals, dtype="<f8"),
+            np.frombuffer(shown, dtype="<f8"),
+            np.frombuffer(group_searches, dtype="<i8"),
+        )
+        if [a.size for a in arrays] != [len(_SUMS) * groups, groups, groups]:
+            raise ValueError("stored exposure sums do not fit the layout")
+        boot = None
+        if replicates is not None:
+            boot = np.frombuffer(replicates, dtype="<f4")
+            if boot.size != n_boot * layout.replicate_width:
+                raise ValueError("stored exposure replicates do not fit the layout and n_boot")
+            boot = boot.reshape(n_boot, layout.replicate_width)
+        return cls(int(searches), arrays[0].reshape(len(_SUMS), groups), arrays[1], arrays[2], boot)
+
+
+def stratum_rng(seed: int, key_values: Sequence[Any], day: Any = None) -> np.random.Generator:
+    """The random stream of one key's searches (of one day, when the bootstrap is stratified by day)."""
+    parts = [*key_values] if day is None else [*key_values, str(day)]
+    return np.random.default_rng([seed, stable_seed(*parts)])
+
+
+def exposure_sums(
+    table: pd.DataFrame, layout: ExposureLayout, rng: np.random.Generator | None, n_boot: int
+) -> ExposureSums:
+    """The :class:`ExposureSums` of one stratum's rows (one key, or one key and day): ``search_id``, the layout's
+    dimensions and :data:`AGGREGATE_COLUMNS`. Searches are numbered in ``search_id`` order and resampled with
+    replacement ``n_boot`` times from ``rng`` (no bootstrap when ``rng`` is None or ``n_boot`` is 0)."""
+    search_codes = pd.factorize(table["search_id"], sort=True)[0].astype(np.int64)
+    n_searches = int(search_codes.max()) + 1 if len(search_codes) else 0
+    values = np.column_stack(
+        [table[c].to_numpy(dtype=float) if c in table.columns else np.zeros(len(table)) for c in _SUMS]
+    )
+    shown = table["shown"].to_numpy(dtype=float)
+    codes = layout.row_codes(table)
+    offsets = layout.offsets
+    totals = np.zeros((len(_SUMS), offsets[-1]))
+    shown_by_group = np.zeros(offsets[-1])
+    group_searches = np.zeros(offsets[-1], dtype=np.int64)
+    for i, row_codes in enumerate(codes):
+        size, at = layout.size(i), offsets[i]
+        for j in range(len(_SUMS)):
+            totals[j, at : at + size] = np.bincount(row_codes, weights=values[:, j], minlength=size)
+        shown_by_group[at : at + size] = np.bincount(row_codes, weights=shown, minlength=size)
+        pairs = np.bincount(search_codes * size + row_codes, minlength=n_searches * size)
+        group_searches[at : at + size] = (pairs.reshape(n_searches, size) > 0).sum(axis=0)
+    replicates = None
+    if rng is not None and n_boot:
+        replicates = _bootstrap(layout, codes, search_codes, n_searches, values, rng, n_boot)
+    return ExposureSums(n_searches, totals, shown_by_group, group_searches, replicates)
+
+
+def _bootstrap(
+    layout: ExposureLayout,
+    codes: list[np.ndarray],
+    search_codes: np.ndarray,
+    n_searches: int,
+    values: np.ndarray,
+    rng: np.random.Generator,
+    n_boot: int,
+) -> np.ndarray:
+    """Resampled sums of the resampled tables, shape (n_boot, layout.replicate_width): searches drawn with replacement.
+
+    Each resample is a row of multinomial counts (how often each search is drawn), built from ``rng.integers``; the
+    sums of all tables come from one float32 matrix product per chunk of resamples (counts are exact in float32; the
+    sums carry about 7 significant digits, far below the resampling noise).
+    """
+    matrix = np.zeros((n_searches, layout.replicate_width), np.float32)
+    at = 0
+    for i in layout.resampled:  # per search: the table's sums of each resampled column, group by group
+        size = layout.size(i)
+        flat = search_codes * size + codes[i]
+        for j in _RESAMPLED:
+            sums = np.bincount(flat, weights=values[:, j], minlength=n_searches * size)
+            matrix[:, at : at + size] = sums.reshape(n_searches, size)
+            at += size
+    results = np.zeros((n_boot, matrix.shape[1]), dtype=np.float32)
+    if n_searches == 0:
+        return results
+    chunk = max(1, min(n_boot, _MAX_CELLS // n_searches))
+    for start in range(0, n_boot, chunk):
+        rows = min(chunk, n_boot - start)
+        draws = rng.integers(0, n_searches, size=(rows, n_searches))
+        draws += (np.arange(rows) * n_searches)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=rows * n_searches).reshape(rows, n_searches)
+        np.matmul(counts.astype(np.float32), matrix, out=results[start : start + rows])
+    return results
+
+
 @dataclass
 class _Block:
-    """One (key, dimension) table: per group the ``totals`` of :data:`_SUMS` (shape (len(_SUMS), groups)), shown
-    impressions and searches showing it; ``codes`` = the group of each input row."""
+    """One (key, dimension) table as reported: per group the ``totals`` of :data:`_SUMS` (shape (len(_SUMS),
+    groups)), shown impressions and searches showing it."""
 
     dims: tuple[str, ...]
     groups: list[str]
     totals: np.ndarray
     shown: np.ndarray
     searches: np.ndarray
-    codes: np.ndarray
+
+
+def _reported_blocks(layout: ExposureLayout, sums: ExposureSums, n_boot: int) -> list[tuple[_Block, np.ndarray | None]]:
+    """Each table's block and resampled sums (n_boot, len(_SUMS), groups; ``scored`` NaN), keeping the groups shown
+    in the sums plus, for a single dimension, every allowed value (so an absent group is reported as absent). Groups
+    come in label order, absent allowed values last in vocabulary order."""
+    offsets = layout.offsets
+    full: list[np.ndarray | None] = [None] * len(layout.tables)
+    if sums.replicates is not None:
+        at = 0
+        for i in layout.resampled:
+            size = layout.size(i)
+            boot = np.full((n_boot, len(_SUMS), size), np.nan)
+            width = len(_RESAMPLED) * size
+            boot[:, _RESAMPLED, :] = sums.replicates[:, at : at + width].reshape(n_boot, len(_RESAMPLED), size)
+            full[i] = boot
+            at += width
+        for i, (source, mapping) in layout.derived.items():
+            indicator = np.zeros((layout.size(source), layout.size(i)))
+            indicator[np.arange(len(mapping)), mapping] = 1.0
+            full[i] = full[source] @ indicator  # NaN (``scored``) stays NaN
+    out = []
+    for i, dims in enumerate(layout.tables):
+        columns = slice(offsets[i], offsets[i + 1])
+        labels = layout.labels(i)
+        shown = sums.shown[columns]
+        allowed = DIMENSION_VALUES.get(dims[0], ()) if len(dims) == 1 else ()
+        present = sorted(labels[g] for g in range(len(labels)) if shown[g] > 0)
+        keep_labels = present + [v for v in allowed if v not in present]
+        index = {label: g for g, label in enumerate(labels)}
+        keep = np.array([index[label] for label in keep_labels], dtype=np.int64)
+        block = _Block(dims, keep_labels, sums.totals[:, columns][:, keep], shown[keep],
+                       sums.group_searches[columns][keep])  # fmt: skip
+        boot = full[i][..., keep] if full[i] is not None else None
+        out.append((block, boot))
+    return out
+
+
+def exposure_table(
+    sums_by_key: dict[tuple, ExposureSums],
+    layout: ExposureLayout,
+    settings: AnalysisSettings,
+    *,
+    keys: Sequence[str] = ("tenant_id",),
+    n_boot: int = DEFAULT_N_BOOT,
+    has_merit: bool = True,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """The output rows (``keys`` + :data:`EXPOSURE_COLUMNS`) of each key's sums, keys in sorted order."""
+    keys = list(keys)
+    parts = []
+    for key_values in sorted(sums_by_key):
+        prefix = dict(zip(keys, key_values, strict=True))
+        sums = sums_by_key[key_values]
+        for block, resampled in _reported_blocks(layout, sums, n_boot):
+            rows = _block_rows(block, resampled, settings, has_merit, confidence, n_boot)
+            parts.extend({**prefix, **row} for row in rows)
+    return _set_dtypes(pd.DataFrame(parts, columns=[*keys, *EXPOSURE_COLUMNS]))
 
 
 def rank_exposure(
@@ -229,9 +513,11 @@ def rank_exposure(
     """Exposure, exposure ratio, skew@k and exposure relative to score per key, dimension and group, with bootstrap.
 
     ``aggregates``: ``keys`` + ``search_id`` + the dimension columns of ``settings.dimensions`` +
-    :data:`AGGREGATE_COLUMNS` (``merit_weight_sum`` optional). Returns ``keys`` + :data:`EXPOSURE_COLUMNS`. Uses
-    ``settings`` alpha, threshold (for ``low_exposure``), min_share, min_sample (searches), dimensions and
-    intersections. ``n_boot = 0`` skips the bootstrap (intervals and p-values NaN).
+    :data:`AGGREGATE_COLUMNS` (``merit_weight_sum`` optional), and optionally ``day``: with it, each day's searches
+    are resampled on their own (stratified by day, :func:`stratum_rng` per key and day), as stored windows are.
+    Returns ``keys`` + :data:`EXPOSURE_COLUMNS`. Uses ``settings`` alpha, threshold (for ``low_exposure``),
+    min_share, min_sample (searches), dimensions and intersections. ``n_boot = 0`` skips the bootstrap (intervals and
+    p-values NaN).
     """
     settings = settings or AnalysisSettings()
     keys = list(keys)
@@ -244,103 +530,18 @@ def rank_exposure(
     has_merit = "merit_weight_sum" in aggregates.columns
     if has_merit and aggregates["merit_weight_sum"].isna().any():
         raise ValueError("merit_weight_sum holds nulls: give 0 for cells without scored impressions")
-    parts = []
-    grouped = aggregates.groupby(keys, sort=True, dropna=False) if keys else [((), aggregates)]
+    layout = ExposureLayout.build(settings, {d: pd.unique(aggregates[d]) for d in settings.dimensions})
+    by_day = "day" in aggregates.columns
+    sums_by_key: dict[tuple, ExposureSums] = {}
+    grouped = aggregates.groupby(keys, sort=True, dropna=False, observed=True) if keys else [((), aggregates)]
     for key_values, table in grouped:
         key_values = key_values if isinstance(key_values, tuple) else (key_values,)
-        rng = np.random.default_rng([seed, stable_seed(*key_values)])
-        blocks, search_codes, values = _blocks(table, settings)
-        boot = _bootstrap(blocks, search_codes, values, rng, n_boot) if n_boot and len(table) else [None] * len(blocks)
-        prefix = dict(zip(keys, key_values, strict=True))
-        for block, resampled in zip(blocks, boot, strict=True):
-            rows = _block_rows(block, resampled, settings, has_merit, confidence, n_boot)
-            parts.extend({**prefix, **row} for row in rows)
-    return _set_dtypes(pd.DataFrame(parts, columns=[*keys, *EXPOSURE_COLUMNS]))
-
-
-def _blocks(table: pd.DataFrame, settings: AnalysisSettings) -> tuple[list[_Block], np.ndarray, np.ndarray]:
-    """Every dimension table of one key, plus each row's search (0 .. searches - 1) and the rows' :data:`_SUMS`."""
-    if "day" in table.columns:  # searches in (day, search_id) order, as the stored window is read
-        search_codes = table.groupby(["day", "search_id"], sort=True, dropna=False).ngroup().to_numpy()
-    else:
-        search_codes = pd.factorize(table["search_id"], sort=True)[0]
-    n_searches = int(search_codes.max()) + 1 if len(search_codes) else 0
-    values = np.column_stack(
-        [table[c].to_numpy(dtype=float) if c in table.columns else np.zeros(len(table)) for c in _SUMS]
-    )
-    shown = table["shown"].to_numpy(dtype=float)
-    blocks = []
-    for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
-        codes, groups = group_codes(table, dims)
-        if len(dims) == 1:  # allowed values nobody has come after the present ones, so the codes stay valid
-            groups += [g for g in DIMENSION_VALUES.get(dims[0], ()) if g not in groups]
-        totals = np.stack([np.bincount(codes, weights=v, minlength=len(groups)) for v in values.T])
-        shown_by_group = np.bincount(codes, weights=shown, minlength=len(groups))
-        pairs = np.bincount(search_codes.astype(np.int64) * len(groups) + codes, minlength=n_searches * len(groups))
-        searches = (pairs.reshape(n_searches, len(groups)) > 0).sum(axis=0)  # searches with a row of the group
-        blocks.append(_Block(dims, groups, totals, shown_by_group, searches, codes))
-    return blocks, search_codes, values
-
-
-def _bootstrap(
-    blocks: list[_Block], search_codes: np.ndarray, values: np.ndarray, rng: np.random.Generator, n_boot: int
-) -> list[np.ndarray]:
-    """Resampled sums, shape (n_boot, len(_SUMS), groups) per block (``scored`` NaN): searches drawn with replacement.
-
-    Each resample is a row of multinomial counts (how often each search is drawn), built from ``rng.integers``; the
-    sums of all blocks come from one float32 matrix product per chunk of resamples (counts are exact in float32; the
-    sums carry about 7 significant digits, far below the resampling noise). A single dimension that is part of an
-    intersection is not resampled itself: its sums are those of the intersection's groups, added up.
-    """
-    n_searches = int(search_codes.max()) + 1
-    derived = _derivable(blocks)
-    resampled = [i for i in range(len(blocks)) if i not in derived]
-    matrix = np.empty((n_searches, len(_RESAMPLED) * sum(len(blocks[i].groups) for i in resampled)), np.float32)
-    at = 0
-    for i in resampled:  # per search: the block's sums of each resampled column, group by group
-        n_groups = len(blocks[i].groups)
-        flat = search_codes.astype(np.int64) * n_groups + blocks[i].codes
-        for j in _RESAMPLED:
-            sums = np.bincount(flat, weights=values[:, j], minlength=n_searches * n_groups)
-            matrix[:, at : at + n_groups] = sums.reshape(n_searches, n_groups)
-            at += n_groups
-    chunk = max(1, min(n_boot, _MAX_CELLS // max(n_searches, 1)))
-    results = np.empty((n_boot, matrix.shape[1]), dtype=np.float32)
-    for start in range(0, n_boot, chunk):
-        rows = min(chunk, n_boot - start)
-        draws = rng.integers(0, n_searches, size=(rows, n_searches))
-        draws += (np.arange(rows) * n_searches)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=rows * n_searches).reshape(rows, n_searches)
-        np.matmul(counts.astype(np.float32), matrix, out=results[start : start + rows])
-    out: list[np.ndarray | None] = [None] * len(blocks)
-    at = 0
-    for i in resampled:
-        width = len(_RESAMPLED) * len(blocks[i].groups)
-        sums = np.full((n_boot, len(_SUMS), len(blocks[i].groups)), np.nan)
-        sums[:, _RESAMPLED, :] = results[:, at : at + width].reshape(n_boot, len(_RESAMPLED), -1)
-        out[i] = sums
-        at += width
-    for i, (source, mapping) in derived.items():
-        indicator = np.zeros((len(blocks[source].groups), len(blocks[i].groups)))
-        indicator[np.arange(len(mapping)), mapping] = 1.0
-        out[i] = out[source] @ indicator  # NaN (``scored``) stays NaN
-    return out  # type: ignore[return-value]
-
-
-def _derivable(blocks: list[_Block]) -> dict[int, tuple[int, np.ndarray]]:
-    """Single-dimension blocks whose groups are unions of an intersection's groups: index -> (intersection index, the
-    single group of each intersection group)."""
-    derived = {}
-    for i, block in enumerate(blocks):
-        if len(block.dims) != 1:
-            continue
-        for k, pair in enumerate(blocks):
-            if len(pair.dims) > 1 and block.dims[0] in pair.dims:
-                mapping = np.zeros(len(pair.groups), dtype=np.int64)
-                mapping[pair.codes] = block.codes  # each intersection group lies in one group of the dimension
-                derived[i] = (k, mapping)
-                break
-    return derived
+        strata = table.groupby("day", sort=True) if by_day else [(None, table)]
+        for day, part in strata:
+            sums = exposure_sums(part, layout, stratum_rng(seed, key_values, day), n_boot)
+            sums_by_key[key_values] = sums_by_key[key_values] + sums if key_values in sums_by_key else sums
+    return exposure_table(sums_by_key, layout, settings, keys=keys, n_boot=n_boot, has_merit=has_merit,
+                          confidence=confidence)  # fmt: skip
 
 
 def _statistics(sums: np.ndarray, reference: int | None) -> dict[str, np.ndarray]:
@@ -493,7 +694,12 @@ __all__ = [
     "DEFAULT_N_BOOT",
     "DEFAULT_TOP_K",
     "EXPOSURE_COLUMNS",
+    "ExposureLayout",
+    "ExposureSums",
+    "exposure_sums",
+    "exposure_table",
     "position_weight",
     "rank_exposure",
     "search_aggregates",
+    "stratum_rng",
 ]

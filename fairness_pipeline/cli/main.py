@@ -414,6 +414,9 @@ def demo(
     days: Annotated[int, typer.Option(min=1)] = 30,
     events_per_day: Annotated[int, typer.Option(min=1)] = 4000,
     seed: Annotated[int, typer.Option()] = 7,
+    end: Annotated[
+        str | None, typer.Option(help="Last day of the generated period (YYYY-MM-DD; default: yesterday, UTC).")
+    ] = None,
 ) -> None:
     """Start the embedded database, generate events with a planted bias, ingest them and show what is stored."""
     from datetime import UTC, datetime
@@ -423,8 +426,11 @@ def demo(
     from fairness_pipeline.queries import events as event_queries
     from fairness_pipeline.queries import reports as report_queries
 
-    end = datetime.now(UTC).date() - timedelta(days=1)
-    first = end - timedelta(days=days - 1)
+    try:
+        last_day = date.fromisoformat(end) if end else datetime.now(UTC).date() - timedelta(days=1)
+    except ValueError as error:
+        _fail(f"--end: {error}")
+    first = last_day - timedelta(days=days - 1)
     config = synthetic.GeneratorConfig(
         seed=seed, start=first, days=days, tenants=2, events_per_day=events_per_day,
         bias=(synthetic.parse_bias(DEMO_BIAS),), drift=(synthetic.parse_bias(DEMO_DRIFT),),
@@ -434,9 +440,9 @@ def demo(
     )  # fmt: skip
     demo_dir = settings.home_dir() / "demo"
     demo_dir.mkdir(exist_ok=True)
-    path = demo_dir / f"events-{first}-{end}.csv"
+    path = demo_dir / f"events-{first}-{last_day}.csv"
     console.print(
-        f"[bold]1.[/bold] generating {days} days ({first} .. {end}); planted in {DEMO_BIASED_TENANT} only: "
+        f"[bold]1.[/bold] generating {days} days ({first} .. {last_day}); planted in {DEMO_BIASED_TENANT} only: "
         f"shortlisting {DEMO_BIAS}, rank {DEMO_RANK_BIAS}, score {DEMO_SCORE_BIAS}, slates {DEMO_SLATES}, "
         f"clicks drifting down to {DEMO_DRIFT} by the last day"
     )
@@ -455,15 +461,15 @@ def demo(
             rows = cur.fetchall()
     _print_stored_summary(rows)
 
-    console.print(f"[bold]4.[/bold] running the asset graph through Dagster for the window ending {end}")
-    if not _run_days(end, end):
+    console.print(f"[bold]4.[/bold] running the asset graph through Dagster for the window ending {last_day}")
+    if not _run_days(last_day, last_day):
         _fail("the pipeline run failed; open the Dagster UI (`fairness-pipeline ui`) to see why")
     with _database() as conn, conn.cursor() as cur:
-        cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": end, "stage_pair": "shown->shortlisted"})
+        cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": last_day, "stage_pair": "shown->shortlisted"})
         findings = cur.fetchall()
-    _print_findings(end, findings)
-    _print_audit_findings(end, days)
-    _print_risk_and_alerts(end, demo_dir)
+    _print_findings(last_day, findings)
+    _print_audit_findings(last_day, days)
+    _print_risk_and_alerts(last_day, demo_dir)
 
 
 def _print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:

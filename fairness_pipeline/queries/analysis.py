@@ -77,7 +77,8 @@ RECORD_CANDIDATE_DAY = """
 INSERT INTO candidate_daily_stages_days (day, validated_events, candidate_rows)
 VALUES (%(day)s, %(validated_events)s, %(candidate_rows)s)
 ON CONFLICT (day) DO UPDATE
-SET validated_events = EXCLUDED.validated_events, candidate_rows = EXCLUDED.candidate_rows, summarised_at = now()
+SET validated_events = EXCLUDED.validated_events, candidate_rows = EXCLUDED.candidate_rows, summarised_at = now(),
+    scoring_summarised_at = NULL
 """
 
 SUMMARISED_DAYS = """

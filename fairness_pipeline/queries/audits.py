@@ -156,26 +156,51 @@ SEARCH_WINDOW_CODE_COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 # The scoring-rate population: every candidate with a shown event in the window, with the dimensions and score of its
-# first shown event (candidate_daily_stages holds each day's first; the earliest day's is the window's first), as
-# fixed-width numbers for `store.binary_copy` (tenant and dimensions by `coded_columns`, a missing score NaN); Python
-# takes the median and counts the cells (`audits.scoring.scoring_cells`). Candidates are sorted by a 64-bit hash of
-# their id first: integer comparisons instead of long common id prefixes (the id itself still decides).
-SCORING_TENANTS = """
-SELECT DISTINCT tenant_id FROM candidate_daily_stages
-WHERE event_type = 'shown' AND day BETWEEN %(first_day)s AND %(last_day)s ORDER BY tenant_id
+# first shown event (candidate_daily_stages holds each day's first; the earliest day's is the window's first). Each
+# day's shown candidates are written once as arrays per tenant (scoring_day_candidates, ordered by a 64-bit key of the
+# candidate id); a window reads its days' arrays through a binary COPY and keeps each key's earliest day in numpy
+# (`audits.scoring.first_candidates`), so no window sorts candidate rows.
+SCORING_DAYS_TO_SUMMARISE = """
+SELECT day FROM candidate_daily_stages_days
+WHERE day BETWEEN %(first_day)s AND %(last_day)s AND scoring_summarised_at IS NULL
+ORDER BY day
 """
 
-SCORING_CANDIDATES = """
+DELETE_SCORING_DAY = "DELETE FROM scoring_day_candidates WHERE day = %(day)s"
+
+INSERT_SCORING_DAY = """
+INSERT INTO scoring_day_candidates (tenant_id, day, candidates, candidate_keys, scores, dimension_codes)
+SELECT tenant_id, day, count(*)::int4,
+       string_agg(int8send(key), ''::bytea ORDER BY key, candidate_id COLLATE "C"),
+       string_agg(float8send(coalesce(score::float8, 'NaN')), ''::bytea ORDER BY key, candidate_id COLLATE "C"),
+       string_agg({codes}, ''::bytea ORDER BY key, candidate_id COLLATE "C")
+FROM (SELECT *, hashtextextended(candidate_id, 0) AS key FROM candidate_daily_stages
+      WHERE day = %(day)s AND event_type = 'shown') AS shown
+GROUP BY tenant_id, day
+"""
+"""One row per tenant of the day; ``{codes}`` is :func:`dimension_code_bytes`."""
+
+RECORD_SCORING_DAY = "UPDATE candidate_daily_stages_days SET scoring_summarised_at = now() WHERE day = %(day)s"
+
+
+def dimension_code_bytes() -> sql.Composed:
+    """Each dimension's :func:`code_of` as two big-endian bytes, concatenated in :data:`DIMENSIONS` order."""
+    return sql.SQL(" || ").join(
+        sql.SQL("int2send({})").format(code_of(dim, DIMENSION_VALUES[dim])) for dim in DIMENSIONS
+    )
+
+
+SCORING_WINDOW_CANDIDATES = """
 COPY (
-    SELECT DISTINCT ON (hashtextextended(candidate_id, 0), tenant_id, candidate_id COLLATE "C")
-        {codes}, coalesce(score::float8, 'NaN') AS score
-    FROM candidate_daily_stages
-    WHERE event_type = 'shown' AND day BETWEEN {first_day} AND {last_day}
-    ORDER BY hashtextextended(candidate_id, 0), tenant_id, candidate_id COLLATE "C", first_at
+    SELECT tenant_id::text, candidates::int4, candidate_keys, scores, dimension_codes
+    FROM scoring_day_candidates
+    WHERE day BETWEEN %(first_day)s AND %(last_day)s
+    ORDER BY tenant_id, day
 ) TO STDOUT WITH (FORMAT binary)
 """
-SCORING_CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (*CODE_COLUMNS, ("score", "float8"))
-"""The columns of :data:`SCORING_CANDIDATES` and their PostgreSQL types, in order."""
+"""The window's per-day arrays, tenant by tenant in day order (``store.binary_copy.read_binary_records``; the driver
+quotes the parameters in, as COPY takes none)."""
+SCORING_WINDOW_CANDIDATE_KINDS = ("text", "int4", "bytea", "bytea", "bytea")
 
 DELETE_SCORING_WINDOW = "DELETE FROM scoring_rate_ratios WHERE window_end = %(window_end)s"
 
@@ -196,6 +221,44 @@ FROM scoring_rate_ratios
 WHERE window_end = %(window_end)s
 ORDER BY tenant_id, dimension, group_value
 """
+
+EXPOSURE_SUM_PARAMS = "layout_key = %(layout_key)s AND n_boot = %(n_boot)s AND bootstrap_seed = %(bootstrap_seed)s"
+"""The parameters under which stored exposure day sums are reused."""
+
+EXPOSURE_SUM_DAYS = f"""
+SELECT d.day, d.tenants,
+       coalesce((SELECT array_agg(s.tenant_id::text ORDER BY s.tenant_id::text) FROM exposure_day_sums s
+                 WHERE s.day = d.day AND {EXPOSURE_SUM_PARAMS}), '{{}}') AS stored
+FROM search_daily_aggregates_days d
+WHERE d.day BETWEEN %(first_day)s AND %(last_day)s
+ORDER BY d.day
+"""
+"""Per aggregated day of the window: its tenants and those whose exposure sums are stored for these parameters."""
+
+DELETE_EXPOSURE_SUMS_DAY = f"DELETE FROM exposure_day_sums WHERE day = %(day)s AND {EXPOSURE_SUM_PARAMS}"
+
+DELETE_ALL_EXPOSURE_SUMS_DAY = "DELETE FROM exposure_day_sums WHERE day = %(day)s"
+"""Run with every re-aggregation of a day: its stored sums no longer hold."""
+
+INSERT_EXPOSURE_SUMS = """
+INSERT INTO exposure_day_sums (tenant_id, day, layout_key, n_boot, bootstrap_seed, searches, totals, shown,
+                               group_searches, replicates)
+VALUES (%(tenant_id)s, %(day)s, %(layout_key)s, %(n_boot)s, %(bootstrap_seed)s, %(searches)s, %(totals)s, %(shown)s,
+        %(group_searches)s, %(replicates)s)
+"""
+
+EXPOSURE_SUMS_WINDOW = f"""
+COPY (
+    SELECT tenant_id::text, searches::int4, totals, shown, group_searches, replicates
+    FROM exposure_day_sums
+    WHERE day BETWEEN %(first_day)s AND %(last_day)s AND {EXPOSURE_SUM_PARAMS}
+    ORDER BY tenant_id, day
+) TO STDOUT WITH (FORMAT binary)
+"""
+"""The stored day sums of a window through a binary COPY (``store.binary_copy.read_binary_records``): ``bytea``
+arrives as raw bytes, not as hexadecimal text. COPY takes no bind parameters: the driver quotes them in
+(``cursor.mogrify``)."""
+EXPOSURE_SUMS_WINDOW_KINDS = ("text", "int4", "bytea", "bytea", "bytea", "bytea")
 
 DELETE_EXPOSURE_WINDOW = "DELETE FROM rank_exposure WHERE window_end = %(window_end)s"
 
@@ -262,6 +325,23 @@ SELECT tenant_id, stage_pair, dimension, group_value AS "group", window_end, imp
 FROM impact_ratios
 WHERE window_end BETWEEN %(first_day)s AND %(last_day)s AND window_days = %(window_days)s
 ORDER BY tenant_id, stage_pair, dimension, group_value, window_end
+"""
+
+WEEK_COUNTS = """
+SELECT tenant_id, stage_pair, dimension, group_value AS "group", n, x
+FROM trend_week_counts
+WHERE week_end = %(week_end)s AND settings_key = %(settings_key)s
+  AND computed_at >= (SELECT coalesce(max(summarised_at), '-infinity') FROM candidate_daily_stages_days
+                      WHERE day BETWEEN %(first_day)s AND %(week_end)s)
+ORDER BY tenant_id, stage_pair, dimension, group_value
+"""
+"""The stored group counts of the week ending on ``week_end``, if none of its days was summarised after them."""
+
+DELETE_WEEK_COUNTS = "DELETE FROM trend_week_counts WHERE week_end = %(week_end)s AND settings_key = %(settings_key)s"
+
+INSERT_WEEK_COUNTS = """
+INSERT INTO trend_week_counts (week_end, settings_key, tenant_id, stage_pair, dimension, group_value, n, x)
+VALUES %s
 """
 
 DELETE_TRENDS_WINDOW = "DELETE FROM fairness_trends WHERE window_end = %(window_end)s"

@@ -21,7 +21,6 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from fairness_pipeline.audits import exposure, scoring, slates, trends
-from fairness_pipeline.audits._common import stable_seed
 from fairness_pipeline.defs.assets.metrics import (
     HEADLINE_STAGE_PAIR,
     WindowConfig,
@@ -42,7 +41,7 @@ from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
 from fairness_pipeline.queries import audits as q
-from fairness_pipeline.store.binary_copy import read_binary_copy
+from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
 
 GROUP = "audits"
 WEEK_DAYS = 7
@@ -67,7 +66,8 @@ class AuditConfig(WindowConfig):
     n_boot: int = exposure.DEFAULT_N_BOOT
     """Bootstrap resamples of the searches (0 skips intervals and p-values)."""
     bootstrap_seed: int = 0
-    """Seed of the bootstrap; each window and tenant draws its own stream from it."""
+    """Seed of the bootstrap; each tenant and day draws its own stream from it, the same in every window holding the
+    day (so that stored day sums serve every window)."""
 
 
 class SlateConfig(dg.Config):
@@ -181,6 +181,33 @@ def missing_search_days(cur, first_day: date, last_day: date) -> list[date]:
     return [d for d in days if d not in present]
 
 
+def exposure_window_sums(
+    cur, layout: exposure.ExposureLayout, n_boot: int, seed: int, first_day: date, last_day: date
+) -> tuple[dict[tuple, exposure.ExposureSums], list[date]]:
+    """Per tenant, the window's exposure sums: the stored per-day sums (``exposure_day_sums``), after computing and
+    storing those of the days that lack them (from the day's search aggregates; each tenant's searches of the day
+    resampled from ``audits.exposure.stratum_rng(seed, (tenant,), day)``). Returns the sums and the days computed."""
+    params = {"first_day": first_day, "last_day": last_day, "layout_key": layout.fingerprint, "n_boot": n_boot,
+              "bootstrap_seed": seed}  # fmt: skip
+    cur.execute(q.EXPOSURE_SUM_DAYS, params)
+    computed = [day for day, tenants, stored in cur.fetchall() if sorted(tenants) != sorted(stored)]
+    for day in computed:
+        cur.execute(q.DELETE_EXPOSURE_SUMS_DAY, {**params, "day": day})
+        aggregates = exposure_window(cur, day, day)
+        for tenant, table in aggregates.groupby("tenant_id", sort=True, observed=True):
+            rng = exposure.stratum_rng(seed, (tenant,), day) if n_boot else None
+            sums = exposure.exposure_sums(table, layout, rng, n_boot)
+            cur.execute(q.INSERT_EXPOSURE_SUMS, {**params, "tenant_id": tenant, "day": day, **sums.pack()})
+    statement = cur.mogrify(q.EXPOSURE_SUMS_WINDOW, params).decode()
+    window: dict[tuple, exposure.ExposureSums] = {}
+    for tenant, searches, totals, shown, group_searches, replicates in read_binary_records(
+        cur, statement, q.EXPOSURE_SUMS_WINDOW_KINDS
+    ):
+        sums = exposure.ExposureSums.unpack(layout, n_boot, searches, totals, shown, group_searches, replicates)
+        window[(tenant,)] = window[(tenant,)] + sums if (tenant,) in window else sums
+    return window, computed
+
+
 SEARCH_SCHEMA = column_schema(
     [
         ("tenant_id, day, search_id", "key", "a search, on the day of its first shown event"),
@@ -213,6 +240,7 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
                       "top_k": exposure.DEFAULT_TOP_K}  # fmt: skip
             with conn, conn.cursor() as cur:
                 cur.execute(q.DELETE_SEARCH_DAY, params)
+                cur.execute(q.DELETE_ALL_EXPOSURE_SUMS_DAY, params)
                 cur.execute(q.INSERT_SEARCH_DAY, params)
                 rows = cur.rowcount
                 cur.execute(q.RECORD_SEARCH_DAY, params)
@@ -230,11 +258,36 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
 
 
 def scoring_cells(cur, first_day: date, last_day: date) -> pd.DataFrame:
-    """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``): the first shown event of each candidate
-    from candidate_daily_stages (binary COPY), counted by ``audits.scoring.scoring_cells``; missing values None."""
-    arrays = _coded_read(cur, q.SCORING_TENANTS, q.SCORING_CANDIDATES, q.SCORING_CANDIDATE_COLUMNS, first_day,
-                         last_day)  # fmt: skip
-    cells = scoring.scoring_cells(pd.DataFrame(arrays))
+    """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``): each candidate's first shown event of
+    the window, from the per-day arrays of ``scoring_day_candidates`` (written here for summarised days that lack
+    them), counted by ``audits.scoring.scoring_cells``; missing values None. Raises ValueError on a dimension value
+    outside the vocabulary."""
+    window = {"first_day": first_day, "last_day": last_day}
+    cur.execute(q.SCORING_DAYS_TO_SUMMARISE, window)
+    for (day,) in cur.fetchall():
+        cur.execute(q.DELETE_SCORING_DAY, {"day": day})
+        cur.execute(sql.SQL(q.INSERT_SCORING_DAY).format(codes=q.dimension_code_bytes()), {"day": day})
+        cur.execute(q.RECORD_SCORING_DAY, {"day": day})
+    statement = cur.mogrify(q.SCORING_WINDOW_CANDIDATES, window).decode()
+    per_tenant: dict[str, list[tuple]] = {}
+    for tenant, _count, keys, scores, codes in read_binary_records(cur, statement, q.SCORING_WINDOW_CANDIDATE_KINDS):
+        per_tenant.setdefault(tenant, []).append((keys, scores, codes))
+    frames = []
+    for tenant, days in per_tenant.items():  # days in order: the earliest day's row of each candidate counts
+        keys = np.concatenate([np.frombuffer(k, dtype=">i8") for k, _, _ in days])
+        scores = np.concatenate([np.frombuffer(s, dtype=">f8") for _, s, _ in days])
+        codes = np.concatenate([np.frombuffer(c, dtype=">i2") for _, _, c in days]).reshape(-1, len(DIMENSIONS))
+        first = scoring.earliest_rows(keys)
+        frame = pd.DataFrame({"tenant_id": tenant, "score": scores[first].astype(np.float64)})
+        for i, dim in enumerate(DIMENSIONS):
+            column = codes[first, i].astype(np.int64)
+            if (column < 0).any():
+                raise ValueError(f"{dim} values outside the vocabulary {list(DIMENSION_VALUES[dim])}")
+            frame[dim] = pd.Categorical.from_codes(column - 1, categories=DIMENSION_VALUES[dim])
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["tenant_id", *DIMENSIONS, *scoring.SCORING_CELL_COLUMNS])
+    cells = scoring.scoring_cells(pd.concat(frames, ignore_index=True))
     for column in ("tenant_id", *DIMENSIONS):
         values = cells[column].astype(object)
         cells[column] = values.where(values.notna(), None)
@@ -344,7 +397,9 @@ def rank_exposure(
 ) -> dg.MaterializeResult:
     settings = config.settings()
     written, lowest, lowest_merit, low, significant, searches = 0, [], [], 0, 0, 0
-    read_seconds = exposure_seconds = 0.0
+    sums_seconds = exposure_seconds = 0.0
+    days_computed = 0
+    layout = exposure.ExposureLayout.build(settings)
     missing_all: dict[str, list[str]] = {}
     last = pd.DataFrame()
     with database.connect() as conn:
@@ -356,17 +411,18 @@ def rank_exposure(
                     context.log.warning(f"window ending {window_end}: search_daily_aggregates lacks {len(missing)} "
                                         f"day(s): {', '.join(d.isoformat() for d in missing)}")  # fmt: skip
                 started = time.perf_counter()
-                aggregates = exposure_window(cur, *settings.window(window_end))
-                read_seconds += time.perf_counter() - started
+                sums, computed = exposure_window_sums(cur, layout, config.n_boot, config.bootstrap_seed,
+                                                      *settings.window(window_end))  # fmt: skip
+                sums_seconds += time.perf_counter() - started
+                days_computed += len(computed)
                 started = time.perf_counter()
-                seed = stable_seed(config.bootstrap_seed, window_end.isoformat())
-                table = exposure.rank_exposure(aggregates, settings, n_boot=config.n_boot, seed=seed)
+                table = exposure.exposure_table(sums, layout, settings, n_boot=config.n_boot)
                 exposure_seconds += time.perf_counter() - started
                 cur.execute(q.DELETE_EXPOSURE_WINDOW, {"window_end": window_end})
                 if len(table):
                     prefix = (window_end, settings.window_days, exposure.DEFAULT_TOP_K)
                     execute_values(cur, q.INSERT_EXPOSURE, _records(table, EXPOSURE_INSERT_COLUMNS, prefix))
-            window_searches = int(aggregates[["tenant_id", "search_id"]].drop_duplicates().shape[0])
+            window_searches = sum(s.searches for s in sums.values())
             context.log.info(f"{window_end}: {window_searches} searches, {len(table)} rows")
             written += len(table)
             searches += window_searches
@@ -388,7 +444,8 @@ def rank_exposure(
         "low_exposure_groups": low,
         "significant_low_exposure_groups": significant,
         "n_boot": config.n_boot,
-        "read_seconds": round(read_seconds, 3),
+        "day_sums_seconds": round(sums_seconds, 3),
+        "day_sums_computed": days_computed,
         "exposure_seconds": round(exposure_seconds, 3),
         "windows_missing_upstream_days": len(missing_all),
     }
@@ -504,7 +561,7 @@ def fairness_trends(
 ) -> dg.MaterializeResult:
     settings = config.settings()
     weekly = dataclasses.replace(settings, window_days=WEEK_DAYS)
-    written, worsening, approaching = 0, 0, 0
+    written, worsening, approaching, reused_weeks = 0, 0, 0, 0
     missing_all: dict[str, list[str]] = {}
     last = pd.DataFrame()
     with database.connect() as conn:
@@ -517,8 +574,9 @@ def fairness_trends(
                     context.log.warning(f"trends as of {as_of}: candidate_daily_stages lacks {len(missing)} day(s)")
                 series = _fetch(cur, q.IMPACT_SERIES, {"first_day": first_day, "last_day": as_of,
                                                        "window_days": settings.window_days})  # fmt: skip
-                current = group_counts(window_cells(cur, weekly, as_of), weekly)
-                previous = group_counts(window_cells(cur, weekly, as_of - timedelta(days=WEEK_DAYS)), weekly)
+                current = week_counts(cur, weekly, as_of, reuse=False)
+                previous = week_counts(cur, weekly, as_of - timedelta(days=WEEK_DAYS))
+                reused_weeks += int(previous.attrs["stored"])
                 table = trends_table(series, current, previous, settings, as_of, config)
                 cur.execute(q.DELETE_TRENDS_WINDOW, {"window_end": as_of})
                 if len(table):
@@ -538,6 +596,7 @@ def fairness_trends(
            "ratio_current", "p_adjusted", "worsening", "approaching_threshold"]]  # fmt: skip
     numbers = {
         "windows": len(partition_days(context)),
+        "previous_weeks_reused": reused_weeks,
         "worsening_series": worsening,
         "approaching_threshold_series": approaching,
         "windows_missing_upstream_days": len(missing_all),
@@ -546,6 +605,33 @@ def fairness_trends(
     if missing_all:
         metadata["missing_upstream_days"] = dg.MetadataValue.json(missing_all)
     return dg.MaterializeResult(metadata=metadata)
+
+
+def week_counts(cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = True) -> pd.DataFrame:
+    """Group counts (``metrics.window.group_counts``) of the 7-day window ending on ``week_end``: the stored ones when
+    ``reuse`` and still valid (``attrs["stored"]`` True), otherwise counted from candidate_daily_stages and stored for
+    the trends run a week later."""
+    key = {"week_end": week_end, "first_day": weekly.window(week_end)[0], "settings_key": _week_settings_key(weekly)}
+    if reuse:
+        cur.execute(q.WEEK_COUNTS, key)
+        rows = cur.fetchall()
+        if rows:
+            counts = pd.DataFrame(rows, columns=[*TABLE_KEYS, "group", "n", "x"]).astype({"n": "int64", "x": "int64"})
+            counts.attrs["stored"] = True
+            return counts
+    counts = group_counts(window_cells(cur, weekly, week_end), weekly)
+    cur.execute(q.DELETE_WEEK_COUNTS, key)
+    if len(counts):
+        execute_values(cur, q.INSERT_WEEK_COUNTS, _records(counts, [*TABLE_KEYS, "group", "n", "x"],
+                                                           (week_end, key["settings_key"])))  # fmt: skip
+    counts.attrs["stored"] = False
+    return counts
+
+
+def _week_settings_key(weekly: AnalysisSettings) -> str:
+    """What the stored week counts depend on: the stage pairs and the analysed dimensions."""
+    pairs = ",".join(f"{baseline}>{selection}" for baseline, selection in weekly.stage_pairs)
+    return f"{pairs};{'+'.join(weekly.dimensions)};intersections={weekly.intersections}"
 
 
 def trends_table(
