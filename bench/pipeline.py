@@ -12,10 +12,10 @@ Run: ``.venv/bin/python bench/pipeline.py`` (3M events, about 25 minutes on 2 co
    (b) frames plus impact ratios of the 30-day window ending on the last day: the bodies of the
        ``selection_rate_frames`` and ``impact_ratios`` assets invoked directly (SQL ``WINDOW_CELLS`` on
        ``candidate_daily_stages``, fairlearn on weighted rows, impact tests, writes), with a breakdown; and the bodies
-       of the four audit assets for the same window as a nightly run meets them: before each repeat the stored
-       per-day arrays of the window's last day (exposure sums, scoring candidates) are dropped, so each repeat
-       computes the new day's and adds up the 29 stored ones. Once, before the repeats, with no day stored (the
-       first window ever computed).
+       of the four audit assets for the same window, as a nightly run meets them: the event layer has stored each
+       day's audit arrays (exposure sums with their bootstrap replicates, scoring candidates), as it stores
+       ``candidate_daily_stages`` for the window step; their cost per day is in the backfill's event-layer steps.
+       Once, before the repeats, with none of them stored (the first window of a database that predates them).
 
 3. Times two yardsticks on the same window, interleaved with (b) so that machine load hits all alike:
 
@@ -395,8 +395,7 @@ DELETE FROM exposure_day_sums WHERE day >= %(day)s;
 UPDATE candidate_daily_stages_days SET scoring_summarised_at = NULL WHERE day >= %(day)s;
 """
 """Drops the stored per-day audit arrays (exposure sums, scoring candidates) of the days from ``day`` on, so that the
-next audit step computes them again: from the window's last day, as a nightly run meets a new day; from its first
-day, as the first window ever computed does."""
+next audit step computes them, as in a database whose days were summarised before the arrays existed."""
 
 
 def forget_day_arrays(url: str, day: date) -> None:
@@ -660,7 +659,6 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
             with measured("window step") as m:
                 step_parts.append(window_step(database, window_end, DAYS))
             steps.append(m)
-            forget_day_arrays(url, window_end)  # a nightly run: the new day's arrays are not there yet
             with measured("audit step") as m:
                 audit_parts.append(audit_step(database, window_end, DAYS))
             audits.append(m)
@@ -700,10 +698,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         split = ", ".join(f"{k} {v:.2f} s" for k, v in audit_median.items() if k not in AUDIT_SUBPARTS)
         out(f"audit step (asset bodies)    {med(audits):7.2f} s   ({split}); CPU python "
             f"{med(audits, 'python_cpu'):.1f} s + postgres {med(audits, 'postgres_cpu'):.1f} s")  # fmt: skip
-        out(
-            f"  rank_exposure parts        day sums (the new day's, then the window's read) "
-            f"{audit_median['exposure day sums']:.2f} s, statistics {audit_median['exposure statistics']:.2f} s"
-        )
+        out(f"  rank_exposure parts        reading and adding the day sums {audit_median['exposure day sums']:.2f} s, "
+            f"statistics {audit_median['exposure statistics']:.2f} s")  # fmt: skip
         out(f"  first window (no stored day arrays) {first_audit.seconds:6.2f} s   (every day's exposure sums and "
             f"scoring arrays computed once)")  # fmt: skip
         out(f"metrics_job one day, Dagster {metrics_job.seconds:6.2f} s   (every metric-layer asset, incl. audits, "

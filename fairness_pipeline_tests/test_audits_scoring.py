@@ -13,9 +13,12 @@ from fairness_pipeline.audits.scoring import (
     NO_SCORES_REASON,
     SCORING_COLUMNS,
     ZERO_REFERENCE_SCORING_REASON,
+    coded_scoring_cells,
+    earliest_rows,
     scoring_cells,
     scoring_rate_ratios,
 )
+from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, impact_ratio_table
 from fairness_pipeline.metrics.window import AnalysisSettings
 from fairness_pipeline.synthetic import GeneratorConfig, generate_events
@@ -170,3 +173,38 @@ def test_unbiased_data_gives_no_findings_and_few_significant_differences() -> No
     tested = int(table["p_value"].notna().sum())
     assert tested >= 40
     assert table["significant"].fillna(False).sum() / tested <= 0.10  # nominal 5% family-wise per table (Holm)
+
+
+# --- the stored per-day arrays -------------------------------------------------------------------------------------
+
+
+def test_earliest_rows_keep_each_keys_first_row() -> None:
+    # rows in day order: key 7 on days 1 and 3, key 2 on days 2 and 3, key 5 on day 3
+    keys = np.array([7, 2, 7, 2, 5], dtype=np.int64)
+    assert earliest_rows(keys).tolist() == [1, 4, 0]  # in key order: 2 (row 1), 5 (row 4), 7 (row 0)
+    assert earliest_rows(np.zeros(0, dtype=np.int64)).tolist() == []
+
+
+def test_coded_cells_equal_the_pandas_cells() -> None:
+    candidates = _generated(seed=5, tenants=2, score_bias=("specialty=frontend:-0.1",))
+    candidates.loc[candidates.index[::23], "score"] = np.nan
+    candidates.loc[candidates.index[::31], "company_tier"] = None
+    expected = scoring_cells(candidates)
+    parts = []
+    for tenant, part in candidates.groupby("tenant_id"):
+        codes = np.column_stack(
+            [
+                part[d].map({v: i for i, v in enumerate(DIMENSION_VALUES[d], 1)}).fillna(0).astype(int)
+                for d in DIMENSIONS
+            ]
+        )
+        parts.append(coded_scoring_cells(tenant, part["score"].to_numpy(), codes))
+    ours = pd.concat(parts, ignore_index=True)
+    assert (ours["company_tier"].isna()).any()
+    key = ["tenant_id", *DIMENSIONS]
+    left = ours.astype({d: object for d in DIMENSIONS}).fillna({d: "-" for d in DIMENSIONS}).sort_values(key)
+    right = expected.astype({d: object for d in DIMENSIONS}).fillna({d: "-" for d in DIMENSIONS}).sort_values(key)
+    pd.testing.assert_frame_equal(left.reset_index(drop=True), right[list(left.columns)].reset_index(drop=True),
+                                  check_dtype=False)  # fmt: skip
+    empty = coded_scoring_cells("t", np.zeros(0), np.zeros((0, len(DIMENSIONS)), dtype=int))
+    assert empty.empty and list(empty.columns) == ["tenant_id", *DIMENSIONS, "n", "x", "missing_score", "median_score"]

@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
-from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, ZERO_REFERENCE_REASON, impact_ratio_table
+from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, ZERO_REFERENCE_REASON, impact_ratio_tables
 from fairness_pipeline.metrics.selection_rates import (
     EMPTY_GROUP_REASON,
-    INTERSECTION_SEPARATOR,
     analysis_dimensions,
     counts_by_dimension,
     dimension_name,
+    is_intersection,
 )
 from fairness_pipeline.metrics.window import AnalysisSettings
 
@@ -93,6 +93,34 @@ def scoring_cells(
     return cells[[*keys, *dims, *SCORING_CELL_COLUMNS]].reset_index(drop=True)
 
 
+def coded_scoring_cells(
+    tenant_id: str, scores: np.ndarray, codes: np.ndarray, dimensions: Sequence[str] = DIMENSIONS
+) -> pd.DataFrame:
+    """:func:`scoring_cells` of one tenant's candidates given as numbers: ``scores`` (NaN when missing) and ``codes``
+    (one column per dimension: 1-based position in its vocabulary, 0 when missing). Counting by ``np.bincount`` over
+    the combinations; the same cells, with missing values None."""
+    dims = list(dimensions)
+    scores = np.asarray(scores, dtype=np.float64)
+    scored = ~np.isnan(scores)
+    median = float(np.median(scores[scored])) if scored.any() else math.nan
+    sizes = [len(DIMENSION_VALUES[d]) + 1 for d in dims]
+    combined = (
+        np.ravel_multi_index(tuple(np.asarray(codes, dtype=np.int64).T), sizes) if len(scores) else np.zeros(0, int)
+    )
+    cells = math.prod(sizes)
+    n = np.bincount(combined, weights=scored, minlength=cells)
+    x = np.bincount(combined, weights=scores > median, minlength=cells)  # NaN > M and s > NaN are False
+    missing = np.bincount(combined, weights=~scored, minlength=cells)
+    present = np.flatnonzero(n + missing > 0)
+    frame = pd.DataFrame({"tenant_id": [tenant_id] * len(present)})
+    for dim, position in zip(dims, np.unravel_index(present, sizes), strict=True):
+        labels = np.array([None, *DIMENSION_VALUES[dim]], dtype=object)
+        frame[dim] = labels[position]
+    frame["n"], frame["x"] = n[present].astype(np.int64), x[present].astype(np.int64)
+    frame["missing_score"], frame["median_score"] = missing[present].astype(np.int64), median
+    return frame
+
+
 def earliest_rows(keys: np.ndarray) -> np.ndarray:
     """Positions of the first row of each key, rows being given in time order (days ascending): the rows of each
     candidate's earliest day, in key order. One stable sort, no Python loop."""
@@ -130,7 +158,7 @@ def scoring_rate_ratios(
             raise ValueError(f"median_score differs within {dict(zip(keys, key_values, strict=True))}")
         median = float(medians[0]) if len(medians) else math.nan
         for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
-            part = _dimension_table(table, dims, settings)
+            part = _dimension_counts(table, dims)
             part.insert(0, "median_score", median)
             part.insert(0, "dimension", dimension_name(dims))
             for key, value in reversed(list(zip(keys, key_values, strict=True))):
@@ -138,11 +166,31 @@ def scoring_rate_ratios(
             parts.append(part)
     if not parts:
         return pd.DataFrame(columns=[*keys, *SCORING_COLUMNS])
-    return pd.concat(parts, ignore_index=True)
+    counts = pd.concat(parts, ignore_index=True)
+    impacts = impact_ratio_tables(
+        counts[[*keys, "dimension", "group", "n", "x"]],
+        [*keys, "dimension"],
+        intersectional=is_intersection(counts["dimension"]),
+        alpha=settings.alpha,
+        threshold=settings.threshold,
+        min_share=settings.min_share,
+        min_sample=settings.min_sample,
+    )  # one vectorised pass over every table; rows stay in order
+    missing_score = counts["missing_score"].to_numpy(dtype=np.int64)
+    no_scores = (impacts["n"].to_numpy() == 0) & (missing_score > 0)
+    impacts.loc[no_scores, "undefined_reason"] = NO_SCORES_REASON
+    zero_reference = impacts["undefined_reason"] == ZERO_REFERENCE_REASON
+    impacts.loc[zero_reference, "undefined_reason"] = ZERO_REFERENCE_SCORING_REASON
+    impacts["undefined_reason"] = impacts["undefined_reason"].astype(object)
+    impacts.insert(impacts.columns.get_loc("x") + 1, "missing_score", missing_score)
+    impacts.insert(impacts.columns.get_loc("group"), "median_score", counts["median_score"].to_numpy(dtype=float))
+    impacts = impacts.rename(columns={"x": "above_median", "selection_rate": "scoring_rate"})
+    return impacts[[*keys, *SCORING_COLUMNS]].reset_index(drop=True)
 
 
-def _dimension_table(table: pd.DataFrame, dims: tuple[str, ...], settings: AnalysisSettings) -> pd.DataFrame:
-    """The scoring impact table of one key and one dimension or intersection."""
+def _dimension_counts(table: pd.DataFrame, dims: tuple[str, ...]) -> pd.DataFrame:
+    """Per group of one key's dimension or intersection: scored candidates ``n``, above the median ``x`` and
+    ``missing_score``, groups in label order (single dimensions: every allowed value, absent ones last)."""
     counts = counts_by_dimension(table, dims)
     absent = table.assign(n=table["missing_score"], x=0)
     missing = counts_by_dimension(absent, dims).set_index("group")["n"]
@@ -150,23 +198,8 @@ def _dimension_table(table: pd.DataFrame, dims: tuple[str, ...], settings: Analy
     if len(dims) == 1:
         groups += [g for g in DIMENSION_VALUES.get(dims[0], ()) if g not in groups]
     counts = counts.set_index("group").reindex(groups, fill_value=0).rename_axis("group").reset_index()
-    impacts = impact_ratio_table(
-        counts,
-        intersectional=INTERSECTION_SEPARATOR in dimension_name(dims),
-        alpha=settings.alpha,
-        threshold=settings.threshold,
-        min_share=settings.min_share,
-        min_sample=settings.min_sample,
-    )
-    missing_score = impacts["group"].map(missing).fillna(0).astype("int64")
-    no_scores = (impacts["n"] == 0) & (missing_score > 0)
-    impacts.loc[no_scores, "undefined_reason"] = NO_SCORES_REASON
-    zero_reference = impacts["undefined_reason"] == ZERO_REFERENCE_REASON
-    impacts.loc[zero_reference, "undefined_reason"] = ZERO_REFERENCE_SCORING_REASON
-    impacts["undefined_reason"] = impacts["undefined_reason"].astype(object)
-    impacts.insert(impacts.columns.get_loc("x") + 1, "missing_score", missing_score.to_numpy(dtype=np.int64))
-    impacts = impacts.rename(columns={"x": "above_median", "selection_rate": "scoring_rate"})
-    return impacts[list(SCORING_COLUMNS[2:])]
+    counts["missing_score"] = counts["group"].map(missing).fillna(0).astype("int64")
+    return counts
 
 
 __all__ = [
@@ -175,6 +208,7 @@ __all__ = [
     "SCORING_CELL_COLUMNS",
     "SCORING_COLUMNS",
     "ZERO_REFERENCE_SCORING_REASON",
+    "coded_scoring_cells",
     "earliest_rows",
     "scoring_cells",
     "scoring_rate_ratios",

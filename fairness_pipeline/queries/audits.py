@@ -95,8 +95,8 @@ COPY (
     ORDER BY day, tenant_id, search_id, company_tier, experience_band, specialty
 ) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '\\N')
 """
-"""The stored rows of the days as text, in a stable order, through COPY (several times faster than a cursor): the
-day's slate audit and the tests read them; exposure windows read :data:`SEARCH_WINDOW_CODES`. The two placeholders
+"""The stored rows of the days as text, in a stable order, through COPY (several times faster than a cursor), for
+reading them as they are stored (tests); the audits read :data:`SEARCH_WINDOW_CODES`. The two placeholders
 are filled with ``psycopg2.sql.Literal`` values (COPY takes no bind parameters)."""
 
 WINDOW_TENANTS = """

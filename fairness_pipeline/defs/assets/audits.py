@@ -1,10 +1,11 @@
 """Audit assets: LL144 scoring rates, rank exposure, concentrated slates and impact-ratio trends, per UTC day.
 
-``search_daily_aggregates`` (event layer) sums each day's searches per dimension cell once; ``rank_exposure`` reads
-30 days of them and ``slate_concentration`` one. ``scoring_rate_ratios`` counts candidates from
-``candidate_daily_stages``; ``fairness_trends`` reads the stored impact ratios and two 7-day windows of candidate
-counts. SQL does the aggregating, the statistics are those of ``fairness_pipeline.audits``, and every asset replaces
-its partition's rows, so re-runs never duplicate.
+``search_daily_aggregates`` (event layer) sums each day's searches per dimension cell once, and each tenant's exposure
+sums of the day; ``rank_exposure`` adds up 30 days of the latter and ``slate_concentration`` reads one day of the
+former. ``scoring_rate_ratios`` de-duplicates the per-day candidate arrays written with ``candidate_daily_stages``;
+``fairness_trends`` reads the stored impact ratios, counts this week's candidates and reads last week's counts as
+stored a week before. SQL does the aggregating, the statistics are those of ``fairness_pipeline.audits``, and every
+asset replaces its partition's rows, so re-runs never duplicate.
 """
 
 import dataclasses
@@ -21,6 +22,7 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from fairness_pipeline.audits import exposure, scoring, slates, trends
+from fairness_pipeline.defs.assets.events import store_scoring_day
 from fairness_pipeline.defs.assets.metrics import (
     HEADLINE_STAGE_PAIR,
     WindowConfig,
@@ -60,12 +62,15 @@ trend_mapping = dg.TimeWindowPartitionMapping(
 """Trends as of day D read the windows ending on D-13 .. D and the candidate days of the two weeks D-13 .. D."""
 
 
+DEFAULT_BOOTSTRAP_SEED = 0
+
+
 class AuditConfig(WindowConfig):
     """Window settings plus the exposure bootstrap."""
 
     n_boot: int = exposure.DEFAULT_N_BOOT
     """Bootstrap resamples of the searches (0 skips intervals and p-values)."""
-    bootstrap_seed: int = 0
+    bootstrap_seed: int = DEFAULT_BOOTSTRAP_SEED
     """Seed of the bootstrap; each tenant and day draws its own stream from it, the same in every window holding the
     day (so that stored day sums serve every window)."""
 
@@ -116,6 +121,10 @@ def _min_or_nan(values: list[float]) -> float:
 
 NULL_MARKER = "\\N"
 SEARCH_TEXT_COLUMNS = ("tenant_id", "search_id", *DIMENSIONS)
+
+
+DEFAULT_EXPOSURE_LAYOUT = exposure.ExposureLayout.build(AnalysisSettings())
+"""The layout whose day sums the event layer stores (rank_exposure's default settings; others are computed on use)."""
 
 
 def search_aggregates(cur, first_day: date, last_day: date) -> pd.DataFrame:
@@ -181,6 +190,21 @@ def missing_search_days(cur, first_day: date, last_day: date) -> list[date]:
     return [d for d in days if d not in present]
 
 
+def store_exposure_day_sums(cur, layout: exposure.ExposureLayout, n_boot: int, seed: int, day: date) -> int:
+    """Compute and store (replacing) each tenant's exposure sums of the day from its search aggregates, the searches
+    resampled from ``audits.exposure.stratum_rng(seed, (tenant,), day)``. Returns the number of tenants."""
+    params = {"day": day, "layout_key": layout.fingerprint, "n_boot": n_boot, "bootstrap_seed": seed}
+    cur.execute(q.DELETE_EXPOSURE_SUMS_DAY, params)
+    aggregates = exposure_window(cur, day, day)
+    tenants = 0
+    for tenant, table in aggregates.groupby("tenant_id", sort=True, observed=True):
+        rng = exposure.stratum_rng(seed, (tenant,), day) if n_boot else None
+        sums = exposure.exposure_sums(table, layout, rng, n_boot)
+        cur.execute(q.INSERT_EXPOSURE_SUMS, {**params, "tenant_id": tenant, **sums.pack()})
+        tenants += 1
+    return tenants
+
+
 def exposure_window_sums(
     cur, layout: exposure.ExposureLayout, n_boot: int, seed: int, first_day: date, last_day: date
 ) -> tuple[dict[tuple, exposure.ExposureSums], list[date]]:
@@ -192,12 +216,7 @@ def exposure_window_sums(
     cur.execute(q.EXPOSURE_SUM_DAYS, params)
     computed = [day for day, tenants, stored in cur.fetchall() if sorted(tenants) != sorted(stored)]
     for day in computed:
-        cur.execute(q.DELETE_EXPOSURE_SUMS_DAY, {**params, "day": day})
-        aggregates = exposure_window(cur, day, day)
-        for tenant, table in aggregates.groupby("tenant_id", sort=True, observed=True):
-            rng = exposure.stratum_rng(seed, (tenant,), day) if n_boot else None
-            sums = exposure.exposure_sums(table, layout, rng, n_boot)
-            cur.execute(q.INSERT_EXPOSURE_SUMS, {**params, "tenant_id": tenant, "day": day, **sums.pack()})
+        store_exposure_day_sums(cur, layout, n_boot, seed, day)
     statement = cur.mogrify(q.EXPOSURE_SUMS_WINDOW, params).decode()
     window: dict[tuple, exposure.ExposureSums] = {}
     for tenant, searches, totals, shown, group_searches, replicates in read_binary_records(
@@ -228,7 +247,8 @@ SEARCH_SCHEMA = column_schema(
     kinds={"postgres"},
     description="Per tenant, day, search and combination of dimension values: sums over the search's shown "
     "impressions (first shown event per candidate; a search belongs to the day of its first shown event), so that "
-    "exposure windows and slate audits read aggregates instead of events.",
+    "exposure windows and slate audits read aggregates instead of events; and each tenant's exposure sums of the day "
+    "with their bootstrap replicates (default settings), which exposure windows add up.",
 )
 def search_daily_aggregates(context: dg.AssetExecutionContext, database: FairnessDatabase) -> dg.MaterializeResult:
     per_day = []
@@ -245,7 +265,17 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
                 rows = cur.rowcount
                 cur.execute(q.RECORD_SEARCH_DAY, params)
                 searches = cur.fetchone()[0]
-            per_day.append({"day": day.isoformat(), "searches": searches, "aggregate_rows": rows})
+                summed = store_exposure_day_sums(
+                    cur, DEFAULT_EXPOSURE_LAYOUT, exposure.DEFAULT_N_BOOT, DEFAULT_BOOTSTRAP_SEED, day
+                )
+            per_day.append(
+                {
+                    "day": day.isoformat(),
+                    "searches": searches,
+                    "aggregate_rows": rows,
+                    "tenants_with_exposure_sums": summed,
+                }
+            )
     total = sum(d["aggregate_rows"] for d in per_day)
     return dg.MaterializeResult(
         metadata=table_metadata(
@@ -259,15 +289,13 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
 
 def scoring_cells(cur, first_day: date, last_day: date) -> pd.DataFrame:
     """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``): each candidate's first shown event of
-    the window, from the per-day arrays of ``scoring_day_candidates`` (written here for summarised days that lack
-    them), counted by ``audits.scoring.scoring_cells``; missing values None. Raises ValueError on a dimension value
-    outside the vocabulary."""
+    the window, from the per-day arrays of ``scoring_day_candidates`` (written with candidate_daily_stages; here for
+    days summarised before they existed), counted by ``audits.scoring.coded_scoring_cells``; missing values None. Raises
+    ValueError on a dimension value outside the vocabulary."""
     window = {"first_day": first_day, "last_day": last_day}
     cur.execute(q.SCORING_DAYS_TO_SUMMARISE, window)
-    for (day,) in cur.fetchall():
-        cur.execute(q.DELETE_SCORING_DAY, {"day": day})
-        cur.execute(sql.SQL(q.INSERT_SCORING_DAY).format(codes=q.dimension_code_bytes()), {"day": day})
-        cur.execute(q.RECORD_SCORING_DAY, {"day": day})
+    for (day,) in cur.fetchall():  # summarised before the arrays existed
+        store_scoring_day(cur, day)
     statement = cur.mogrify(q.SCORING_WINDOW_CANDIDATES, window).decode()
     per_tenant: dict[str, list[tuple]] = {}
     for tenant, _count, keys, scores, codes in read_binary_records(cur, statement, q.SCORING_WINDOW_CANDIDATE_KINDS):
@@ -278,20 +306,13 @@ def scoring_cells(cur, first_day: date, last_day: date) -> pd.DataFrame:
         scores = np.concatenate([np.frombuffer(s, dtype=">f8") for _, s, _ in days])
         codes = np.concatenate([np.frombuffer(c, dtype=">i2") for _, _, c in days]).reshape(-1, len(DIMENSIONS))
         first = scoring.earliest_rows(keys)
-        frame = pd.DataFrame({"tenant_id": tenant, "score": scores[first].astype(np.float64)})
         for i, dim in enumerate(DIMENSIONS):
-            column = codes[first, i].astype(np.int64)
-            if (column < 0).any():
+            if (codes[first, i] < 0).any():
                 raise ValueError(f"{dim} values outside the vocabulary {list(DIMENSION_VALUES[dim])}")
-            frame[dim] = pd.Categorical.from_codes(column - 1, categories=DIMENSION_VALUES[dim])
-        frames.append(frame)
+        frames.append(scoring.coded_scoring_cells(tenant, scores[first], codes[first]))
     if not frames:
         return pd.DataFrame(columns=["tenant_id", *DIMENSIONS, *scoring.SCORING_CELL_COLUMNS])
-    cells = scoring.scoring_cells(pd.concat(frames, ignore_index=True))
-    for column in ("tenant_id", *DIMENSIONS):
-        values = cells[column].astype(object)
-        cells[column] = values.where(values.notna(), None)
-    return cells
+    return pd.concat(frames, ignore_index=True)
 
 
 SCORING_SCHEMA = column_schema(
@@ -490,7 +511,7 @@ def slate_concentration(
     with database.connect() as conn:
         for day in partition_days(context):
             with conn, conn.cursor() as cur:
-                aggregates = search_aggregates(cur, day, day)
+                aggregates = exposure_window(cur, day, day).assign(day=day)
                 result = slates.slate_concentration(
                     aggregates, keys=("tenant_id", "day"), dimensions=DIMENSIONS, pairs=config.intersections,
                     concentration=config.concentration, min_slate=config.min_slate, alpha=config.alpha,

@@ -20,6 +20,7 @@ from fairness_pipeline.defs.partitions import (
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.events.vocabulary import EVENT_COLUMNS
 from fairness_pipeline.queries import analysis as q
+from fairness_pipeline.queries import audits as audit_queries
 
 EVENT_SCHEMA = column_schema(
     [
@@ -228,6 +229,15 @@ CANDIDATE_STAGE_SCHEMA = column_schema(
 )
 
 
+def store_scoring_day(cur, day) -> None:
+    """Write the day's shown candidates as per-tenant arrays (``scoring_day_candidates``, read by scoring-rate
+    windows) and mark the day as done; SQL does the work."""
+    cur.execute(audit_queries.DELETE_SCORING_DAY, {"day": day})
+    cur.execute(sql.SQL(audit_queries.INSERT_SCORING_DAY).format(codes=audit_queries.dimension_code_bytes()),
+                {"day": day})  # fmt: skip
+    cur.execute(audit_queries.RECORD_SCORING_DAY, {"day": day})
+
+
 @dg.asset(
     deps=["validated_selection_events"],
     automation_condition=downstream_automation,
@@ -250,6 +260,7 @@ def candidate_daily_stages(context: dg.AssetExecutionContext, database: Fairness
                 cur.execute(q.DAY_RECONCILIATION, bounds)
                 _, validated, _ = cur.fetchone()
                 cur.execute(q.RECORD_CANDIDATE_DAY, {**bounds, "validated_events": validated, "candidate_rows": rows})
+                store_scoring_day(cur, day)
             per_day.append({"day": day.isoformat(), "validated_events": validated, "candidate_rows": rows})
     total = sum(d["candidate_rows"] for d in per_day)
     return dg.MaterializeResult(
