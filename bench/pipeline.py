@@ -392,9 +392,9 @@ AUDIT_SUBPARTS = ("exposure day sums", "exposure statistics")
 
 FORGET_DAY_ARRAYS = """
 DELETE FROM exposure_day_sums WHERE day >= %(day)s;
-UPDATE candidate_daily_stages_days SET scoring_summarised_at = NULL WHERE day >= %(day)s;
+UPDATE candidate_daily_stages_days SET arrays_written_at = NULL WHERE day >= %(day)s;
 """
-"""Drops the stored per-day audit arrays (exposure sums, scoring candidates) of the days from ``day`` on, so that the
+"""Drops the stored per-day audit arrays (exposure sums, candidate arrays) of the days from ``day`` on, so that the
 next audit step computes them, as in a database whose days were summarised before the arrays existed."""
 
 

@@ -29,6 +29,7 @@ from fairness_pipeline.audits import exposure, scoring, slates, trends
 from fairness_pipeline.audits.from_events import first_shown_candidates, shown_impressions, window_cells
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.assets import audits as audit_assets
+from fairness_pipeline.defs.assets import metrics as metric_assets
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG, run_range
 from fairness_pipeline.events.vocabulary import DIMENSIONS
@@ -43,7 +44,7 @@ START = LAST - timedelta(days=2 * WINDOW - 1)  # two weeks: the previous week st
 SETTINGS = AnalysisSettings(window_days=WINDOW)
 AUDIT_ASSETS = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "fairness_trends")
 AUDIT_TABLES = ("search_daily_aggregates", "scoring_rate_ratios", "rank_exposure", "slate_concentration",
-                "slate_concentration_groups", "fairness_trends", "exposure_day_sums", "scoring_day_candidates",
+                "slate_concentration_groups", "fairness_trends", "exposure_day_sums", "candidate_day_arrays",
                 "trend_week_counts")  # fmt: skip
 PLANTED = {
     "rank_bias": ("company_tier=startup:3",),
@@ -226,6 +227,25 @@ def test_search_aggregates_match_the_pandas_reference(graph: pd.DataFrame, modul
     assert not (search_days_of(module_db_url, LAST)["search_id"] == "srch-over-midnight").any()
     oracle_cells = scoring.scoring_cells(first_shown_candidates(graph, *SETTINGS.window(LAST)))
     _compare(scoring_sql, oracle_cells, ["tenant_id", *DIMENSIONS])
+
+
+def test_window_cells_from_the_day_arrays_equal_the_sql(graph: pd.DataFrame, module_db_url: str) -> None:
+    conn = psycopg2.connect(module_db_url)
+    try:
+        with conn.cursor() as cur:
+            for settings in (
+                dataclasses.replace(SETTINGS, window_days=7),
+                dataclasses.replace(SETTINGS, window_days=14),
+            ):
+                ours = audit_assets.window_cells_from_arrays(cur, settings, LAST)
+                sql_cells = metric_assets.window_cells(cur, settings, LAST)  # the SQL sort of candidate rows
+                key = ["tenant_id", "stage_pair", *DIMENSIONS]
+                blank = {d: "-" for d in DIMENSIONS}
+                _compare(ours.fillna(blank), sql_cells.fillna(blank), key)
+                pandas_cells = window_cells(graph, *settings.window(LAST))  # from the events, in pandas
+                _compare(ours.fillna(blank), pandas_cells.fillna(blank)[list(ours.columns)], key)
+    finally:
+        conn.close()
 
 
 # --- stored audits against the domain functions on pandas inputs ----------------------------------------------------

@@ -14,7 +14,6 @@ from fairness_pipeline.audits.scoring import (
     SCORING_COLUMNS,
     ZERO_REFERENCE_SCORING_REASON,
     coded_scoring_cells,
-    earliest_rows,
     scoring_cells,
     scoring_rate_ratios,
 )
@@ -176,13 +175,6 @@ def test_unbiased_data_gives_no_findings_and_few_significant_differences() -> No
 
 
 # --- the stored per-day arrays -------------------------------------------------------------------------------------
-
-
-def test_earliest_rows_keep_each_keys_first_row() -> None:
-    # rows in day order: key 7 on days 1 and 3, key 2 on days 2 and 3, key 5 on day 3
-    keys = np.array([7, 2, 7, 2, 5], dtype=np.int64)
-    assert earliest_rows(keys).tolist() == [1, 4, 0]  # in key order: 2 (row 1), 5 (row 4), 7 (row 0)
-    assert earliest_rows(np.zeros(0, dtype=np.int64)).tolist() == []
 
 
 def test_coded_cells_equal_the_pandas_cells() -> None:

@@ -17,10 +17,10 @@ Rules:
   2% share is a share of the scored candidates. When the best rate is 0 (e.g. every score equals M), every ratio is
   undefined (reason ``reference scoring rate is 0``).
 
-Each day's shown candidates are stored once (a 64-bit key of the id, score, dimension codes); a window keeps each
-key's earliest day (:func:`earliest_rows`) and :func:`scoring_cells` counts one row per tenant and combination of
-dimension values (:data:`SCORING_CELL_COLUMNS`). Two ids with the same 64-bit key would count as one candidate: for a
-million candidates in a window the chance of any such pair is about 3 in 100 million.
+Stored windows read each day's shown candidates as arrays (``metrics.candidate_arrays``: the earliest day of each
+candidate counts) and :func:`coded_scoring_cells` counts one row per tenant and combination of dimension values
+(:data:`SCORING_CELL_COLUMNS`); :func:`scoring_cells` computes the same cells from one row per candidate (tests,
+oracles, small data).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
+from fairness_pipeline.metrics.candidate_arrays import cell_frame
 from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, ZERO_REFERENCE_REASON, impact_ratio_tables
 from fairness_pipeline.metrics.selection_rates import (
     EMPTY_GROUP_REASON,
@@ -97,38 +98,19 @@ def coded_scoring_cells(
     tenant_id: str, scores: np.ndarray, codes: np.ndarray, dimensions: Sequence[str] = DIMENSIONS
 ) -> pd.DataFrame:
     """:func:`scoring_cells` of one tenant's candidates given as numbers: ``scores`` (NaN when missing) and ``codes``
-    (one column per dimension: 1-based position in its vocabulary, 0 when missing). Counting by ``np.bincount`` over
-    the combinations; the same cells, with missing values None."""
-    dims = list(dimensions)
+    (one column per dimension of :data:`DIMENSIONS`: 1-based position in its vocabulary, 0 when missing), counted by
+    ``metrics.candidate_arrays.cell_frame``; the same cells, missing values None."""
+    if tuple(dimensions) != DIMENSIONS:
+        raise ValueError(f"coded candidates carry the dimensions {list(DIMENSIONS)}")
     scores = np.asarray(scores, dtype=np.float64)
     scored = ~np.isnan(scores)
     median = float(np.median(scores[scored])) if scored.any() else math.nan
-    sizes = [len(DIMENSION_VALUES[d]) + 1 for d in dims]
-    combined = (
-        np.ravel_multi_index(tuple(np.asarray(codes, dtype=np.int64).T), sizes) if len(scores) else np.zeros(0, int)
-    )
-    cells = math.prod(sizes)
-    n = np.bincount(combined, weights=scored, minlength=cells)
-    x = np.bincount(combined, weights=scores > median, minlength=cells)  # NaN > M and s > NaN are False
-    missing = np.bincount(combined, weights=~scored, minlength=cells)
-    present = np.flatnonzero(n + missing > 0)
-    frame = pd.DataFrame({"tenant_id": [tenant_id] * len(present)})
-    for dim, position in zip(dims, np.unravel_index(present, sizes), strict=True):
-        labels = np.array([None, *DIMENSION_VALUES[dim]], dtype=object)
-        frame[dim] = labels[position]
-    frame["n"], frame["x"] = n[present].astype(np.int64), x[present].astype(np.int64)
-    frame["missing_score"], frame["median_score"] = missing[present].astype(np.int64), median
-    return frame
-
-
-def earliest_rows(keys: np.ndarray) -> np.ndarray:
-    """Positions of the first row of each key, rows being given in time order (days ascending): the rows of each
-    candidate's earliest day, in key order. One stable sort, no Python loop."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = ordered[1:] != ordered[:-1]
-    return order[first]
+    counts = {"n": scored.astype(float), "x": (scores > median).astype(float),  # NaN > M and s > NaN are False
+              "missing_score": (~scored).astype(float)}  # fmt: skip
+    frame = cell_frame(np.asarray(codes, dtype=np.int64).reshape(len(scores), len(DIMENSIONS)), counts)
+    frame.insert(0, "tenant_id", tenant_id)
+    frame["median_score"] = median
+    return frame[["tenant_id", *DIMENSIONS, *SCORING_CELL_COLUMNS]]
 
 
 def scoring_rate_ratios(
@@ -209,7 +191,6 @@ __all__ = [
     "SCORING_COLUMNS",
     "ZERO_REFERENCE_SCORING_REASON",
     "coded_scoring_cells",
-    "earliest_rows",
     "scoring_cells",
     "scoring_rate_ratios",
 ]

@@ -78,7 +78,7 @@ INSERT INTO candidate_daily_stages_days (day, validated_events, candidate_rows)
 VALUES (%(day)s, %(validated_events)s, %(candidate_rows)s)
 ON CONFLICT (day) DO UPDATE
 SET validated_events = EXCLUDED.validated_events, candidate_rows = EXCLUDED.candidate_rows, summarised_at = now(),
-    scoring_summarised_at = NULL
+    arrays_written_at = NULL
 """
 
 SUMMARISED_DAYS = """

@@ -155,52 +155,49 @@ SEARCH_WINDOW_CODE_COLUMNS: tuple[tuple[str, str], ...] = (
 """The columns of :data:`SEARCH_WINDOW_CODES` and their PostgreSQL types, in order."""
 
 
-# The scoring-rate population: every candidate with a shown event in the window, with the dimensions and score of its
-# first shown event (candidate_daily_stages holds each day's first; the earliest day's is the window's first). Each
-# day's shown candidates are written once as arrays per tenant (scoring_day_candidates, ordered by a 64-bit key of the
-# candidate id); a window reads its days' arrays through a binary COPY and keeps each key's earliest day in numpy
-# (`audits.scoring.first_candidates`), so no window sorts candidate rows.
-SCORING_DAYS_TO_SUMMARISE = """
+# Windows that count candidates read each day's candidates as arrays (candidate_day_arrays: per tenant, day and event
+# type, ordered by a 64-bit key of the candidate id, written once with candidate_daily_stages) and de-duplicate them in
+# numpy (`metrics.candidate_arrays`), so no window sorts candidate rows: the scoring-rate population (shown) and the
+# trends' weekly cells (every stage).
+DAYS_WITHOUT_ARRAYS = """
 SELECT day FROM candidate_daily_stages_days
-WHERE day BETWEEN %(first_day)s AND %(last_day)s AND scoring_summarised_at IS NULL
+WHERE day BETWEEN %(first_day)s AND %(last_day)s AND arrays_written_at IS NULL
 ORDER BY day
 """
 
-DELETE_SCORING_DAY = "DELETE FROM scoring_day_candidates WHERE day = %(day)s"
+DELETE_CANDIDATE_ARRAYS = "DELETE FROM candidate_day_arrays WHERE day = %(day)s"
 
-INSERT_SCORING_DAY = """
-INSERT INTO scoring_day_candidates (tenant_id, day, candidates, candidate_keys, scores, dimension_codes)
-SELECT tenant_id, day, count(*)::int4,
+INSERT_CANDIDATE_ARRAYS = """
+INSERT INTO candidate_day_arrays (tenant_id, day, event_type, candidates, candidate_keys, scores, dimension_codes)
+SELECT tenant_id, day, event_type, count(*)::int4,
        string_agg(int8send(key), ''::bytea ORDER BY key, candidate_id COLLATE "C"),
        string_agg(float8send(coalesce(score::float8, 'NaN')), ''::bytea ORDER BY key, candidate_id COLLATE "C"),
        string_agg({codes}, ''::bytea ORDER BY key, candidate_id COLLATE "C")
-FROM (SELECT *, hashtextextended(candidate_id, 0) AS key FROM candidate_daily_stages
-      WHERE day = %(day)s AND event_type = 'shown') AS shown
-GROUP BY tenant_id, day
+FROM (SELECT *, hashtextextended(candidate_id, 0) AS key FROM candidate_daily_stages WHERE day = %(day)s) AS rows
+GROUP BY tenant_id, day, event_type
 """
-"""One row per tenant of the day; ``{codes}`` is :func:`dimension_code_bytes`."""
+"""One row per tenant and event type of the day; ``{codes}`` is :func:`dimension_code_bytes`."""
 
-RECORD_SCORING_DAY = "UPDATE candidate_daily_stages_days SET scoring_summarised_at = now() WHERE day = %(day)s"
+RECORD_CANDIDATE_ARRAYS = "UPDATE candidate_daily_stages_days SET arrays_written_at = now() WHERE day = %(day)s"
 
 
 def dimension_code_bytes() -> sql.Composed:
     """Each dimension's :func:`code_of` as two big-endian bytes, concatenated in :data:`DIMENSIONS` order."""
-    return sql.SQL(" || ").join(
-        sql.SQL("int2send({})").format(code_of(dim, DIMENSION_VALUES[dim])) for dim in DIMENSIONS
-    )
+    codes = (sql.SQL("int2send({})").format(code_of(dim, DIMENSION_VALUES[dim])) for dim in DIMENSIONS)
+    return sql.SQL(" || ").join(codes)
 
 
-SCORING_WINDOW_CANDIDATES = """
+CANDIDATE_ARRAYS_WINDOW = """
 COPY (
-    SELECT tenant_id::text, candidates::int4, candidate_keys, scores, dimension_codes
-    FROM scoring_day_candidates
-    WHERE day BETWEEN %(first_day)s AND %(last_day)s
-    ORDER BY tenant_id, day
+    SELECT tenant_id::text, event_type::text, candidate_keys, scores, dimension_codes
+    FROM candidate_day_arrays
+    WHERE day BETWEEN %(first_day)s AND %(last_day)s AND event_type = ANY(%(event_types)s::text[])
+    ORDER BY tenant_id, event_type, day
 ) TO STDOUT WITH (FORMAT binary)
 """
-"""The window's per-day arrays, tenant by tenant in day order (``store.binary_copy.read_binary_records``; the driver
-quotes the parameters in, as COPY takes none)."""
-SCORING_WINDOW_CANDIDATE_KINDS = ("text", "int4", "bytea", "bytea", "bytea")
+"""The window's per-day arrays of some event types, in day order per tenant and event type
+(``store.binary_copy.read_binary_records``; the driver quotes the parameters in, as COPY takes none)."""
+CANDIDATE_ARRAYS_WINDOW_KINDS = ("text", "text", "bytea", "bytea", "bytea")
 
 DELETE_SCORING_WINDOW = "DELETE FROM scoring_rate_ratios WHERE window_end = %(window_end)s"
 

@@ -12,6 +12,7 @@ import dataclasses
 import io
 import math
 import time
+from collections.abc import Sequence
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,13 +23,12 @@ from psycopg2 import sql
 from psycopg2.extras import execute_values
 
 from fairness_pipeline.audits import exposure, scoring, slates, trends
-from fairness_pipeline.defs.assets.events import store_scoring_day
+from fairness_pipeline.defs.assets.events import store_candidate_arrays
 from fairness_pipeline.defs.assets.metrics import (
     HEADLINE_STAGE_PAIR,
     WindowConfig,
     impact_ratios,
     missing_summary_days,
-    window_cells,
     window_mapping,
 )
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
@@ -41,6 +41,7 @@ from fairness_pipeline.defs.partitions import (
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
+from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_module
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
 from fairness_pipeline.queries import audits as q
 from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
@@ -287,32 +288,51 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
     )
 
 
+def candidate_arrays(
+    cur, first_day: date, last_day: date, event_types: Sequence[str]
+) -> dict[str, dict[str, candidate_arrays_module.StageArrays]]:
+    """Per tenant and event type, the window's candidates as arrays (``metrics.candidate_arrays``), days in order, from
+    ``candidate_day_arrays`` (written with candidate_daily_stages; here for days summarised before they existed).
+    Raises ValueError on a dimension value outside the vocabulary."""
+    window = {"first_day": first_day, "last_day": last_day}
+    cur.execute(q.DAYS_WITHOUT_ARRAYS, window)
+    for (day,) in cur.fetchall():
+        store_candidate_arrays(cur, day)
+    statement = cur.mogrify(q.CANDIDATE_ARRAYS_WINDOW, {**window, "event_types": list(event_types)}).decode()
+    days: dict[tuple[str, str], list[tuple]] = {}
+    for tenant, event_type, keys, scores, codes in read_binary_records(cur, statement,
+                                                                       q.CANDIDATE_ARRAYS_WINDOW_KINDS):  # fmt: skip
+        days.setdefault((tenant, event_type), []).append((keys, scores, codes))
+    out: dict[str, dict[str, candidate_arrays_module.StageArrays]] = {}
+    for (tenant, event_type), parts in days.items():
+        out.setdefault(tenant, {})[event_type] = candidate_arrays_module.StageArrays.concatenate(parts)
+    return out
+
+
 def scoring_cells(cur, first_day: date, last_day: date) -> pd.DataFrame:
     """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``): each candidate's first shown event of
-    the window, from the per-day arrays of ``scoring_day_candidates`` (written with candidate_daily_stages; here for
-    days summarised before they existed), counted by ``audits.scoring.coded_scoring_cells``; missing values None. Raises
-    ValueError on a dimension value outside the vocabulary."""
-    window = {"first_day": first_day, "last_day": last_day}
-    cur.execute(q.SCORING_DAYS_TO_SUMMARISE, window)
-    for (day,) in cur.fetchall():  # summarised before the arrays existed
-        store_scoring_day(cur, day)
-    statement = cur.mogrify(q.SCORING_WINDOW_CANDIDATES, window).decode()
-    per_tenant: dict[str, list[tuple]] = {}
-    for tenant, _count, keys, scores, codes in read_binary_records(cur, statement, q.SCORING_WINDOW_CANDIDATE_KINDS):
-        per_tenant.setdefault(tenant, []).append((keys, scores, codes))
+    the window, from the per-day arrays (:func:`candidate_arrays`), counted by ``audits.scoring.coded_scoring_cells``;
+    missing values None."""
     frames = []
-    for tenant, days in per_tenant.items():  # days in order: the earliest day's row of each candidate counts
-        keys = np.concatenate([np.frombuffer(k, dtype=">i8") for k, _, _ in days])
-        scores = np.concatenate([np.frombuffer(s, dtype=">f8") for _, s, _ in days])
-        codes = np.concatenate([np.frombuffer(c, dtype=">i2") for _, _, c in days]).reshape(-1, len(DIMENSIONS))
-        first = scoring.earliest_rows(keys)
-        for i, dim in enumerate(DIMENSIONS):
-            if (codes[first, i] < 0).any():
-                raise ValueError(f"{dim} values outside the vocabulary {list(DIMENSION_VALUES[dim])}")
-        frames.append(scoring.coded_scoring_cells(tenant, scores[first], codes[first]))
+    for tenant, stages in candidate_arrays(cur, first_day, last_day, ["shown"]).items():
+        first = stages["shown"].first()
+        frames.append(scoring.coded_scoring_cells(tenant, first.scores, first.codes))
     if not frames:
         return pd.DataFrame(columns=["tenant_id", *DIMENSIONS, *scoring.SCORING_CELL_COLUMNS])
     return pd.concat(frames, ignore_index=True)
+
+
+def window_cells_from_arrays(cur, settings: AnalysisSettings, window_end: date) -> pd.DataFrame:
+    """``metrics.window_cells`` of the window (the same cells), counted in numpy from the per-day arrays."""
+    stages = sorted({stage for pair in settings.stage_pairs for stage in pair})
+    frames = [
+        candidate_arrays_module.stage_pair_cells(tenant, arrays, settings.stage_pairs, settings.stage_pair_names)
+        for tenant, arrays in candidate_arrays(cur, *settings.window(window_end), stages).items()
+    ]
+    columns = ["tenant_id", "stage_pair", *DIMENSIONS, "n", "x"]
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True).sort_values(columns[:5], na_position="last", ignore_index=True)
 
 
 SCORING_SCHEMA = column_schema(
@@ -640,7 +660,7 @@ def week_counts(cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = 
             counts = pd.DataFrame(rows, columns=[*TABLE_KEYS, "group", "n", "x"]).astype({"n": "int64", "x": "int64"})
             counts.attrs["stored"] = True
             return counts
-    counts = group_counts(window_cells(cur, weekly, week_end), weekly)
+    counts = group_counts(window_cells_from_arrays(cur, weekly, week_end), weekly)
     cur.execute(q.DELETE_WEEK_COUNTS, key)
     if len(counts):
         execute_values(cur, q.INSERT_WEEK_COUNTS, _records(counts, [*TABLE_KEYS, "group", "n", "x"],

@@ -229,13 +229,13 @@ CANDIDATE_STAGE_SCHEMA = column_schema(
 )
 
 
-def store_scoring_day(cur, day) -> None:
-    """Write the day's shown candidates as per-tenant arrays (``scoring_day_candidates``, read by scoring-rate
-    windows) and mark the day as done; SQL does the work."""
-    cur.execute(audit_queries.DELETE_SCORING_DAY, {"day": day})
-    cur.execute(sql.SQL(audit_queries.INSERT_SCORING_DAY).format(codes=audit_queries.dimension_code_bytes()),
+def store_candidate_arrays(cur, day) -> None:
+    """Write the day's candidates as arrays per tenant and event type (``candidate_day_arrays``, read by the windows
+    that count candidates in numpy) and mark the day as done; SQL does the work."""
+    cur.execute(audit_queries.DELETE_CANDIDATE_ARRAYS, {"day": day})
+    cur.execute(sql.SQL(audit_queries.INSERT_CANDIDATE_ARRAYS).format(codes=audit_queries.dimension_code_bytes()),
                 {"day": day})  # fmt: skip
-    cur.execute(audit_queries.RECORD_SCORING_DAY, {"day": day})
+    cur.execute(audit_queries.RECORD_CANDIDATE_ARRAYS, {"day": day})
 
 
 @dg.asset(
@@ -260,7 +260,7 @@ def candidate_daily_stages(context: dg.AssetExecutionContext, database: Fairness
                 cur.execute(q.DAY_RECONCILIATION, bounds)
                 _, validated, _ = cur.fetchone()
                 cur.execute(q.RECORD_CANDIDATE_DAY, {**bounds, "validated_events": validated, "candidate_rows": rows})
-                store_scoring_day(cur, day)
+                store_candidate_arrays(cur, day)
             per_day.append({"day": day.isoformat(), "validated_events": validated, "candidate_rows": rows})
     total = sum(d["candidate_rows"] for d in per_day)
     return dg.MaterializeResult(
