@@ -175,6 +175,9 @@ SELECT tenant_id, day, event_type, count(*)::int4,
        string_agg({codes}, ''::bytea ORDER BY key, candidate_id COLLATE "C")
 FROM (SELECT *, hashtextextended(candidate_id, 0) AS key FROM candidate_daily_stages WHERE day = %(day)s) AS rows
 GROUP BY tenant_id, day, event_type
+ON CONFLICT (day, tenant_id, event_type) DO UPDATE
+SET candidates = EXCLUDED.candidates, candidate_keys = EXCLUDED.candidate_keys, scores = EXCLUDED.scores,
+    dimension_codes = EXCLUDED.dimension_codes, computed_at = now()
 """
 """One row per tenant and event type of the day; ``{codes}`` is :func:`dimension_code_bytes`."""
 
@@ -242,7 +245,11 @@ INSERT INTO exposure_day_sums (tenant_id, day, layout_key, n_boot, bootstrap_see
                                group_searches, replicates)
 VALUES (%(tenant_id)s, %(day)s, %(layout_key)s, %(n_boot)s, %(bootstrap_seed)s, %(searches)s, %(totals)s, %(shown)s,
         %(group_searches)s, %(replicates)s)
+ON CONFLICT (day, layout_key, n_boot, bootstrap_seed, tenant_id) DO UPDATE
+SET searches = EXCLUDED.searches, totals = EXCLUDED.totals, shown = EXCLUDED.shown,
+    group_searches = EXCLUDED.group_searches, replicates = EXCLUDED.replicates, computed_at = now()
 """
+"""Upserts: the event layer and a window that lacks the day may write the same row at once."""
 
 EXPOSURE_SUMS_WINDOW = f"""
 COPY (
@@ -339,6 +346,8 @@ DELETE_WEEK_COUNTS = "DELETE FROM trend_week_counts WHERE week_end = %(week_end)
 INSERT_WEEK_COUNTS = """
 INSERT INTO trend_week_counts (week_end, settings_key, tenant_id, stage_pair, dimension, group_value, n, x)
 VALUES %s
+ON CONFLICT (week_end, settings_key, tenant_id, stage_pair, dimension, group_value) DO UPDATE
+SET n = EXCLUDED.n, x = EXCLUDED.x, computed_at = now()
 """
 
 DELETE_TRENDS_WINDOW = "DELETE FROM fairness_trends WHERE window_end = %(window_end)s"
