@@ -535,6 +535,30 @@ def test_coded_window_read_maps_blank_and_missing_to_unknown(conn) -> None:
     assert frame["search_id"].tolist() == [(1 << 32) | 1, (1 << 32) | 2, (1 << 32) | 3]
 
 
+def test_days_without_events_give_empty_reads_and_no_day_arrays(db_url: str) -> None:
+    """A backfill's first windows reach back before the first event: those days have nothing to read or store."""
+    day = date(2026, 3, 1)
+    defs = build_definitions(FairnessDatabase(url=db_url))
+    with dg.instance_for_test() as instance:
+        run = defs.resolve_job_def("event_days_job").execute_in_process(
+            instance=instance, partition_key=day.isoformat()
+        )
+        assert run.success
+    conn = psycopg2.connect(db_url)
+    try:
+        with conn.cursor() as cur:
+            assert audit_assets.exposure_window(cur, day, day).empty
+            layout = exposure.ExposureLayout.build(SETTINGS)
+            sums, computed = audit_assets.exposure_window_sums(cur, layout, 10, 0, day, day)
+            assert sums == {} and computed == []
+            assert audit_assets.scoring_cells(cur, day, day).empty
+            assert audit_assets.window_cells_from_arrays(cur, SETTINGS, day).empty
+            cur.execute("SELECT count(*) FROM exposure_day_sums")
+            assert cur.fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
 def test_coded_window_read_refuses_values_outside_the_vocabulary(conn) -> None:
     _store_search_rows(conn, [("t-a", "s1", "faang"), ("t-a", "s2", "unicorn")])
     with conn.cursor() as cur, pytest.raises(ValueError, match="company_tier values outside the vocabulary"):

@@ -44,7 +44,7 @@ from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_module
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
 from fairness_pipeline.queries import audits as q
-from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
+from fairness_pipeline.store.binary_copy import KINDS, read_binary_copy, read_binary_records
 
 GROUP = "audits"
 WEEK_DAYS = 7
@@ -154,10 +154,13 @@ def _coded_read(
     ValueError on a tenant not listed or a dimension value outside the vocabulary."""
     cur.execute(tenants_statement, {"first_day": first_day, "last_day": last_day})
     tenants = [row[0] for row in cur.fetchall()]
-    composed = sql.SQL(statement).format(
-        codes=q.coded_columns(tenants), first_day=sql.Literal(first_day), last_day=sql.Literal(last_day)
-    )
-    arrays: dict[str, Any] = read_binary_copy(cur, composed.as_string(cur.connection), columns)
+    if tenants:
+        composed = sql.SQL(statement).format(
+            codes=q.coded_columns(tenants), first_day=sql.Literal(first_day), last_day=sql.Literal(last_day)
+        )
+        arrays: dict[str, Any] = read_binary_copy(cur, composed.as_string(cur.connection), columns)
+    else:  # days without searches (e.g. before the first event): nothing to read
+        arrays = {name: np.zeros(0, dtype=KINDS[kind].replace(">", "=")) for name, kind in columns}
     if (arrays["tenant"] < 1).any():
         raise ValueError(f"the window holds rows of tenants other than {tenants}")
     arrays["tenant_id"] = pd.Categorical.from_codes(arrays.pop("tenant").astype(np.int64) - 1, categories=tenants)
