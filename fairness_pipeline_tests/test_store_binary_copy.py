@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fairness_pipeline.store.binary_copy import parse_binary_copy, read_binary_copy
+from fairness_pipeline.store.binary_copy import parse_binary_copy, read_binary_copy, read_binary_records
 
 COLUMNS = (("a", "int2"), ("b", "int4"), ("c", "int8"), ("d", "float8"))
 
@@ -55,3 +55,20 @@ def test_refuses_what_is_not_a_binary_copy() -> None:
         parse_binary_copy(b"a,b\n1,2\n", COLUMNS)
     with pytest.raises(ValueError, match="one of"):
         parse_binary_copy(b"", (("a", "text"),))
+
+
+def test_records_with_large_values_text_and_nulls(conn) -> None:
+    payload = np.arange(250_000, dtype=">f4")  # 1 MB, far beyond one network packet
+    with conn.cursor() as cur:
+        statement = cur.mogrify(
+            _copy("SELECT * FROM (VALUES ('t-é'::text, 7::int4, %(b)s::bytea), (NULL, NULL, NULL)) AS v"),
+            {"b": payload.tobytes()},
+        ).decode()
+        rows = read_binary_records(cur, statement, ("text", "int4", "bytea"))
+        with pytest.raises(ValueError, match="kinds must be among"):
+            read_binary_records(cur, statement, ("text", "int4", "jsonb"))
+        with pytest.raises(ValueError, match="do not have 2 fields"):
+            read_binary_records(cur, statement, ("text", "int4"))
+    (text, number, data), nulls = rows
+    assert (text, number) == ("t-é", 7) and np.array_equal(np.frombuffer(data, dtype=">f4"), payload)
+    assert nulls == (None, None, None)

@@ -94,14 +94,10 @@ def scoring_cells(
     return cells[[*keys, *dims, *SCORING_CELL_COLUMNS]].reset_index(drop=True)
 
 
-def coded_scoring_cells(
-    tenant_id: str, scores: np.ndarray, codes: np.ndarray, dimensions: Sequence[str] = DIMENSIONS
-) -> pd.DataFrame:
+def coded_scoring_cells(tenant_id: str, scores: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
     """:func:`scoring_cells` of one tenant's candidates given as numbers: ``scores`` (NaN when missing) and ``codes``
     (one column per dimension of :data:`DIMENSIONS`: 1-based position in its vocabulary, 0 when missing), counted by
     ``metrics.candidate_arrays.cell_frame``; the same cells, missing values None."""
-    if tuple(dimensions) != DIMENSIONS:
-        raise ValueError(f"coded candidates carry the dimensions {list(DIMENSIONS)}")
     scores = np.asarray(scores, dtype=np.float64)
     scored = ~np.isnan(scores)
     median = float(np.median(scores[scored])) if scored.any() else math.nan

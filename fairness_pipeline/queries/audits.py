@@ -106,13 +106,17 @@ WHERE day BETWEEN %(first_day)s AND %(last_day)s ORDER BY tenant
 
 
 def code_of(column: str, values: Sequence[str], sql_type: str = "int2") -> sql.Composed:
-    """A SQL expression coding ``column`` as its 1-based position in ``values``: 0 when NULL or blank, -1 otherwise.
-    A CASE of literals: per row it costs a few comparisons (``array_position`` costs several times more)."""
+    """A SQL expression coding ``column`` as its 1-based position in ``values``: 0 when NULL or blank, -1 otherwise
+    (also for an empty ``values``, e.g. a window without tenants). A CASE of literals: per row it costs a few
+    comparisons (``array_position`` costs several times more)."""
     name = sql.Identifier(column)
-    branches = [sql.SQL("WHEN {} THEN {}").format(sql.Literal(v), sql.Literal(i)) for i, v in enumerate(values, 1)]
-    template = "(CASE {name} {branches} ELSE CASE WHEN nullif(btrim({name}), '') IS NULL THEN 0 ELSE -1 END END)"
-    template += "::{type}"
-    return sql.SQL(template).format(name=name, branches=sql.SQL(" ").join(branches), type=sql.SQL(sql_type))
+    otherwise = sql.SQL("CASE WHEN nullif(btrim({name}), '') IS NULL THEN 0 ELSE -1 END").format(name=name)
+    if values:
+        branches = [sql.SQL("WHEN {} THEN {}").format(sql.Literal(v), sql.Literal(i)) for i, v in enumerate(values, 1)]
+        otherwise = sql.SQL("CASE {name} {branches} ELSE {otherwise} END").format(
+            name=name, branches=sql.SQL(" ").join(branches), otherwise=otherwise
+        )
+    return sql.SQL("({})::{}").format(otherwise, sql.SQL(sql_type))
 
 
 CODE_COLUMNS: tuple[tuple[str, str], ...] = (("tenant", "int4"), *((dim, "int2") for dim in DIMENSIONS))

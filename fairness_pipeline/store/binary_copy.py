@@ -35,10 +35,7 @@ def parse_binary_copy(data: bytes, columns: Sequence[tuple[str, str]]) -> dict[s
     unknown = [kind for _, kind in columns if kind not in KINDS]
     if unknown:
         raise ValueError(f"binary COPY columns must be one of {sorted(KINDS)}, not {unknown}")
-    if not data.startswith(SIGNATURE):
-        raise ValueError("not a PostgreSQL binary COPY stream (signature missing)")
-    extension = int.from_bytes(data[15:19], "big")
-    start = 19 + extension
+    start = _first_row(data)
     if data[-2:] != b"\xff\xff":
         raise ValueError("binary COPY stream is truncated (no end marker)")
     body = data[start:-2]
@@ -59,6 +56,13 @@ def parse_binary_copy(data: bytes, columns: Sequence[tuple[str, str]]) -> dict[s
     return {name: rows[name].astype(KINDS[kind].replace(">", "="), copy=True) for name, kind in columns}
 
 
+def _first_row(data: bytes | memoryview) -> int:
+    """Offset of the first row of a binary COPY stream, after its signature and header extension."""
+    if bytes(data[: len(SIGNATURE)]) != SIGNATURE:
+        raise ValueError("not a PostgreSQL binary COPY stream (signature missing)")
+    return 19 + int.from_bytes(data[15:19], "big")
+
+
 RECORD_KINDS: tuple[str, ...] = (*KINDS, "bytea", "text")
 """Column kinds of :func:`read_binary_records`: the fixed-width numbers plus ``bytea`` (a memoryview of the bytes)
 and ``text`` (a str)."""
@@ -74,9 +78,7 @@ def read_binary_records(cur, statement: str, kinds: Sequence[str]) -> list[tuple
     buffer = io.BytesIO()
     cur.copy_expert(statement, buffer)
     data = memoryview(buffer.getbuffer())
-    if bytes(data[: len(SIGNATURE)]) != SIGNATURE:
-        raise ValueError("not a PostgreSQL binary COPY stream (signature missing)")
-    at = 19 + int.from_bytes(data[15:19], "big")
+    at = _first_row(data)
     rows = []
     while True:
         if at + 2 > len(data):

@@ -14,7 +14,6 @@ import math
 import time
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -44,7 +43,7 @@ from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_module
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
 from fairness_pipeline.queries import audits as q
-from fairness_pipeline.store.binary_copy import KINDS, read_binary_copy, read_binary_records
+from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
 
 GROUP = "audits"
 WEEK_DAYS = 7
@@ -146,42 +145,33 @@ def search_aggregates(cur, first_day: date, last_day: date) -> pd.DataFrame:
     return frame
 
 
-def _coded_read(
-    cur, tenants_statement: str, statement: str, columns, first_day: date, last_day: date
-) -> dict[str, Any]:
-    """The window's tenants (``tenants_statement``), then a binary COPY of their codes (``queries.audits.CODE_COLUMNS``)
-    plus numbers, decoded: ``tenant_id`` and each dimension as categoricals (missing = NaN), numbers as arrays. Raises
-    ValueError on a tenant not listed or a dimension value outside the vocabulary."""
-    cur.execute(tenants_statement, {"first_day": first_day, "last_day": last_day})
+def exposure_window(cur, first_day: date, last_day: date) -> pd.DataFrame:
+    """The window's stored search sums as ``audits.exposure.rank_exposure`` takes them, read through one binary COPY of
+    numbers (tenant and dimensions coded by ``queries.audits.coded_columns``): ``search_id`` is an integer that sorts
+    as (day, search id) within a tenant, ``tenant_id`` and dimensions are categoricals (missing = NaN), rows in
+    (tenant, search, dimension codes) order. Raises ValueError on a tenant not listed for the window's days or a
+    dimension value outside the vocabulary."""
+    cur.execute(q.WINDOW_TENANTS, {"first_day": first_day, "last_day": last_day})
     tenants = [row[0] for row in cur.fetchall()]
-    if tenants:
-        composed = sql.SQL(statement).format(
-            codes=q.coded_columns(tenants), first_day=sql.Literal(first_day), last_day=sql.Literal(last_day)
-        )
-        arrays: dict[str, Any] = read_binary_copy(cur, composed.as_string(cur.connection), columns)
-    else:  # days without searches (e.g. before the first event): nothing to read
-        arrays = {name: np.zeros(0, dtype=KINDS[kind].replace(">", "=")) for name, kind in columns}
+    composed = sql.SQL(q.SEARCH_WINDOW_CODES).format(
+        codes=q.coded_columns(tenants), first_day=sql.Literal(first_day), last_day=sql.Literal(last_day)
+    )
+    arrays = read_binary_copy(cur, composed.as_string(cur.connection), q.SEARCH_WINDOW_CODE_COLUMNS)
     if (arrays["tenant"] < 1).any():
         raise ValueError(f"the window holds rows of tenants other than {tenants}")
-    arrays["tenant_id"] = pd.Categorical.from_codes(arrays.pop("tenant").astype(np.int64) - 1, categories=tenants)
+    tenant_id = pd.Categorical.from_codes(arrays.pop("tenant").astype(np.int64) - 1, categories=tenants)
+    dimensions = {}
     for dim in DIMENSIONS:
         if (arrays[dim] < 0).any():
             raise ValueError(f"{dim} values outside the vocabulary {list(DIMENSION_VALUES[dim])}")
-        arrays[dim] = pd.Categorical.from_codes(arrays[dim].astype(np.int64) - 1, categories=DIMENSION_VALUES[dim])
-    return arrays
-
-
-def exposure_window(cur, first_day: date, last_day: date) -> pd.DataFrame:
-    """The window's stored search sums as ``audits.exposure.rank_exposure`` takes them, read through one binary COPY:
-    ``search_id`` is an integer that sorts as (day, search id) within a tenant, dimensions are categoricals (missing =
-    NaN), rows in (tenant, search, dimension codes) order."""
-    arrays = _coded_read(cur, q.WINDOW_TENANTS, q.SEARCH_WINDOW_CODES, q.SEARCH_WINDOW_CODE_COLUMNS, first_day,
-                         last_day)  # fmt: skip
+        dimensions[dim] = pd.Categorical.from_codes(arrays[dim].astype(np.int64) - 1, categories=DIMENSION_VALUES[dim])
     search = (arrays.pop("day_offset").astype(np.int64) << 32) | arrays.pop("search_number").astype(np.int64)
-    keys = [arrays[dim].codes for dim in reversed(DIMENSIONS)] + [search, arrays["tenant_id"].codes]
+    keys = [dimensions[dim].codes for dim in reversed(DIMENSIONS)] + [search, tenant_id.codes]
     order = np.lexsort(keys)  # one row order whatever the physical order: the same float sums on every read
-    frame = pd.DataFrame({"tenant_id": arrays["tenant_id"][order], "search_id": search[order]})
-    for column in (*DIMENSIONS, *exposure.AGGREGATE_COLUMNS):
+    frame = pd.DataFrame({"tenant_id": tenant_id[order], "search_id": search[order]})
+    for dim in DIMENSIONS:
+        frame[dim] = dimensions[dim][order]
+    for column in exposure.AGGREGATE_COLUMNS:
         frame[column] = arrays[column][order]
     return frame
 
