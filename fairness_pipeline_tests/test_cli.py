@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -15,14 +19,21 @@ from fairness_pipeline.store import connection
 runner = CliRunner()
 
 
+@contextmanager
+def cli_database(url: str, monkeypatch: pytest.MonkeyPatch, home: Path) -> Iterator[str]:
+    """Point the CLI at a database as a user would, through FAIRNESS_DATABASE_URL (and FAIRNESS_HOME at ``home``)."""
+    monkeypatch.setenv("FAIRNESS_DATABASE_URL", url)
+    monkeypatch.setenv("FAIRNESS_HOME", str(home))
+    connection.database_url.cache_clear()
+    yield url
+    connection.database_url.cache_clear()
+
+
 @pytest.fixture
-def external_db(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
-    """Point the CLI at the test database as a user would, through FAIRNESS_DATABASE_URL."""
-    monkeypatch.setenv("FAIRNESS_DATABASE_URL", db_url)
-    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))
-    connection.database_url.cache_clear()
-    yield db_url
-    connection.database_url.cache_clear()
+def external_db(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
+    """The CLI on the test database."""
+    with cli_database(db_url, monkeypatch, tmp_path / "home") as url:
+        yield url
 
 
 def _generate(tmp_path: Path, name: str, *extra: str) -> Path:
@@ -46,8 +57,8 @@ def test_generate_is_deterministic_for_a_seed(tmp_path: Path) -> None:
 
 def test_generate_rejects_a_bad_bias(tmp_path: Path) -> None:
     result = runner.invoke(app, ["generate", "--out", str(tmp_path / "x.csv"), "--bias", "gender=f:0.5"])
-    assert result.exit_code == 1
-    assert "unknown dimension" in result.output
+    assert result.exit_code == 2  # bad input
+    assert "unknown dimension" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 def test_ingest_json_counts_and_unreadable_file(external_db: str, tmp_path: Path) -> None:
@@ -101,17 +112,27 @@ def test_worker_prints_seed_shaped_json(external_db: str, tmp_path: Path) -> Non
     conn.close()
 
     bad = runner.invoke(app, ["worker", "--selection-event", "liked"])
-    assert bad.exit_code == 1 and "--selection-event 'liked'" in bad.output
+    assert bad.exit_code == 2 and "--selection-event 'liked'" in bad.stderr
 
 
-def test_embedded_server_start_status_stop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def reachable_dir() -> Path:
+    """A directory the embedded server's user can traverse (as root it runs as ``pgserver``; pytest's tmp_path sits
+    in a 0700 directory, which the server refuses rather than widen)."""
+    directory = Path(tempfile.mkdtemp(prefix="fpt-"))
+    directory.chmod(0o711)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_embedded_server_start_status_stop(reachable_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAIRNESS_DATABASE_URL", raising=False)
-    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FAIRNESS_HOME", str(reachable_dir / "home"))
     connection.database_url.cache_clear()
     try:
         started = runner.invoke(app, ["db", "start"])
         assert started.exit_code == 0, started.output
-        assert (tmp_path / "home" / "pgdata" / "PG_VERSION").exists()
+        assert (reachable_dir / "home" / "pgdata" / "PG_VERSION").exists()
         status = runner.invoke(app, ["db", "status"])
         assert status.exit_code == 0 and "embedded server: running" in status.output
     finally:

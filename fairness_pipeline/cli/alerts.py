@@ -8,42 +8,23 @@ in the append-only review history.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from fairness_pipeline.cli.output import table_console
+from fairness_pipeline.cli.database import open_database, require_tenant
+from fairness_pipeline.cli.output import EXIT_USAGE, console, fail, table_console
 
-alerts_app = typer.Typer(help="Alerts and their human review.", no_args_is_help=True, add_completion=False)
-
-console = Console(stderr=True)
+alerts_app = typer.Typer(
+    help="Alerts and their human review.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
 REVIEWER_ENV = "FAIRNESS_REVIEWER"
-
-
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _database() -> Iterator:
-    """A connection to the project's database (``FAIRNESS_DATABASE_URL`` or the embedded server), migrated."""
-    from fairness_pipeline import settings
-    from fairness_pipeline.store import urls
-    from fairness_pipeline.store.connection import connect
-    from fairness_pipeline.store.migrations import MigrationError, migrate
-
-    external = settings.external_database_url()
-    with connect(urls.libpq_url(external) if external else None) as conn:
-        try:
-            migrate(conn)
-        except MigrationError as exc:
-            _fail(str(exc))
-        yield conn
 
 
 def _print_json(value: object) -> None:
@@ -75,11 +56,13 @@ def list_command(
     statuses = list(status or ACTIVE_REVIEW_STATES)
     if "all" in statuses:
         statuses = list(REVIEW_STATES)
-    with _database() as conn:
+    with open_database() as conn:
+        if tenant_id is not None:
+            require_tenant(conn, tenant_id)
         try:
             reviews = list_reviews(conn, statuses, tenant_id=tenant_id, limit=limit)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc), EXIT_USAGE)
     if as_json:
         _print_json([review.as_dict() for review in reviews])
         return
@@ -105,11 +88,11 @@ def show_command(
     """A review with its alert, the alert's delivery attempts and the review's history."""
     from fairness_pipeline.alerts import ReviewNotFoundError, show_review
 
-    with _database() as conn:
+    with open_database() as conn:
         try:
             detail = show_review(conn, review_id)
         except ReviewNotFoundError as exc:
-            _fail(str(exc), 2)
+            fail(str(exc), EXIT_USAGE)
     if as_json:
         _print_json(detail.as_dict())
         return
@@ -170,12 +153,10 @@ def resolve_command(
 def _transition(change) -> None:
     from fairness_pipeline.alerts import ReviewNotFoundError
 
-    with _database() as conn:
+    with open_database() as conn:
         try:
             review = change(conn)
-        except ReviewNotFoundError as exc:
-            _fail(str(exc), 2)
-        except ValueError as exc:
-            _fail(str(exc))
+        except (ReviewNotFoundError, ValueError) as exc:
+            fail(str(exc), EXIT_USAGE)
     console.print(f"review {review.id} is {review.status} (by {review.reviewer})", highlight=False)
     print(json.dumps(review.as_dict()))

@@ -1,54 +1,50 @@
 """``fairness-pipeline``: database, data generation, ingestion and the demo.
 
 Heavy libraries (Dagster, Great Expectations, fairlearn) are imported inside the commands that need them, so
-``--help`` and the database commands start fast.
+``--help`` and the database commands start fast. Failures print one line on stderr and exit non-zero: 1 for runtime
+failures, 2 for bad input (see ``cli/output.py``); ``cli/errors.py`` catches whatever else escapes a command.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from fairness_pipeline import settings
 from fairness_pipeline.cli.alerts import alerts_app
-from fairness_pipeline.cli.output import table_console
+from fairness_pipeline.cli.database import open_database as _database
+from fairness_pipeline.cli.database import require_tenant, resolve_url
+from fairness_pipeline.cli.errors import FairnessGroup
+from fairness_pipeline.cli.output import (
+    EXIT_STOPPED,
+    EXIT_USAGE,
+    console,
+    fail,
+    first_line,
+    parse_day,
+    parse_optional_day,
+    table_console,
+)
 
-app = typer.Typer(help="Watch hiring funnels for adverse impact.", no_args_is_help=True, add_completion=False)
-db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=True)
+NO_PRETTY_EXCEPTIONS = {"pretty_exceptions_enable": False, "pretty_exceptions_show_locals": False}
+"""Typer's pretty exceptions print every frame's local variables (data frames, candidate ids, database URLs)."""
+
+app = typer.Typer(
+    cls=FairnessGroup,
+    help="Watch hiring funnels for adverse impact.",
+    no_args_is_help=True,
+    add_completion=False,
+    **NO_PRETTY_EXCEPTIONS,
+)
+db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=True, **NO_PRETTY_EXCEPTIONS)
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
-
-console = Console(stderr=True, soft_wrap=True)
-"""Human-readable messages go to stderr; stdout carries only data (URLs, JSON)."""
-
-
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code)
-
-
-@contextmanager
-def _database() -> Iterator:
-    """A connection to the project's database after applying pending migrations (announced on stderr)."""
-    from fairness_pipeline.store.connection import connect
-    from fairness_pipeline.store.migrations import MigrationError, migrate
-
-    with connect() as conn:
-        try:
-            applied = migrate(conn)
-        except MigrationError as exc:
-            _fail(str(exc))
-        for migration in applied:
-            console.print(f"applied migration {migration.path.name}")
-        yield conn
 
 
 # --- db ---------------------------------------------------------------------------------------------------------
@@ -58,11 +54,9 @@ def _database() -> Iterator:
 def db_start() -> None:
     """Start the embedded server (no-op with FAIRNESS_DATABASE_URL) and apply pending migrations."""
     from fairness_pipeline.store import urls
-    from fairness_pipeline.store.connection import database_url
 
-    url = database_url()
     with _database():
-        pass
+        url = resolve_url()
     kind = "external" if settings.external_database_url() else "embedded"
     console.print(f"{kind} database ready: {urls.redacted(url)}")
 
@@ -81,28 +75,35 @@ def db_stop() -> None:
 @db_app.command("status")
 def db_status() -> None:
     """Say which database is used, whether it is running, and which migrations are applied."""
+    import psycopg2
+
     from fairness_pipeline.store import embedded, urls
     from fairness_pipeline.store.connection import connect
     from fairness_pipeline.store.migrations import status
 
     external = settings.external_database_url()
     if external:
-        url = urls.libpq_url(external)
-        console.print(f"external database: {urls.redacted(url)}")
+        try:
+            url = urls.libpq_url(external)
+        except ValueError as exc:
+            fail(f"FAIRNESS_DATABASE_URL: {exc}", EXIT_USAGE)
     else:
         current = embedded.status()
         console.print(f"embedded data directory: {current.data_dir}")
         if not current.running:
             console.print("embedded server: stopped (start it with `fairness-pipeline db start`)")
-            raise typer.Exit(3)
+            raise typer.Exit(EXIT_STOPPED)
         console.print(f"embedded server: running, pid {current.pid}")
         url = current.url
     try:
         with connect(url) as conn:
-            for migration, applied in status(conn):
-                console.print(f"  {'applied' if applied else 'PENDING'}  {migration.path.name}")
-    except Exception as exc:
-        _fail(f"cannot connect to {urls.redacted(url)}: {exc}")
+            migrations = list(status(conn))
+    except psycopg2.Error as exc:
+        fail(f"cannot connect to {urls.redacted(url)}: {first_line(exc)}")
+    if external:
+        console.print(f"external database: {urls.redacted(url)}")
+    for migration, applied in migrations:
+        console.print(f"  {'applied' if applied else 'PENDING'}  {migration.path.name}")
 
 
 @db_app.command("url")
@@ -111,9 +112,8 @@ def db_url(
 ) -> None:
     """Print the database URL (starting the embedded server if needed)."""
     from fairness_pipeline.store import urls
-    from fairness_pipeline.store.connection import database_url
 
-    url = database_url()
+    url = resolve_url()
     print(urls.sqlalchemy_url(url) if sqlalchemy else url)
 
 
@@ -172,11 +172,12 @@ def generate(
     from fairness_pipeline import synthetic
 
     if (out is None) == (not to_db):
-        _fail("give exactly one of --out FILE or --to-db")
+        fail("give exactly one of --out FILE or --to-db", EXIT_USAGE)
+    first_day = parse_day(start, "--start")
     try:
         config = synthetic.GeneratorConfig(
             seed=seed,
-            start=date.fromisoformat(start),
+            start=first_day,
             days=days,
             tenants=tenants,
             events_per_day=events_per_day,
@@ -188,7 +189,7 @@ def generate(
             biased_tenants=tuple(biased_tenant) if biased_tenant else None,
         )
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_USAGE)
     frames = synthetic.generate_events(config)
     if out is not None:
         fmt = "jsonl" if out.suffix.lower() in (".jsonl", ".ndjson") else "csv"
@@ -263,7 +264,7 @@ def _run_days(first_day: date, last_day: date) -> bool:
         try:
             summaries = run_range(instance, first_day, last_day)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc), EXIT_USAGE)
     for summary in summaries:
         state = "[green]succeeded[/green]" if summary.success else "[red]failed[/red]"
         console.print(f"  {summary.job_name} {summary.first_day} .. {summary.last_day}: {state} (run {summary.run_id})")
@@ -276,11 +277,12 @@ def run(
     end: Annotated[str | None, typer.Option(help="Last day (default: --start).")] = None,
 ) -> None:
     """Materialise the asset graph for a range of days through Dagster (the runs appear in the UI)."""
-    try:
-        first_day = date.fromisoformat(start)
-        last_day = date.fromisoformat(end) if end else first_day
-    except ValueError as exc:
-        _fail(f"dates are written YYYY-MM-DD: {exc}")
+    first_day = parse_day(start, "--start")
+    last_day = parse_optional_day(end, "--end") or first_day
+    if last_day < first_day:
+        fail(f"--end {last_day} is before --start {first_day}", EXIT_USAGE)
+    with _database():
+        pass  # start the embedded server, migrate, and fail in one line if no database is reachable
     if not _run_days(first_day, last_day):
         raise typer.Exit(1)
 
@@ -308,16 +310,18 @@ def worker(
     from fairness_pipeline.queries import analysis as q
 
     if dimension and all_dimensions:
-        _fail("give --dimension or --all-dimensions, not both")
+        fail("give --dimension or --all-dimensions, not both", EXIT_USAGE)
+    request = seed_worker.WorkerRequest(
+        days=days, end=parse_optional_day(end, "--end"), tenant_id=tenant_id, dimension=dimension,
+        baseline_event=baseline_event, selection_event=selection_event,
+    )  # fmt: skip
     try:
-        request = seed_worker.WorkerRequest(
-            days=days, end=date.fromisoformat(end) if end else None, tenant_id=tenant_id, dimension=dimension,
-            baseline_event=baseline_event, selection_event=selection_event,
-        )  # fmt: skip
         request.validate()
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc), EXIT_USAGE)
     with _database() as conn:
+        if tenant_id is not None:
+            require_tenant(conn, tenant_id)
         documents = seed_worker.compute(conn, request)
         if save_to_db:
             with conn, conn.cursor() as cur:
@@ -339,6 +343,9 @@ def worker(
     if output:
         output.write_text(text + "\n")
         console.print(f"results saved to {output}")
+    if not documents:
+        scope = f"tenant {tenant_id!r}" if tenant_id else "any tenant"
+        fail(f"no {baseline_event} events of {scope} in the {days} days ending {request.end or 'today'}", EXIT_USAGE)
 
 
 @app.command()
@@ -355,16 +362,20 @@ def report(
 
     columns = {"json": 0, "html": 1, "md": 2}
     if fmt not in columns:
-        _fail(f"--format must be one of {', '.join(columns)}")
-    with _database() as conn, conn.cursor() as cur:
-        window_end = date.fromisoformat(day) if day else None
-        if window_end is None:
+        fail(f"--format must be one of {', '.join(columns)}", EXIT_USAGE)
+    window_end = parse_optional_day(day, "--date")
+    with _database() as conn:
+        require_tenant(conn, tenant)
+        with conn.cursor() as cur:
             cur.execute(risk_queries.LATEST_REPORT_DAY, {"tenant_id": tenant})
-            window_end = cur.fetchone()[0]
-        cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end})
-        row = cur.fetchone()
+            latest = cur.fetchone()[0]
+            cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end or latest})
+            row = cur.fetchone()
+    if latest is None:
+        fail(f"no report for tenant {tenant!r} yet; materialise fairness_reports (fairness-pipeline run)", EXIT_USAGE)
+    window_end = window_end or latest
     if row is None:
-        _fail(f"no report for tenant {tenant!r} on {window_end}; materialise fairness_reports (fairness-pipeline run)")
+        fail(f"no report for tenant {tenant!r} on {window_end}; its latest report is for {latest}", EXIT_USAGE)
     content = row[columns[fmt]]
     text = json.dumps(content, indent=2) if fmt == "json" else content
     if out is None:
@@ -396,7 +407,7 @@ def ui(
     except KeyboardInterrupt:
         console.print("stopped the Dagster UI")
     except (RuntimeError, TimeoutError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
 
 
 # --- demo -------------------------------------------------------------------------------------------------------------
@@ -426,10 +437,7 @@ def demo(
     from fairness_pipeline.queries import events as event_queries
     from fairness_pipeline.queries import reports as report_queries
 
-    try:
-        last_day = date.fromisoformat(end) if end else datetime.now(UTC).date() - timedelta(days=1)
-    except ValueError as error:
-        _fail(f"--end: {error}")
+    last_day = parse_optional_day(end, "--end") or datetime.now(UTC).date() - timedelta(days=1)
     first = last_day - timedelta(days=days - 1)
     config = synthetic.GeneratorConfig(
         seed=seed, start=first, days=days, tenants=2, events_per_day=events_per_day,
@@ -463,7 +471,7 @@ def demo(
 
     console.print(f"[bold]4.[/bold] running the asset graph through Dagster for the window ending {last_day}")
     if not _run_days(last_day, last_day):
-        _fail("the pipeline run failed; open the Dagster UI (`fairness-pipeline ui`) to see why")
+        fail("the pipeline run failed; open the Dagster UI (`fairness-pipeline ui`) to see why")
     with _database() as conn, conn.cursor() as cur:
         cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": last_day, "stage_pair": "shown->shortlisted"})
         findings = cur.fetchall()

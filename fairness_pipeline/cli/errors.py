@@ -1,0 +1,93 @@
+"""The top of ``fairness-pipeline``: every failure ends as one line on stderr and an exit code, never a traceback.
+
+Typer's pretty exceptions are off (they print every frame's local variables: slow with data frames in scope, and
+locals can hold candidate ids or a database URL). Usage errors print click's message on one line; an unexpected
+exception prints its type and first line, and its traceback (without local variables) goes to a log file under
+``$FAIRNESS_HOME/logs/`` (0600, in a 0700 directory), named in the message.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from typer._click.exceptions import ClickException  # typer 0.29 vendors click; its usage errors derive from this
+from typer.core import TyperGroup
+
+from fairness_pipeline.cli.output import EXIT_RUNTIME, first_line, print_error
+
+MAX_SUMMARY = 200
+
+
+def _log_file() -> tuple[int, Path]:
+    """A new private log file: under ``$FAIRNESS_HOME/logs``, else in the temporary directory."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    prefix = f"error-{stamp}-{os.getpid()}-"
+    try:
+        from fairness_pipeline import settings
+
+        directory = settings.home_dir() / "logs"
+        directory.mkdir(mode=0o700, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=prefix, suffix=".log", dir=directory)
+    except OSError:
+        fd, name = tempfile.mkstemp(prefix=f"fairness-pipeline-{prefix}", suffix=".log")
+    return fd, Path(name)
+
+
+def write_traceback(error: BaseException) -> Path:
+    """Write the command line and the error's traceback (no local variables) to a new log file; return its path."""
+    fd, path = _log_file()
+    with os.fdopen(fd, "w", encoding="utf-8") as log:
+        log.write(f"{datetime.now(UTC).isoformat()} fairness-pipeline {' '.join(sys.argv[1:])}\n")
+        log.writelines(traceback.format_exception(error))
+    return path
+
+
+def report_unexpected(error: Exception) -> int:
+    """One line naming the error and its log file; the exit code."""
+    summary = first_line(error)[:MAX_SUMMARY] if str(error).strip() else ""
+    try:
+        where = f"full traceback in {write_traceback(error)}"
+    except OSError as log_error:
+        where = f"the traceback could not be written to a log file ({log_error})"
+    print_error(f"unexpected {type(error).__name__}{': ' + summary if summary else ''}; {where}")
+    return EXIT_RUNTIME
+
+
+class FairnessGroup(TyperGroup):
+    """The root command group: runs the command and turns whatever escapes it into one line and an exit code."""
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: Any = None,
+        complete_var: Any = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        from fairness_pipeline.store.embedded import EmbeddedServerError
+
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ClickException as error:
+            ctx = getattr(error, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            print_error(f"{error.format_message()}{hint}")
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            print_error("aborted")
+            sys.exit(EXIT_RUNTIME)
+        except EmbeddedServerError as error:
+            print_error(str(error))
+            sys.exit(EXIT_RUNTIME)
+        except Exception as error:
+            sys.exit(report_unexpected(error))
+        sys.exit(result if isinstance(result, int) else 0)
