@@ -3,10 +3,14 @@
 Markdown is a published format: it is written from the suppressed report. The chart is the impact-ratio chart of
 the table that drives the adverse-impact component (else the headline stage pair's first table), embedded as an SVG
 ``data:`` image (the Dagster UI's markdown sanitiser allows ``data:`` image sources; no file or network needed).
+
+Everything that comes from the data (tenant ids, group names, dimension values, and the sentences that quote them)
+goes through ``md_text``, so a tenant called ``t|1 *x* <b>[a](b)`` is printed as it is, not as markup.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fairness_pipeline.reports import charts
@@ -14,6 +18,11 @@ from fairness_pipeline.reports.interpretation import fmt_ratio, stage_label
 from fairness_pipeline.reports.publish import publish_report
 
 MAX_FINDINGS = 5
+
+_INLINE_MARKUP = re.compile(r"([\\`*_\[\]<>|#!~&])")
+"""Characters that open emphasis, code, links, images, raw HTML, entities, table cells or heading ends."""
+_BLOCK_START = re.compile(r"^([-+=]|\d+[.)])")
+"""What turns the start of a list item's text into a nested list, heading underline or numbered item."""
 
 
 def _chart_table(report: dict[str, Any]) -> dict[str, Any] | None:
@@ -26,8 +35,11 @@ def _chart_table(report: dict[str, Any]) -> dict[str, Any] | None:
     return next((c for c in entries if c["stage_pair"] == headline), entries[0] if entries else None)
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def md_text(value: Any) -> str:
+    """Text from the data as literal markdown on one line: inline markup and HTML backslash-escaped (CommonMark
+    allows a backslash before any ASCII punctuation) and no block syntax at its start."""
+    text = _INLINE_MARKUP.sub(r"\\\1", " ".join(str(value).split()))
+    return _BLOCK_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], text, count=1)
 
 
 def render_markdown(report: dict[str, Any], *, min_cell: int | None = None, chart: bool = True) -> str:
@@ -36,13 +48,13 @@ def render_markdown(report: dict[str, Any], *, min_cell: int | None = None, char
     risk, summary = published["risk_assessment"], published["executive_summary"]
     window = published["window"]
     lines = [
-        f"## Fairness report: {_cell(published['tenant_id'])}, window ending {window['end']}",
+        f"## Fairness report: {md_text(published['tenant_id'])}, window ending {window['end']}",
         "",
-        f"**Risk level: {risk['level']}** (score {fmt_ratio(risk.get('score'))}, 95% interval "
-        f"{fmt_ratio(risk.get('ci_low'))} to {fmt_ratio(risk.get('ci_high'))}, band {risk.get('band') or 'n/a'}). "
-        f"{summary['timeline']}",
+        f"**Risk level: {md_text(risk['level'])}** (score {fmt_ratio(risk.get('score'))}, 95% interval "
+        f"{fmt_ratio(risk.get('ci_low'))} to {fmt_ratio(risk.get('ci_high'))}, "
+        f"band {md_text(risk.get('band') or 'n/a')}). {md_text(summary['timeline'])}",
         "",
-        summary["headline"],
+        md_text(summary["headline"]),
         "",
         "| component | value | weight used | contribution |",
         "|---|---:|---:|---:|",
@@ -52,14 +64,14 @@ def render_markdown(report: dict[str, Any], *, min_cell: int | None = None, char
         lines.append(f"| {name} | {value} | {100 * c['weight_used']:.0f}% | {c['contribution']:.3f} |")
     if summary["key_findings"]:
         lines += ["", "**Key findings**", ""]
-        lines += [f"- {_cell(s)}" for s in summary["key_findings"][:MAX_FINDINGS]]
+        lines += [f"- {md_text(s)}" for s in summary["key_findings"][:MAX_FINDINGS]]
     if risk["applied_rules"]:
         lines += ["", "**Rules applied**", ""]
-        lines += [f"- `{r['rule']}` ({r['level_before']} → {r['level_after']}): {_cell(r['reason'])}"
+        lines += [f"- `{r['rule']}` ({r['level_before']} → {r['level_after']}): {md_text(r['reason'])}"
                   for r in risk["applied_rules"]]  # fmt: skip
     table = _chart_table(published) if chart else None
     if table is not None:
-        title = f"Impact ratios, {table['dimension']}, {stage_label(table['stage_pair'])}"
+        title = md_text(f"Impact ratios, {table['dimension']}, {stage_label(table['stage_pair'])}")
         lines += ["", f"![{title}]({charts.data_uri(charts.impact_ratio_chart(table))})"]
     lines += ["", f"_Counts under {published['publication']['min_cell']} are suppressed. No candidate data._"]
     return "\n".join(lines)
