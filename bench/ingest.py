@@ -184,6 +184,7 @@ def main() -> None:
     formats = ["csv", "jsonl"] if args.jsonl else ["csv"]
 
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    work.chmod(0o711)  # as root the embedded server runs as `pgserver`, which must traverse it
     results = []
     info: dict[str, str] = {}
     load_before = load()

@@ -796,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
         args.events = QUICK_EVENTS
 
     home = tempfile.mkdtemp(prefix="fairness-bench-")
+    os.chmod(home, 0o711)  # as root the embedded server runs as `pgserver`, which must traverse it
     os.environ["FAIRNESS_HOME"] = home
     os.environ.pop("FAIRNESS_DATABASE_URL", None)  # always the private embedded server
     started = time.perf_counter()

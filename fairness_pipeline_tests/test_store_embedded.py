@@ -40,14 +40,14 @@ def base() -> Iterator[Path]:
 
 
 @pytest.fixture
-def home(monkeypatch: pytest.MonkeyPatch) -> Iterator:
-    """Set FAIRNESS_HOME for a test; the server started there is stopped afterwards."""
+def home(base: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator:
+    """Set FAIRNESS_HOME (under ``base``) for a test; the server started there is stopped before ``base`` goes."""
     monkeypatch.delenv("FAIRNESS_DATABASE_URL", raising=False)
     connection.database_url.cache_clear()
 
-    def use(path: Path) -> Path:
-        monkeypatch.setenv("FAIRNESS_HOME", str(path))
-        return path
+    def use(name: str) -> Path:
+        monkeypatch.setenv("FAIRNESS_HOME", str(base / name))
+        return base / name
 
     yield use
     embedded.stop()
@@ -99,7 +99,7 @@ def _connects_as(user: str, url: str) -> bool:
 
 
 def test_long_home_puts_the_socket_in_a_private_directory(base: Path, home) -> None:
-    fairness_home = home(base / ("h" * 97))
+    fairness_home = home("h" * 97)
     pgdata = fairness_home / "pgdata"
     assert len(str(pgdata / ".s.PGSQL.5432")) > embedded.SOCKET_PATH_MAX  # too long for a socket address
     before = _modes(base)
@@ -129,7 +129,7 @@ def test_long_home_puts_the_socket_in_a_private_directory(base: Path, home) -> N
 
 
 def test_short_home_keeps_the_socket_in_the_data_directory(base: Path, home) -> None:
-    pgdata = home(base / "home") / "pgdata"
+    pgdata = home("home") / "pgdata"
     before = _modes(base)
     url = embedded.start()
     assert _socket_dir(url) == pgdata
@@ -140,8 +140,8 @@ def test_short_home_keeps_the_socket_in_the_data_directory(base: Path, home) -> 
         assert not _connects_as("nobody", url)
 
 
-def test_restart_right_after_kill_9(base: Path, home) -> None:
-    home(base / "home")
+def test_restart_right_after_kill_9(home) -> None:
+    home("home")
     embedded.start()
     old_pid = embedded.status().pid
     os.kill(old_pid, signal.SIGKILL)
@@ -157,13 +157,13 @@ def test_restart_right_after_kill_9(base: Path, home) -> None:
 
 
 @pytest.mark.skipif(not AS_ROOT, reason="only root starts the server as another user")
-def test_refuses_a_home_the_server_user_cannot_reach(home) -> None:
+def test_refuses_a_home_the_server_user_cannot_reach(monkeypatch: pytest.MonkeyPatch) -> None:
     private = Path(tempfile.mkdtemp(prefix="fpt-"))  # mode 0700, as /root is
+    monkeypatch.setenv("FAIRNESS_HOME", str(private / "home"))
     try:
-        fairness_home = home(private / "home")
         with pytest.raises(embedded.EmbeddedServerError, match=r"cannot enter .*\(mode 0700\).*FAIRNESS_HOME"):
             embedded.start()
         assert stat.S_IMODE(private.stat().st_mode) == 0o700
-        assert not (fairness_home / "pgdata").exists()
+        assert not (private / "home" / "pgdata").exists()
     finally:
         shutil.rmtree(private, ignore_errors=True)

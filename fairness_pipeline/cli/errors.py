@@ -78,6 +78,10 @@ class FairnessGroup(TyperGroup):
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except ClickException as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # no arguments: the help, which is not an error
+                if error.format_message().strip():
+                    print(error.format_message(), file=sys.stderr)
+                sys.exit(error.exit_code)
             ctx = getattr(error, "ctx", None)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
             print_error(f"{error.format_message()}{hint}")
