@@ -140,20 +140,24 @@ def test_short_home_keeps_the_socket_in_the_data_directory(base: Path, home) -> 
         assert not _connects_as("nobody", url)
 
 
-def test_restart_right_after_kill_9(home) -> None:
-    home("home")
-    embedded.start()
-    old_pid = embedded.status().pid
-    os.kill(old_pid, signal.SIGKILL)
-    began = time.monotonic()
+def test_restart_right_after_kill_9(base: Path) -> None:
+    """On a data directory given explicitly (as a test fixture would), not through FAIRNESS_HOME."""
+    pgdata = base / "pgdata"
+    try:
+        embedded.start(pgdata)
+        old_pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(old_pid, signal.SIGKILL)
+        began = time.monotonic()
 
-    url = embedded.start()  # at once: the old postmaster is a zombie or gone, its children still exiting
+        url = embedded.start(pgdata)  # at once: the old postmaster is a zombie or gone, its children still exiting
 
-    elapsed = time.monotonic() - began
-    new_pid = embedded.status().pid
-    assert new_pid != old_pid
-    assert _query(url, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'")[0][0] >= 1
-    assert elapsed < embedded.CRASH_GRACE_SECONDS
+        elapsed = time.monotonic() - began
+        assert int((pgdata / "postmaster.pid").read_text().split()[0]) != old_pid
+        assert _query(url, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'") == [(1,)]
+        assert elapsed < embedded.CRASH_GRACE_SECONDS
+    finally:
+        embedded.stop(pgdata)
+    assert not (pgdata / "postmaster.pid").exists()
 
 
 @pytest.mark.skipif(not AS_ROOT, reason="only root starts the server as another user")

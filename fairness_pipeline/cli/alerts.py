@@ -156,7 +156,9 @@ def _transition(change) -> None:
     with open_database() as conn:
         try:
             review = change(conn)
-        except (ReviewNotFoundError, ValueError) as exc:
+        except ReviewNotFoundError as exc:
             fail(str(exc), EXIT_USAGE)
+        except ValueError as exc:  # the review's state refuses the change (e.g. acknowledging a resolved review)
+            fail(str(exc))
     console.print(f"review {review.id} is {review.status} (by {review.reviewer})", highlight=False)
     print(json.dumps(review.as_dict()))

@@ -3,8 +3,9 @@
 Exit codes of ``fairness-pipeline``:
 
 - 0: success.
-- 1: a runtime failure: no database reachable, the embedded server refused to start, a pipeline run failed, or an
-  unexpected error (its traceback, without local variables, is written to a log file the message names).
+- 1: a runtime failure: no database reachable, the embedded server refused to start, a pipeline run failed, a
+  change the current state refuses (acknowledging a resolved review), or an unexpected error (its traceback, without
+  local variables, is written to a log file the message names).
 - 2: bad input: a usage error, an invalid date or option value, an unknown tenant or review, nothing stored for the
   tenant and day asked for, a file that cannot be read.
 - 3: ``db status`` only: the embedded server is not running.

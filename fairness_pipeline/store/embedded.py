@@ -388,9 +388,9 @@ def _last_log_error(log: Path) -> str | None:
 
 
 @contextmanager
-def _start_lock() -> Iterator[None]:
-    """One start or stop at a time for this ``FAIRNESS_HOME`` (across processes)."""
-    path = settings.home_dir() / ".embedded-server.lock"
+def _start_lock(pgdata: Path) -> Iterator[None]:
+    """One start or stop at a time for this data directory (across processes); the lock file sits beside it."""
+    path = pgdata.parent / ".embedded-server.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -405,7 +405,7 @@ def _url(postmaster: _Postmaster, database: str) -> str:
 
 
 def _start_or_find(pgdata: Path, user: _ServerUser) -> _Postmaster:
-    with _start_lock():
+    with _start_lock(pgdata):
         postmaster = _running_postmaster(pgdata)
         if postmaster is None:
             _check_reachable(pgdata, user, "set FAIRNESS_HOME to a directory that user can reach (not under /root)")
@@ -432,15 +432,17 @@ def _dies_soon(pid: int, pgdata: Path, seconds: float = 2.0) -> bool:
     return True
 
 
-def start() -> str:
+def start(pgdata: Path | None = None) -> str:
     """Start (or find running) the embedded server and return the URL of the project's database.
+
+    ``pgdata`` defaults to ``$FAIRNESS_HOME/pgdata``; tests pass a directory of their own (its parent must exist).
 
     A server found running but killed at that moment (its connection fails and the postmaster is gone) is
     recovered and started again, once.
     """
     import psycopg2
 
-    pgdata = data_dir().resolve()
+    pgdata = (pgdata or data_dir()).resolve()
     user = _server_user()
     for attempt in (1, 2):
         postmaster = _start_or_find(pgdata, user)
@@ -478,10 +480,12 @@ def status() -> EmbeddedStatus:
     return EmbeddedStatus(directory, True, postmaster.pid, _url(postmaster, DATABASE_NAME))
 
 
-def stop() -> bool:
+def stop(pgdata: Path | None = None) -> bool:
     """Stop the embedded server and remove its private socket directory; returns False when it was not running."""
-    pgdata = data_dir().resolve()
-    with _start_lock():
+    pgdata = (pgdata or data_dir()).resolve()
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    with _start_lock(pgdata):
         postmaster = _read_postmaster(pgdata)
         if postmaster is None or not _is_live_postmaster(postmaster.pid, pgdata):
             return False
