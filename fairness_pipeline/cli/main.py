@@ -18,8 +18,7 @@ import typer
 
 from fairness_pipeline import settings
 from fairness_pipeline.cli.alerts import alerts_app
-from fairness_pipeline.cli.database import open_database as _database
-from fairness_pipeline.cli.database import require_tenant, resolve_url
+from fairness_pipeline.cli.database import open_database, require_tenant, resolve_url
 from fairness_pipeline.cli.errors import FairnessGroup
 from fairness_pipeline.cli.output import (
     EXIT_STOPPED,
@@ -55,7 +54,7 @@ def db_start() -> None:
     """Start the embedded server (no-op with FAIRNESS_DATABASE_URL) and apply pending migrations."""
     from fairness_pipeline.store import urls
 
-    with _database():
+    with open_database():
         url = resolve_url()
     kind = "external" if settings.external_database_url() else "embedded"
     console.print(f"{kind} database ready: {urls.redacted(url)}")
@@ -120,7 +119,7 @@ def db_url(
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending migrations."""
-    with _database():
+    with open_database():
         pass
     console.print("database schema is current")
 
@@ -199,7 +198,7 @@ def generate(
         return
     from fairness_pipeline.ingest.frames import load_frames
 
-    with _database() as conn, console.status(f"generating {days} days into the database"):
+    with open_database() as conn, console.status(f"generating {days} days into the database"):
         counts = load_frames(conn, frames, source=f"generate:seed={seed}")
     print(json.dumps(counts.as_dict()))
 
@@ -215,7 +214,7 @@ def ingest(
 
     totals = IngestCounts()
     unreadable: list[str] = []
-    with _database() as conn, _progress() as progress:
+    with open_database() as conn, _progress() as progress:
         for path in files:
             size = path.stat().st_size if path.exists() else None
             task = progress.add_task(path.name, total=size)
@@ -281,7 +280,7 @@ def run(
     last_day = parse_optional_day(end, "--end") or first_day
     if last_day < first_day:
         fail(f"--end {last_day} is before --start {first_day}", EXIT_USAGE)
-    with _database():
+    with open_database():
         pass  # start the embedded server, migrate, and fail in one line if no database is reachable
     if not _run_days(first_day, last_day):
         raise typer.Exit(1)
@@ -319,7 +318,7 @@ def worker(
         request.validate()
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    with _database() as conn:
+    with open_database() as conn:
         if tenant_id is not None:
             require_tenant(conn, tenant_id)
         documents = seed_worker.compute(conn, request)
@@ -364,7 +363,7 @@ def report(
     if fmt not in columns:
         fail(f"--format must be one of {', '.join(columns)}", EXIT_USAGE)
     window_end = parse_optional_day(day, "--date")
-    with _database() as conn:
+    with open_database() as conn:
         require_tenant(conn, tenant)
         with conn.cursor() as cur:
             cur.execute(risk_queries.LATEST_REPORT_DAY, {"tenant_id": tenant})
@@ -395,7 +394,7 @@ def ui(
 
     from fairness_pipeline.ui import running_ui
 
-    with _database():
+    with open_database():
         pass  # start the embedded server and migrate before Dagster connects
     try:
         with running_ui(host, port):
@@ -458,7 +457,7 @@ def demo(
     console.print(f"   wrote {count:,} events to {path}")
 
     console.print("[bold]2.[/bold] starting the database and applying migrations")
-    with _database() as conn:
+    with open_database() as conn:
         console.print("[bold]3.[/bold] ingesting")
         with _progress() as progress:
             task = progress.add_task(path.name, total=path.stat().st_size)
@@ -472,7 +471,7 @@ def demo(
     console.print(f"[bold]4.[/bold] running the asset graph through Dagster for the window ending {last_day}")
     if not _run_days(last_day, last_day):
         fail("the pipeline run failed; open the Dagster UI (`fairness-pipeline ui`) to see why")
-    with _database() as conn, conn.cursor() as cur:
+    with open_database() as conn, conn.cursor() as cur:
         cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": last_day, "stage_pair": "shown->shortlisted"})
         findings = cur.fetchall()
     _print_findings(last_day, findings)
@@ -487,7 +486,7 @@ def _print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
     from fairness_pipeline.defs.automation import ALERT_LEVEL_ENV, levels_at_or_above
     from fairness_pipeline.queries import risk as risk_queries
 
-    with _database() as conn, conn.cursor() as cur:
+    with open_database() as conn, conn.cursor() as cur:
         cur.execute(risk_queries.ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
         assessments = cur.fetchall()
         reports = {}
@@ -569,7 +568,7 @@ def _print_audit_findings(window_end: date, days: int) -> None:
 
     first_day = window_end - timedelta(days=days - 1)
     params = {"window_end": window_end, "first_day": first_day, "last_day": window_end}
-    with _database() as conn, conn.cursor() as cur:
+    with open_database() as conn, conn.cursor() as cur:
         found = {}
         for name in ("SCORING", "EXPOSURE", "SLATE", "TREND"):
             cur.execute(getattr(report_queries, f"{name}_FINDINGS"), params)
