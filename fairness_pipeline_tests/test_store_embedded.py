@@ -140,6 +140,28 @@ def test_short_home_keeps_the_socket_in_the_data_directory(base: Path, home) -> 
         assert not _connects_as("nobody", url)
 
 
+def test_settings_on_disk_cannot_open_the_server(base: Path) -> None:
+    """ALTER SYSTEM and an edited pg_hba.conf do not bring back TCP, a shared socket directory or trust."""
+    pgdata = base / "pgdata"
+    try:
+        conn = psycopg2.connect(embedded.start(pgdata))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("ALTER SYSTEM SET listen_addresses = '*'")
+            cur.execute("ALTER SYSTEM SET unix_socket_directories = '/tmp'")
+        conn.close()
+        (pgdata / "pg_hba.conf").write_text("local all all trust\nhost all all 0.0.0.0/0 trust\n")
+        embedded.stop(pgdata)
+
+        url = embedded.start(pgdata)
+
+        assert _query(url, "SHOW listen_addresses") == [("",)]
+        assert _query(url, "SHOW unix_socket_directories") == [(f'"{pgdata}"',)]
+        assert _query(url, "SELECT type, auth_method FROM pg_hba_file_rules") == [("local", "peer")]
+    finally:
+        embedded.stop(pgdata)
+
+
 def test_restart_right_after_kill_9(base: Path) -> None:
     """On a data directory given explicitly (as a test fixture would), not through FAIRNESS_HOME."""
     pgdata = base / "pgdata"
