@@ -162,9 +162,11 @@ def test_settings_on_disk_cannot_open_the_server(base: Path) -> None:
         embedded.stop(pgdata)
 
 
-def test_restart_right_after_kill_9(base: Path) -> None:
+@pytest.mark.parametrize("where", ["pgdata", "h" * 97 + "/pgdata"], ids=["socket in pgdata", "private socket dir"])
+def test_restart_right_after_kill_9(base: Path, where: str) -> None:
     """On a data directory given explicitly (as a test fixture would), not through FAIRNESS_HOME."""
-    pgdata = base / "pgdata"
+    pgdata = base / where
+    pgdata.parent.mkdir(exist_ok=True)
     try:
         embedded.start(pgdata)
         old_pid = int((pgdata / "postmaster.pid").read_text().split()[0])

@@ -271,9 +271,14 @@ def _clear_crashed_server(pgdata: Path, postmaster: _Postmaster | None) -> None:
     (pgdata / "postmaster.pid").unlink(missing_ok=True)
     if postmaster.socket_dir is not None:
         socket = postmaster.socket_dir / f".s.PGSQL.{postmaster.port or PORT}"
-        for stale in (socket, socket.with_name(socket.name + ".lock")):
-            if stale.parent.is_dir() and not stale.is_symlink():
-                stale.unlink(missing_ok=True)
+        lock = socket.with_name(socket.name + ".lock")
+        try:
+            owner = int(lock.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            owner = None
+        if owner == postmaster.pid:  # the socket is the crashed server's, not another server's in a shared directory
+            socket.unlink(missing_ok=True)
+            lock.unlink(missing_ok=True)
 
 
 # --- starting -----------------------------------------------------------------------------------------------------
