@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 
 from fairness_pipeline.alerts import (
     DeliveryError,
@@ -18,9 +22,12 @@ from fairness_pipeline.alerts import (
     WebhookChannel,
     dedup_key,
     deliver_pending,
+    escalate_overdue,
     raise_alert,
     window_start,
 )
+from fairness_pipeline.store.migrations import migrate, migrations_dir
+from fairness_pipeline_tests.conftest import TEMPLATE
 from fairness_pipeline_tests.test_alerts_support import (
     DAY,
     SECRET,
@@ -261,3 +268,112 @@ def test_concurrent_ticks_never_send_an_alert_twice(db_url: str) -> None:
     assert sent == sorted(ids)
     assert len(receiver.received) == 4
     assert sum(1 for attempts in results if attempts) >= 2  # the work was shared, not serialised
+
+
+# --- delivery ids -------------------------------------------------------------------------------------------------
+
+
+def _stored_ids(conn) -> list[tuple]:
+    return query(
+        conn,
+        """SELECT alert_id, channel, escalation, attempt, delivery_id::text
+                          FROM fairness_alert_deliveries ORDER BY id""",
+    )
+
+
+def test_a_delivery_keeps_its_id_through_retries_and_an_escalation_is_a_new_delivery(conn) -> None:
+    flaky = RecordingChannel("flaky", failing=True)
+    memory = RecordingChannel()
+    alert = raise_alert(conn, _payload(level="CRITICAL"), T0)
+    deliver_pending(conn, [memory, flaky], T0)
+    deliver_pending(conn, [memory, flaky], T0 + timedelta(minutes=5))
+    flaky.failing = False
+    deliver_pending(conn, [memory, flaky], T0 + timedelta(minutes=10))
+    escalate_overdue(conn, T0 + timedelta(hours=24))
+    deliver_pending(conn, [memory, flaky], T0 + timedelta(hours=24, minutes=5))
+    rows = _stored_ids(conn)
+    assert [row[:4] for row in rows] == [
+        (alert.id, "memory", False, 1),
+        (alert.id, "flaky", False, 1),
+        (alert.id, "flaky", False, 2),
+        (alert.id, "flaky", False, 3),
+        (alert.id, "memory", True, 1),
+        (alert.id, "flaky", True, 1),
+    ]
+    ids = [uuid.UUID(row[4]) for row in rows]
+    assert all(i.version == 4 for i in ids)
+    assert ids[1] == ids[2] == ids[3]  # the retries of one delivery
+    assert len({ids[0], ids[1], ids[4], ids[5]}) == 4  # another channel or stage is another delivery
+    assert [m.delivery_id for m in memory.sent] == [ids[0], ids[4]]
+    assert [m.delivery_id for m in flaky.sent] == [ids[3], ids[5]]
+    assert [json.loads(m.body())["delivery_id"] for m in flaky.sent] == [str(ids[3]), str(ids[5])]
+
+
+def _deliver_first_alert(url: str) -> tuple[int, str]:
+    with connection(url) as conn:
+        alert = raise_alert(conn, _payload(level="MEDIUM"), T0)  # no review item: the outbox alone
+        [attempt] = deliver_pending(conn, [LogChannel()], T0)
+    return alert.id, str(attempt.delivery_id)
+
+
+@pytest.fixture
+def second_db_url(pg_admin_url: str, template_url: str):
+    """Another fresh database on the same server: a second deployment."""
+    name = f"fairness_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
+    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
+    try:
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+def test_delivery_ids_differ_across_databases_and_after_a_reset(db_url: str, second_db_url: str) -> None:
+    first_alert, first = _deliver_first_alert(db_url)
+    second_alert, second = _deliver_first_alert(second_db_url)
+    assert first_alert == second_alert == 1  # what the old '<alert id>:initial' repeated
+    with connection(db_url) as conn, conn, conn.cursor() as cur:  # the outbox reset: ids start again at 1
+        cur.execute(
+            "DELETE FROM fairness_alert_deliveries; DELETE FROM fairness_alerts; "
+            "ALTER SEQUENCE fairness_alerts_id_seq RESTART; ALTER SEQUENCE fairness_alert_deliveries_id_seq RESTART"
+        )
+    reset_alert, after_reset = _deliver_first_alert(db_url)
+    assert reset_alert == 1
+    assert len({first, second, after_reset}) == 3
+
+
+def test_migration_015_gives_earlier_attempts_one_id_per_delivery(empty_db_url: str, tmp_path) -> None:
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in migrations_dir().glob("*.sql"):
+        if int(path.name[:3]) < 15:
+            shutil.copy(path, before / path.name)
+    with connection(empty_db_url) as conn:
+        migrate(conn, before)
+        alert = raise_alert(conn, _payload(), T0)
+        query(
+            conn,
+            """INSERT INTO fairness_alert_deliveries (alert_id, channel, escalation, attempt, outcome, error,
+                       attempted_at) VALUES (%(a)s, 'webhook', false, 1, 'failed', 'HTTP 503', %(t)s),
+                       (%(a)s, 'webhook', false, 2, 'failed', 'HTTP 503', %(t)s),
+                       (%(a)s, 'log', false, 1, 'delivered', NULL, %(t)s) RETURNING 1""",
+            {"a": alert.id, "t": T0},
+        )
+        assert [m.version for m in migrate(conn)][-1] == 15
+        webhook_1, webhook_2, log = [row[4] for row in _stored_ids(conn)]
+        assert webhook_1 == webhook_2 != log and None not in (webhook_1, log)
+        # the next retry of the webhook delivery keeps the id the migration gave it
+        [retry] = deliver_pending(conn, [LogChannel(), RecordingChannel("webhook")], T0 + timedelta(minutes=5))
+        assert (retry.channel, retry.attempt, str(retry.delivery_id)) == ("webhook", 3, webhook_1)
+        with pytest.raises(psycopg2.errors.NotNullViolation):
+            query(
+                conn,
+                """INSERT INTO fairness_alert_deliveries (alert_id, channel, escalation, attempt, outcome,
+                           attempted_at) VALUES (%s, 'x', false, 1, 'delivered', now()) RETURNING 1""",
+                (alert.id,),
+            )
