@@ -6,6 +6,7 @@ import json
 import uuid
 from datetime import date
 
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +22,8 @@ from fairness_pipeline.alerts import (
     raise_alert,
 )
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, UNKNOWN_GROUP
+from fairness_pipeline.metrics.impact import impact_ratio_table
+from fairness_pipeline.risk import assess
 from fairness_pipeline_tests.test_alerts_support import (
     DAY,
     STARTUP_FINDING,
@@ -174,3 +177,64 @@ def test_operational_payload_carries_the_job_and_run_only() -> None:
         "reasons": [f"run {run} of metrics_job failed; its error is in the Dagster run log, not in this alert."],
         "links": {},
     }
+
+
+# --- the payload of real assessments (risk.assess on hand-built impact tables) ---------------------------------------
+
+
+def _impacts(rows: list[tuple[str, int, int]], dimension: str = "company_tier") -> pd.DataFrame:
+    counts = pd.DataFrame(rows, columns=["group", "n", "x"])
+    return impact_ratio_table(counts, intersectional="+" in dimension).assign(
+        tenant_id="t1", stage_pair="shown->shortlisted", dimension=dimension
+    )
+
+
+HIGH_COMPONENTS = {
+    "exposure": pd.DataFrame(
+        {"dimension": ["company_tier"] * 2, "group": ["faang", "startup"], "exposure_ratio": [1, 0.2]}
+    ),
+    "slate": pd.DataFrame({"dimension": ["company_tier"], "slates": [100], "concentrated": [70]}),
+}
+
+
+@pytest.mark.parametrize(
+    ("impacts", "audits", "context", "rules"),
+    [
+        (
+            _impacts([("faang", 100, 60), ("startup", 100, 20)]),
+            None,
+            None,
+            ["significant_adverse_below_half", "significant_adverse"],
+        ),
+        (_impacts([("faang", 100, 50), ("startup", 10, 2)]), None, None, ["insufficient_evidence"]),
+        (_impacts([("faang", 100, 0), ("startup", 50, 0)]), None, None, ["no_comparison"]),
+        (_impacts([("faang", 200, 100), ("startup", 200, 100)]), HIGH_COMPONENTS, None, ["several_high_components"]),
+        (
+            _impacts([("faang", 100, 30), ("startup", 100, 22)]),
+            None,
+            "nyc_ll144",
+            ["ll144_published_ratio_below_four_fifths"],
+        ),
+        (
+            _impacts([("faang|0-3", 400, 240), ("startup|15+", 400, 80)], "company_tier+experience_band"),
+            None,
+            None,
+            ["significant_adverse_below_half", "significant_adverse"],
+        ),
+    ],
+)
+def test_every_rule_of_a_real_assessment_becomes_a_rendered_reason(impacts, audits, context, rules) -> None:
+    result = assess(impacts, audits=audits, context=context, window_end=DAY)
+    assert [r["rule"] for r in result.applied_rules] == rules
+    stored = json.loads(json.dumps(result.to_dict()))  # as risk_assessments holds it
+    payload = RiskAlertPayload.from_assessment("t1", DAY, stored, window_days=30)
+    assert (payload.level, payload.score) == (result.level, result.score)
+    for applied, reason in zip(result.applied_rules, payload.reasons(), strict=True):
+        prefix = f"{applied['rule']} ({applied['level_before']} -> {applied['level_after']}): "
+        assert reason.startswith(prefix)
+        finding = applied["finding"]
+        if applied["rule"] == "several_high_components":  # the same sentence as the rule's own template
+            assert reason == prefix + applied["reason"]
+        elif finding:
+            where = f"lowest: {finding['group']} ({finding['dimension']}, {finding['stage_pair']})"
+            assert f"{where} at {finding['impact_ratio']:.2f}" in reason
