@@ -5,7 +5,8 @@ from __future__ import annotations
 import email
 import json
 import logging
-from datetime import date, timedelta
+import uuid
+from datetime import timedelta
 from email import policy
 
 import pytest
@@ -16,35 +17,32 @@ from fairness_pipeline.alerts import (
     EmailChannel,
     LogChannel,
     WebhookChannel,
-    build_payload,
     deliver_pending,
+    delivery_attempts,
     get_alert,
-    is_candidate_key,
     raise_alert,
     sign,
     verify,
 )
-from fairness_pipeline.alerts.payload import walk
-from fairness_pipeline_tests.test_alerts_support import SECRET, T0, SmtpSink, WebhookReceiver, query, tls_contexts
-
-DAY = date(2026, 3, 9)
+from fairness_pipeline_tests.test_alerts_support import (
+    SECRET,
+    STARTUP_REASON,
+    T0,
+    SmtpSink,
+    WebhookReceiver,
+    query,
+    risk_payload,
+    tls_contexts,
+)
 
 
 def _raise(conn, tenant: str = "t1", level: str = "CRITICAL"):
-    payload = build_payload(
-        tenant_id=tenant,
-        level=level,
-        score=0.83,
-        reasons=["impact ratio 0.58 (startup)"],
-        window={"end": DAY.isoformat(), "days": 30},
-        report_path="reports/t1/2026-03-09.json",
-    )
-    return raise_alert(conn, tenant, "risk", level, DAY, payload, T0)
+    return raise_alert(conn, risk_payload(tenant, level), T0)
 
 
 def _message(conn) -> AlertMessage:
     alert = _raise(conn)
-    return AlertMessage.for_alert(get_alert(conn, alert.id), T0, alert.review_id, "critical")
+    return AlertMessage.for_alert(get_alert(conn, alert.id), T0, uuid.uuid4(), alert.review_id, "critical")
 
 
 def _no_sleep(_: float) -> None:
@@ -68,18 +66,43 @@ def test_webhook_posts_a_signed_payload_without_candidate_ids(conn) -> None:
     assert request.headers["X-Fairness-Signature"] == sign(SECRET, request.body)
     assert not verify(SECRET, request.body + b" ", request.headers["X-Fairness-Signature"])
     assert not verify("another-secret", request.body, request.headers["X-Fairness-Signature"])
-    assert request.headers["X-Fairness-Delivery"] == f"{alert.id}:initial"
+    [stored] = [a.delivery_id for a in delivery_attempts(conn, alert.id) if a.channel == "webhook"]
+    assert stored == attempts[1].delivery_id and stored.version == 4
+    assert request.headers["X-Fairness-Delivery"] == str(stored)
     assert request.headers["X-Fairness-Event"] == "alert"
     body = json.loads(request.body)
+    assert body["delivery_id"] == str(stored)
     assert body["alert_id"] == alert.id and body["dedup_key"] == "t1|risk|CRITICAL|2026-03-10"
     assert (body["tenant_id"], body["level"], body["scope"], body["day"]) == ("t1", "CRITICAL", "risk", "2026-03-09")
     assert body["escalated"] is False and body["escalated_at"] is None
     assert body["review"] == {"id": alert.review_id, "priority": "critical"}
     assert body["details"] == {
-        "tenant_id": "t1", "level": "CRITICAL", "score": 0.83, "reasons": ["impact ratio 0.58 (startup)"],
-        "window": {"end": "2026-03-09", "days": 30}, "links": {"report": "reports/t1/2026-03-09.json"},
-    }  # fmt: skip
-    assert not [path for path, key, _ in walk(body) if key and is_candidate_key(key)]
+        "kind": "risk",
+        "tenant_id": "t1",
+        "level": "CRITICAL",
+        "score": 0.71,
+        "score_interval": [0.64, 0.78],
+        "window": {"end": "2026-03-09", "days": 30},
+        "components": {"adverse_impact": 0.4},
+        "rules": [
+            {
+                "rule": "significant_adverse",
+                "condition": "significant_adverse",
+                "threshold": 0.8,
+                "level_before": "MEDIUM",
+                "level_after": "CRITICAL",
+                "finding": {
+                    "stage_pair": "shown->shortlisted",
+                    "dimension": "company_tier",
+                    "group": "startup",
+                    "impact_ratio": 0.58,
+                    "p_adjusted": 0.0012,
+                },
+            }
+        ],
+        "reasons": [STARTUP_REASON.format(level="CRITICAL")],
+        "links": {"report": "fairness-pipeline report --tenant t1 --date 2026-03-09"},
+    }
     assert SECRET not in request.body.decode()
 
 
@@ -143,7 +166,9 @@ def test_failing_receiver_leaves_the_alert_pending_and_a_later_tick_delivers(con
         [delivered] = deliver_pending(conn, [LogChannel(), webhook], T0 + timedelta(minutes=5))
     assert (delivered.channel, delivered.attempt, delivered.outcome) == ("webhook", 2, "delivered")
     assert receiver.answered == [503, 503, 200]
-    assert {r.headers["X-Fairness-Delivery"] for r in receiver.received} == {f"{alert.id}:initial"}
+    # a retry on a later tick is the same delivery: same id, stored with every attempt
+    stored = {a.delivery_id for a in delivery_attempts(conn, alert.id) if a.channel == "webhook"}
+    assert len(stored) == 1 and {r.headers["X-Fairness-Delivery"] for r in receiver.received} == {str(*stored)}
     assert all(verify(SECRET, r.body, r.headers["X-Fairness-Signature"]) for r in receiver.received)
     assert query(conn, "SELECT status FROM fairness_alerts") == [("delivered",)]
     assert query(conn, """SELECT channel, attempt, outcome, error IS NULL FROM fairness_alert_deliveries
@@ -175,9 +200,9 @@ def test_email_is_received_by_an_smtp_server(conn) -> None:
     assert envelope.rcpt_tos == ["a@example.test", "b@example.test"]
     mail = email.message_from_bytes(envelope.content, policy=policy.default)
     assert mail["Subject"] == "[fairness] CRITICAL risk alert for tenant t1 (2026-03-09)"
-    assert mail["X-Fairness-Delivery"] == f"{alert.id}:initial"
+    assert mail["X-Fairness-Delivery"] == str(attempt.delivery_id)
     text = mail.get_body(("plain",)).get_content()
-    assert "Tenant:    t1" in text and "impact ratio 0.58 (startup)" in text
+    assert "Tenant:    t1" in text and f"  - {STARTUP_REASON.format(level='CRITICAL')}" in text
     assert f"Review:    #{alert.review_id} (critical priority)" in text
     [attachment] = list(mail.iter_attachments())
     assert attachment.get_filename() == f"fairness-alert-{alert.id}.json"

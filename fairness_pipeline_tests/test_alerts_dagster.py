@@ -44,9 +44,74 @@ def _run(job, db_url: str, instance, run_config: dict | None = None, raise_on_er
                                   raise_on_error=raise_on_error)  # fmt: skip
 
 
-def _alert_config(tenant: str = "t1", **overrides) -> dict:
-    fields = {"scope": "risk", "score": 0.81, "reasons": ["impact ratio 0.55 for startup"], "window_days": 30,
-              "report_path": f"reports/{tenant}/2026-03-09.json", "now": T0.isoformat(), **overrides}  # fmt: skip
+STARTUP = {
+    "stage_pair": "shown->shortlisted",
+    "dimension": "company_tier",
+    "group": "startup",
+    "impact_ratio": 0.347,
+    "p_adjusted": 3.7e-91,
+    "n": 19424,
+    "x": 1203,
+    "significant": True,
+}
+EXPECTED_REASONS = [
+    "significant_adverse_below_half (MEDIUM -> CRITICAL): statistically and practically significant adverse impact "
+    "(impact ratio below 0.50); lowest: startup (company_tier, shown->shortlisted) at 0.35, adjusted p = 3.7e-91.",
+    "several_high_components (CRITICAL -> CRITICAL): 3 risk components at or above 0.60: adverse_impact, evidence, "
+    "slate.",
+]
+"""The reasons of :func:`_store_assessment`'s verdict, written out by hand."""
+
+
+def _store_assessment(db_url: str, tenant: str = "t1", finding: dict = STARTUP) -> None:
+    """A CRITICAL verdict of 2026-03-09 as ``risk_classification`` stores it, free-text reasons included."""
+    components = {
+        "adverse_impact": 0.9,
+        "evidence": 1.0,
+        "scoring_rate": 0.3,
+        "exposure": 0.2,
+        "slate": 0.62,
+        "trend": None,
+    }
+    assessment = {
+        "level": "CRITICAL",
+        "score": 0.64,
+        "ci_low": 0.6,
+        "ci_high": 0.7,
+        "components": {name: {"name": name, "value": value, "note": "free text"} for name, value in components.items()},
+        "applied_rules": [
+            {
+                "rule": "significant_adverse_below_half",
+                "reason": "rarely shortlisted: t1-cand-0000042",
+                "level_before": "MEDIUM",
+                "level_after": "CRITICAL",
+                "finding": finding,
+            },
+            {
+                "rule": "several_high_components",
+                "reason": "3 risk components at or above 0.60",
+                "level_before": "CRITICAL",
+                "level_after": "CRITICAL",
+                "finding": None,
+            },
+        ],
+        "actions": ["Escalate to the compliance lead"],
+        "scope": {},
+    }
+    with connection(db_url) as conn:
+        query(
+            conn,
+            """INSERT INTO risk_assessments (window_end, tenant_id, profile, score, ci_low, ci_high, level,
+                       assessment) VALUES ('2026-03-09', %s, 'default', 0.64, 0.6, 0.7, 'CRITICAL', %s)
+                       RETURNING 1""",
+            (tenant, json.dumps(assessment)),
+        )
+
+
+def _alert_config(tenant: str = "t1", db_url: str | None = None, **overrides) -> dict:
+    if db_url:
+        _store_assessment(db_url, tenant)
+    fields = {"scope": "risk", "window_days": 30, "now": T0.isoformat(), **overrides}
     return alert_run_config(tenant, "CRITICAL", "2026-03-09", **fields)
 
 
@@ -54,7 +119,7 @@ def test_alert_job_raises_and_delivers_once(db_url: str, instance, environment) 
     with WebhookReceiver() as receiver:
         environment.setenv("FAIRNESS_WEBHOOK_URL", receiver.url)
         environment.setenv("FAIRNESS_WEBHOOK_SECRET", SECRET)
-        first = _run(alert_job, db_url, instance, _alert_config())
+        first = _run(alert_job, db_url, instance, _alert_config(db_url=db_url))
         assert first.success
         [alert_id] = first.output_for_node("raise_alerts_op")
         assert first.output_for_node("deliver_alerts_op") == 2  # log + webhook
@@ -65,7 +130,9 @@ def test_alert_job_raises_and_delivers_once(db_url: str, instance, environment) 
     body = json.loads(request.body)
     assert body["alert_id"] == alert_id
     assert body["details"]["window"] == {"end": "2026-03-09", "days": 30}
-    assert body["details"]["links"] == {"report": "reports/t1/2026-03-09.json"}
+    assert body["details"]["reasons"] == EXPECTED_REASONS
+    assert body["details"]["links"] == {"report": "fairness-pipeline report --tenant t1 --date 2026-03-09"}
+    assert "t1-cand-0000042" not in request.body.decode() and "free text" not in request.body.decode()
     # the secret and the URL's token are neither in the run config nor in the event log
     events = " ".join(str(e.event_specific_data) + (e.message or "") for e in first.all_events)
     assert SECRET not in events and "url-token" not in events
@@ -76,7 +143,7 @@ def test_schedule_job_escalates_and_retries_on_later_ticks(db_url: str, instance
         environment.setenv("FAIRNESS_WEBHOOK_URL", receiver.url)
         environment.setenv("FAIRNESS_WEBHOOK_SECRET", SECRET)
         environment.setenv("FAIRNESS_WEBHOOK_RETRIES", "0")
-        assert _run(alert_job, db_url, instance, _alert_config()).success
+        assert _run(alert_job, db_url, instance, _alert_config(db_url=db_url)).success
         with connection(db_url) as conn:
             assert query(conn, "SELECT status FROM fairness_alerts") == [("partially",)]
 
@@ -104,18 +171,18 @@ def test_email_channel_from_the_environment(db_url: str, instance, environment) 
         environment.setenv("FAIRNESS_SMTP_FROM", "alerts@fairness.test")
         environment.setenv("FAIRNESS_SMTP_TO", "a@example.test,b@example.test")
         environment.setenv("FAIRNESS_SMTP_STARTTLS", "false")
-        result = _run(alert_job, db_url, instance, _alert_config())
+        result = _run(alert_job, db_url, instance, _alert_config(db_url=db_url))
     assert result.success and result.output_for_node("deliver_alerts_op") == 2  # log + email
     [envelope] = sink.messages
     assert envelope.rcpt_tos == ["a@example.test", "b@example.test"]
 
 
 def test_unset_channels_are_disabled_and_misconfigured_ones_fail_the_run(db_url: str, instance, environment) -> None:
-    result = _run(alert_job, db_url, instance, _alert_config())
+    result = _run(alert_job, db_url, instance, _alert_config(db_url=db_url))
     assert result.success and result.output_for_node("deliver_alerts_op") == 1  # the log channel only
 
     environment.setenv("FAIRNESS_WEBHOOK_URL", "http://127.0.0.1:9/hook")
-    failed = _run(alert_job, db_url, instance, _alert_config("t2"), raise_on_error=False)
+    failed = _run(alert_job, db_url, instance, _alert_config("t2", db_url), raise_on_error=False)
     assert not failed.success
     failure = failed.failure_data_for_node("deliver_alerts_op")
     assert "FAIRNESS_WEBHOOK_SECRET is not" in str(failure.error)
@@ -129,14 +196,75 @@ def test_unset_channels_are_disabled_and_misconfigured_ones_fail_the_run(db_url:
         alert_resources()
 
 
-def test_raise_alerts_op_refuses_candidate_ids(db_url: str, instance, environment) -> None:
-    config = _alert_config(reasons=["see candidate t1-cand-0000001"])
+CANDIDATE_LOOKALIKES = ("3", "0.60", "0.35", "HIGH", "CRITICAL", "risk", "startup", "adverse_impact", "t1", "1")
+
+
+def test_tenant_whose_candidate_ids_look_like_alert_words_gets_its_alert(db_url: str, instance, environment) -> None:
+    """Candidate ids equal to numbers and words of the alert do not stop it: nothing is scanned, nothing can leak."""
     with connection(db_url) as conn:
-        query(
-            conn,
-            """INSERT INTO selection_events (event_id, candidate_id, event_type, search_id, tenant_id,
-                       user_id_hash) VALUES ('e1', 't1-cand-0000001', 'shown', 's', 't1', 'u') RETURNING 1""",
-        )
-    result = _run(alert_job, db_url, instance, config, raise_on_error=False)
+        for index, candidate in enumerate(CANDIDATE_LOOKALIKES):
+            query(
+                conn,
+                """INSERT INTO selection_events (event_id, candidate_id, event_type, search_id, tenant_id,
+                           user_id_hash) VALUES (%s, %s, 'shown', 's', 't1', 'u') RETURNING 1""",
+                (f"e{index}", candidate),
+            )
+    with WebhookReceiver() as receiver:
+        environment.setenv("FAIRNESS_WEBHOOK_URL", receiver.url)
+        environment.setenv("FAIRNESS_WEBHOOK_SECRET", SECRET)
+        result = _run(alert_job, db_url, instance, _alert_config(db_url=db_url))
+    assert result.success and result.output_for_node("deliver_alerts_op") == 2
+    [request] = receiver.received
+    assert json.loads(request.body)["details"]["reasons"] == EXPECTED_REASONS  # "3 ... at or above 0.60"
+    with connection(db_url) as conn:
+        assert query(conn, "SELECT level, status FROM fairness_alerts") == [("CRITICAL", "delivered")]
+
+
+def test_free_text_cannot_be_configured_and_stored_values_outside_the_vocabulary_are_refused(
+    db_url: str, instance, environment
+) -> None:
+    with pytest.raises(dg.DagsterInvalidConfigError, match="reasons"):
+        _run(alert_job, db_url, instance, _alert_config(reasons=["see candidate t1-cand-0000042"]))
+    _store_assessment(db_url, "t2", finding={**STARTUP, "group": "t1-cand-0000042"})
+    result = _run(alert_job, db_url, instance, _alert_config("t2"), raise_on_error=False)
     assert not result.success
-    assert "candidate" in str(result.failure_data_for_node("raise_alerts_op").error)
+    error = str(result.failure_data_for_node("raise_alerts_op").error)
+    assert "payload field rules[0].finding.group" in error and "t1-cand-0000042" not in error
+    missing = _run(alert_job, db_url, instance, _alert_config("t3"), raise_on_error=False)
+    assert "no risk assessment is stored for tenant t3" in str(missing.failure_data_for_node("raise_alerts_op").error)
+    with connection(db_url) as conn:
+        assert query(conn, "SELECT count(*) FROM fairness_alerts") == [(0,)]
+
+
+def test_operational_alert_names_a_failed_pipeline_run(db_url: str, instance, environment) -> None:
+    run_id = "0b0e5a3e-6a09-4b8e-9a0f-1c2d3e4f5a6b"
+    config = alert_run_config(
+        "operations",
+        "MEDIUM",
+        "2026-03-09",
+        scope="operational",
+        failed_job="fairness_job",
+        failed_run_id=run_id,
+        now=T0.isoformat(),
+    )
+    assert _run(alert_job, db_url, instance, config).success
+    with connection(db_url) as conn:
+        [(payload,)] = query(conn, "SELECT payload FROM fairness_alerts")
+    assert payload["reasons"] == [
+        f"run {run_id} of fairness_job failed; its error is in the Dagster run log, not in this alert."
+    ]
+    for job, run in (("alert_job", run_id), ("fairness_job", "t1-cand-0000042")):
+        bad = alert_run_config(
+            "operations",
+            "MEDIUM",
+            "2026-03-10",
+            scope="operational",
+            failed_job=job,
+            failed_run_id=run,
+            now=T0.isoformat(),
+        )
+        failure = str(
+            _run(alert_job, db_url, instance, bad, raise_on_error=False).failure_data_for_node("raise_alerts_op").error
+        )
+        assert "operational alerts are for" in failure or "payload field run_id" in failure
+        assert "t1-cand-0000042" not in failure

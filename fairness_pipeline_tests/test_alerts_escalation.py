@@ -13,6 +13,7 @@ from fairness_pipeline.alerts import (
     WebhookChannel,
     acknowledge,
     deliver_pending,
+    delivery_attempts,
     escalate_overdue,
     raise_alert,
     resolve,
@@ -26,6 +27,7 @@ from fairness_pipeline_tests.test_alerts_support import (
     WebhookReceiver,
     connection,
     query,
+    risk_payload,
 )
 
 DAY = date(2026, 3, 9)
@@ -33,7 +35,7 @@ HOUR = timedelta(hours=1)
 
 
 def _raise(conn, level: str, tenant: str = "t1", at=T0):
-    return raise_alert(conn, tenant, "risk", level, DAY, {"score": 0.9, "reasons": ["impact ratio 0.5"]}, at)
+    return raise_alert(conn, risk_payload(tenant, level), at)
 
 
 def test_critical_alert_escalates_after_24_hours_once_and_is_resent_marked(conn) -> None:
@@ -60,7 +62,10 @@ def test_critical_alert_escalates_after_24_hours_once_and_is_resent_marked(conn)
     body = json.loads(second.body)
     assert body["escalated"] is True and body["escalated_at"] == (T0 + 24 * HOUR).isoformat()
     assert second.headers["X-Fairness-Event"] == "escalation"
-    assert second.headers["X-Fairness-Delivery"] == f"{alert.id}:escalation"
+    # the escalation is a new delivery of the alert on the channel: a new id, stored with its attempt
+    webhook_ids = [a.delivery_id for a in delivery_attempts(conn, alert.id) if a.channel == "webhook"]
+    assert [first.headers["X-Fairness-Delivery"], second.headers["X-Fairness-Delivery"]] == list(map(str, webhook_ids))
+    assert webhook_ids[0] != webhook_ids[1]
     assert verify(SECRET, second.body, second.headers["X-Fairness-Signature"])
     assert query(conn, "SELECT status FROM fairness_alerts") == [("delivered",)]
     [_opened, escalated] = review_history(conn, alert.review_id)

@@ -1,48 +1,46 @@
-"""The alert outbox on real PostgreSQL: de-duplication, review opening, payload guard, delivery ticks, races."""
+"""The alert outbox on real PostgreSQL: de-duplication, review opening, typed payloads only, delivery ticks, races."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
-from datetime import UTC, date, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
 
-import numpy as np
 import psycopg2
 import pytest
+from psycopg2 import sql
 
 from fairness_pipeline.alerts import (
     DeliveryError,
     LogChannel,
+    OperationalAlertPayload,
     PayloadError,
+    RiskAlertPayload,
     WebhookChannel,
-    build_payload,
     dedup_key,
     deliver_pending,
-    guard_payload,
-    is_candidate_key,
+    escalate_overdue,
     raise_alert,
     window_start,
 )
+from fairness_pipeline.store.migrations import migrate, migrations_dir
+from fairness_pipeline_tests.conftest import TEMPLATE
 from fairness_pipeline_tests.test_alerts_support import (
+    DAY,
     SECRET,
     T0,
     RecordingChannel,
     WebhookReceiver,
     connection,
     query,
+    risk_payload,
 )
 
-DAY = date(2026, 3, 9)
-
-
-def _payload(tenant: str = "t1", level: str = "HIGH") -> dict:
-    return build_payload(
-        tenant_id=tenant,
-        level=level,
-        score=0.71,
-        reasons=["impact ratio 0.62 for startup"],
-        window={"end": DAY.isoformat(), "days": 30},
-        report_path="reports/t1/2026-03-09.json",
-    )
+_payload = risk_payload
+RUN_ID = uuid.UUID("0b0e5a3e-6a09-4b8e-9a0f-1c2d3e4f5a6b")
 
 
 # --- key and window -----------------------------------------------------------------------------------------------
@@ -61,24 +59,25 @@ def test_window_buckets_and_keys() -> None:
 
 
 def test_same_key_is_raised_once_per_window(conn) -> None:
-    first = raise_alert(conn, "t1", "risk", "HIGH", DAY, _payload(), T0)
+    first = raise_alert(conn, _payload(), T0)
     assert first is not None and first.dedup_key == "t1|risk|HIGH|2026-03-10" and first.status == "pending"
-    assert raise_alert(conn, "t1", "risk", "HIGH", DAY, _payload(), T0 + timedelta(hours=14)) is None
-    assert raise_alert(conn, "t1", "risk", "HIGH", DAY + timedelta(days=1), _payload(), T0 + timedelta(hours=3)) is None
+    assert (first.tenant_id, first.scope, first.level, first.day) == ("t1", "risk", "HIGH", DAY)
+    assert raise_alert(conn, _payload(), T0 + timedelta(hours=14)) is None
+    assert raise_alert(conn, _payload(day=DAY + timedelta(days=1)), T0 + timedelta(hours=3)) is None
     # another level, scope, tenant or window is another alert
-    assert raise_alert(conn, "t1", "risk", "CRITICAL", DAY, _payload(level="CRITICAL"), T0) is not None
-    assert raise_alert(conn, "t1", "operational", "HIGH", DAY, _payload(), T0) is not None
-    assert raise_alert(conn, "t2", "risk", "HIGH", DAY, _payload("t2"), T0) is not None
-    assert raise_alert(conn, "t1", "risk", "HIGH", DAY, _payload(), T0 + timedelta(hours=15)) is not None
-    hourly = [raise_alert(conn, "t3", "risk", "LOW", DAY, {}, T0 + timedelta(minutes=m), window_hours=1)
-              for m in (0, 20, 40)]  # fmt: skip
+    assert raise_alert(conn, _payload(level="CRITICAL"), T0) is not None
+    assert raise_alert(conn, _payload("operations", "MEDIUM"), T0) is not None
+    operational = raise_alert(conn, OperationalAlertPayload("fairness_job", RUN_ID, DAY), T0)
+    assert operational is not None and operational.dedup_key == "operations|operational|MEDIUM|2026-03-10"
+    assert raise_alert(conn, _payload("t2"), T0) is not None
+    assert raise_alert(conn, _payload(), T0 + timedelta(hours=15)) is not None
+    hourly = [raise_alert(conn, _payload("t3", "LOW"), T0 + timedelta(minutes=m), window_hours=1) for m in (0, 20, 40)]
     assert [a is not None for a in hourly] == [True, False, True]
-    assert query(conn, "SELECT count(*) FROM fairness_alerts")[0][0] == 7
+    assert query(conn, "SELECT count(*) FROM fairness_alerts")[0][0] == 8
 
 
 def test_high_and_critical_open_a_review_with_priority(conn) -> None:
-    alerts = {level: raise_alert(conn, "t1", "risk", level, DAY, _payload(level=level), T0)
-              for level in ("LOW", "MEDIUM", "HIGH", "CRITICAL")}  # fmt: skip
+    alerts = {level: raise_alert(conn, _payload(level=level), T0) for level in ("LOW", "MEDIUM", "HIGH", "CRITICAL")}
     assert alerts["LOW"].review_id is None and alerts["MEDIUM"].review_id is None
     rows = query(conn, "SELECT alert_id, priority, status, opened_at FROM fairness_reviews ORDER BY id")
     assert rows == [(alerts["HIGH"].id, "high", "open", T0), (alerts["CRITICAL"].id, "critical", "open", T0)]
@@ -87,68 +86,15 @@ def test_high_and_critical_open_a_review_with_priority(conn) -> None:
 
 
 def test_invalid_alerts_are_refused(conn) -> None:
-    with pytest.raises(ValueError, match="unknown alert level"):
-        raise_alert(conn, "t1", "risk", "SEVERE", DAY, {}, T0)
+    with pytest.raises(PayloadError, match="payload field level"):
+        raise_alert(conn, RiskAlertPayload("t1", "SEVERE", DAY), T0)
+    with pytest.raises(PayloadError, match="RiskAlertPayload or an OperationalAlertPayload"):
+        raise_alert(conn, {"tenant_id": "t1", "level": "HIGH", "reasons": ["free text"]}, T0)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timezone-aware"):
-        raise_alert(conn, "t1", "risk", "HIGH", DAY, {}, datetime(2026, 3, 10))
+        raise_alert(conn, _payload(), datetime(2026, 3, 10))
     with pytest.raises(ValueError, match="window"):
-        raise_alert(conn, "t1", "risk", "HIGH", DAY, {}, T0, window_hours=0)
+        raise_alert(conn, _payload(), T0, window_hours=0)
     assert query(conn, "SELECT count(*) FROM fairness_alerts")[0][0] == 0
-
-
-# --- payload guard ------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "key", ["candidate_id", "candidateId", "CANDIDATE-ID", "candidate_ids", "candidates", "candidate", "candidate_uuid",
-            "top_candidate_ids"],
-)  # fmt: skip
-def test_candidate_keys_are_recognised(key: str) -> None:
-    assert is_candidate_key(key)
-    with pytest.raises(PayloadError, match="candidate"):
-        guard_payload({"details": [{"group": "startup", key: "x"}]})
-
-
-@pytest.mark.parametrize("key", ["tenant_id", "score", "reasons", "candidates_shown_count", "dimension"])
-def test_other_keys_pass(key: str) -> None:
-    assert not is_candidate_key(key)
-    assert guard_payload({key: 1}) == {key: 1}
-
-
-def test_guard_refuses_candidate_id_values_anywhere() -> None:
-    ids = {"t1-cand-0000042", "c-99"}
-    assert guard_payload(_payload(), ids) == _payload()
-    for payload in (
-        {"reasons": ["t1-cand-0000042"]},
-        {"nested": {"deeper": [{"who": "c-99"}]}},
-        {"reasons": ["shortlisted less often, e.g. (t1-cand-0000042)."]},
-    ):
-        with pytest.raises(PayloadError, match=r"at \$\.") as raised:
-            guard_payload(payload, ids)
-        assert "t1-cand-0000042" not in str(raised.value) and "c-99" not in str(raised.value)
-
-
-def test_guard_returns_json_safe_copy() -> None:
-    clean = guard_payload({"score": np.float64(0.5), "day": DAY, "n": np.int64(3)})
-    assert clean == {"score": 0.5, "day": "2026-03-09", "n": 3}
-    with pytest.raises(PayloadError, match="JSON object"):
-        guard_payload(["not", "an", "object"])  # type: ignore[arg-type]
-    with pytest.raises(PayloadError, match="JSON"):
-        guard_payload({"score": float("nan")})
-
-
-def test_raise_alert_refuses_the_tenants_stored_candidate_ids(conn) -> None:
-    query(conn, """INSERT INTO selection_events (event_id, candidate_id, event_type, search_id, tenant_id, user_id_hash)
-                   VALUES ('e1', 't1-cand-0000042', 'shown', 's1', 't1', 'u') RETURNING 1""")  # fmt: skip
-    payload = {**_payload(), "reasons": ["rarely shortlisted: t1-cand-0000042"]}
-    with pytest.raises(PayloadError, match=r"\$\.reasons\[0\]"):
-        raise_alert(conn, "t1", "risk", "HIGH", DAY, payload, T0)
-    with pytest.raises(PayloadError):
-        raise_alert(conn, "t1", "risk", "HIGH", DAY, {"candidate_id": "anything"}, T0)
-    with pytest.raises(PayloadError):
-        raise_alert(conn, "t1", "risk", "HIGH", DAY, {"note": "x"}, T0, candidate_ids=["x"], check_store=False)
-    assert query(conn, "SELECT count(*) FROM fairness_alerts")[0][0] == 0
-    assert raise_alert(conn, "t1", "risk", "HIGH", DAY, _payload(), T0) is not None
 
 
 # --- delivery ticks -----------------------------------------------------------------------------------------------
@@ -162,8 +108,8 @@ def _deliveries(conn) -> list[tuple]:
 def test_tick_delivers_each_alert_once_per_channel(conn) -> None:
     memory = RecordingChannel()
     channels = [LogChannel(), memory]
-    a = raise_alert(conn, "t1", "risk", "HIGH", DAY, _payload(), T0)
-    b = raise_alert(conn, "t2", "risk", "MEDIUM", DAY, _payload("t2", "MEDIUM"), T0 + timedelta(minutes=1))
+    a = raise_alert(conn, _payload("t1", "HIGH"), T0)
+    b = raise_alert(conn, _payload("t2", "MEDIUM"), T0 + timedelta(minutes=1))
     attempts = deliver_pending(conn, channels, T0 + timedelta(minutes=5))
     assert [(x.alert_id, x.channel, x.attempt, x.outcome) for x in attempts] == [
         (a.id, "log", 1, "delivered"), (a.id, "memory", 1, "delivered"),
@@ -181,7 +127,7 @@ def test_tick_delivers_each_alert_once_per_channel(conn) -> None:
 def test_failed_channel_never_loses_the_alert(conn) -> None:
     flaky = RecordingChannel("flaky", failing=True)
     channels = [LogChannel(), flaky]
-    alert = raise_alert(conn, "t1", "risk", "CRITICAL", DAY, _payload(level="CRITICAL"), T0)
+    alert = raise_alert(conn, _payload("t1", "CRITICAL"), T0)
     for minute in (5, 10):
         attempts = deliver_pending(conn, channels, T0 + timedelta(minutes=minute))
         assert [(x.channel, x.outcome) for x in attempts] == ([("log", "delivered")] if minute == 5 else []) + [
@@ -205,7 +151,7 @@ def test_an_unavailable_channel_is_skipped_for_the_rest_of_the_tick(conn) -> Non
     down = RecordingChannel("down", failing=True)  # DeliveryError(unavailable=True)
     bad_alert = BadAlertChannel()  # fails each alert on its own
     for tenant in ("t1", "t2", "t3"):
-        raise_alert(conn, tenant, "risk", "HIGH", DAY, _payload(tenant), T0)
+        raise_alert(conn, _payload(tenant), T0)
     attempts = deliver_pending(conn, [LogChannel(), down, bad_alert], T0)
     assert [a.channel for a in attempts if not a.delivered] == ["down", "bad", "bad", "bad"]
     assert query(conn, "SELECT DISTINCT status FROM fairness_alerts") == [("partially",)]
@@ -225,7 +171,7 @@ class BadAlertChannel(RecordingChannel):
 
 
 def test_every_channel_failing_leaves_the_alert_pending(conn) -> None:
-    raise_alert(conn, "t1", "risk", "HIGH", DAY, _payload(), T0)
+    raise_alert(conn, _payload("t1", "HIGH"), T0)
     deliver_pending(conn, [RecordingChannel("a", failing=True), RecordingChannel("b", failing=True)], T0)
     assert query(conn, "SELECT status, delivered_at FROM fairness_alerts") == [("pending", None)]
 
@@ -238,19 +184,20 @@ def test_tick_arguments_are_checked(conn) -> None:
 
 
 def test_one_successful_delivery_per_alert_channel_and_stage(conn) -> None:
-    alert = raise_alert(conn, "t1", "risk", "HIGH", DAY, _payload(), T0)
+    alert = raise_alert(conn, _payload("t1", "HIGH"), T0)
     deliver_pending(conn, [LogChannel()], T0)
     with pytest.raises(psycopg2.errors.UniqueViolation):
         query(
             conn,
             """INSERT INTO fairness_alert_deliveries (alert_id, channel, escalation, attempt, outcome,
-                       attempted_at) VALUES (%s, 'log', false, 2, 'delivered', now()) RETURNING id""",
+                       attempted_at, delivery_id) VALUES (%s, 'log', false, 2, 'delivered', now(),
+                       gen_random_uuid()) RETURNING id""",
             (alert.id,),
         )
 
 
 def test_review_history_is_append_only(conn) -> None:
-    raise_alert(conn, "t1", "risk", "HIGH", DAY, _payload(), T0)
+    raise_alert(conn, _payload("t1", "HIGH"), T0)
     for statement in ("UPDATE fairness_review_history SET actor = 'mallory'", "DELETE FROM fairness_review_history",
                       "TRUNCATE fairness_review_history"):  # fmt: skip
         with pytest.raises(psycopg2.errors.RaiseException, match="append-only"), conn, conn.cursor() as cur:
@@ -290,7 +237,7 @@ def test_two_concurrent_runs_for_the_same_key_deliver_once(db_url: str) -> None:
 
             def alert_run(_: int, tenant: str = tenant):
                 with connection(db_url) as conn:
-                    alert = raise_alert(conn, tenant, "risk", "CRITICAL", DAY, _payload(tenant, "CRITICAL"), T0)
+                    alert = raise_alert(conn, _payload(tenant, "CRITICAL"), T0)
                     webhook = WebhookChannel(receiver.url, SECRET, timeout=5, retries=0)
                     attempts = deliver_pending(conn, [LogChannel(), webhook], T0)
                 return alert, attempts
@@ -309,7 +256,7 @@ def test_two_concurrent_runs_for_the_same_key_deliver_once(db_url: str) -> None:
 
 def test_concurrent_ticks_never_send_an_alert_twice(db_url: str) -> None:
     with connection(db_url) as conn:
-        ids = [raise_alert(conn, f"t{i}", "risk", "HIGH", DAY, _payload(f"t{i}"), T0).id for i in range(4)]
+        ids = [raise_alert(conn, _payload(f"t{i}"), T0).id for i in range(4)]
     with WebhookReceiver(delay=0.2) as receiver:
 
         def tick(_: int):
@@ -321,3 +268,112 @@ def test_concurrent_ticks_never_send_an_alert_twice(db_url: str) -> None:
     assert sent == sorted(ids)
     assert len(receiver.received) == 4
     assert sum(1 for attempts in results if attempts) >= 2  # the work was shared, not serialised
+
+
+# --- delivery ids -------------------------------------------------------------------------------------------------
+
+
+def _stored_ids(conn) -> list[tuple]:
+    return query(
+        conn,
+        """SELECT alert_id, channel, escalation, attempt, delivery_id::text
+                          FROM fairness_alert_deliveries ORDER BY id""",
+    )
+
+
+def test_a_delivery_keeps_its_id_through_retries_and_an_escalation_is_a_new_delivery(conn) -> None:
+    flaky = RecordingChannel("flaky", failing=True)
+    memory = RecordingChannel()
+    alert = raise_alert(conn, _payload(level="CRITICAL"), T0)
+    deliver_pending(conn, [memory, flaky], T0)
+    deliver_pending(conn, [memory, flaky], T0 + timedelta(minutes=5))
+    flaky.failing = False
+    deliver_pending(conn, [memory, flaky], T0 + timedelta(minutes=10))
+    escalate_overdue(conn, T0 + timedelta(hours=24))
+    deliver_pending(conn, [memory, flaky], T0 + timedelta(hours=24, minutes=5))
+    rows = _stored_ids(conn)
+    assert [row[:4] for row in rows] == [
+        (alert.id, "memory", False, 1),
+        (alert.id, "flaky", False, 1),
+        (alert.id, "flaky", False, 2),
+        (alert.id, "flaky", False, 3),
+        (alert.id, "memory", True, 1),
+        (alert.id, "flaky", True, 1),
+    ]
+    ids = [uuid.UUID(row[4]) for row in rows]
+    assert all(i.version == 4 for i in ids)
+    assert ids[1] == ids[2] == ids[3]  # the retries of one delivery
+    assert len({ids[0], ids[1], ids[4], ids[5]}) == 4  # another channel or stage is another delivery
+    assert [m.delivery_id for m in memory.sent] == [ids[0], ids[4]]
+    assert [m.delivery_id for m in flaky.sent] == [ids[3], ids[5]]
+    assert [json.loads(m.body())["delivery_id"] for m in flaky.sent] == [str(ids[3]), str(ids[5])]
+
+
+def _deliver_first_alert(url: str) -> tuple[int, str]:
+    with connection(url) as conn:
+        alert = raise_alert(conn, _payload(level="MEDIUM"), T0)  # no review item: the outbox alone
+        [attempt] = deliver_pending(conn, [LogChannel()], T0)
+    return alert.id, str(attempt.delivery_id)
+
+
+@pytest.fixture
+def second_db_url(pg_admin_url: str, template_url: str):
+    """Another fresh database on the same server: a second deployment."""
+    name = f"fairness_test_{uuid.uuid4().hex[:12]}"
+    admin = psycopg2.connect(pg_admin_url)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
+    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
+    try:
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.close()
+
+
+def test_delivery_ids_differ_across_databases_and_after_a_reset(db_url: str, second_db_url: str) -> None:
+    first_alert, first = _deliver_first_alert(db_url)
+    second_alert, second = _deliver_first_alert(second_db_url)
+    assert first_alert == second_alert == 1  # what the old '<alert id>:initial' repeated
+    with connection(db_url) as conn, conn, conn.cursor() as cur:  # the outbox reset: ids start again at 1
+        cur.execute(
+            "DELETE FROM fairness_alert_deliveries; DELETE FROM fairness_alerts; "
+            "ALTER SEQUENCE fairness_alerts_id_seq RESTART; ALTER SEQUENCE fairness_alert_deliveries_id_seq RESTART"
+        )
+    reset_alert, after_reset = _deliver_first_alert(db_url)
+    assert reset_alert == 1
+    assert len({first, second, after_reset}) == 3
+
+
+def test_migration_015_gives_earlier_attempts_one_id_per_delivery(empty_db_url: str, tmp_path) -> None:
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for path in migrations_dir().glob("*.sql"):
+        if int(path.name[:3]) < 15:
+            shutil.copy(path, before / path.name)
+    with connection(empty_db_url) as conn:
+        migrate(conn, before)
+        alert = raise_alert(conn, _payload(), T0)
+        query(
+            conn,
+            """INSERT INTO fairness_alert_deliveries (alert_id, channel, escalation, attempt, outcome, error,
+                       attempted_at) VALUES (%(a)s, 'webhook', false, 1, 'failed', 'HTTP 503', %(t)s),
+                       (%(a)s, 'webhook', false, 2, 'failed', 'HTTP 503', %(t)s),
+                       (%(a)s, 'log', false, 1, 'delivered', NULL, %(t)s) RETURNING 1""",
+            {"a": alert.id, "t": T0},
+        )
+        assert [m.version for m in migrate(conn)][-1] == 15
+        webhook_1, webhook_2, log = [row[4] for row in _stored_ids(conn)]
+        assert webhook_1 == webhook_2 != log and None not in (webhook_1, log)
+        # the next retry of the webhook delivery keeps the id the migration gave it
+        [retry] = deliver_pending(conn, [LogChannel(), RecordingChannel("webhook")], T0 + timedelta(minutes=5))
+        assert (retry.channel, retry.attempt, str(retry.delivery_id)) == ("webhook", 3, webhook_1)
+        with pytest.raises(psycopg2.errors.NotNullViolation):
+            query(
+                conn,
+                """INSERT INTO fairness_alert_deliveries (alert_id, channel, escalation, attempt, outcome,
+                           attempted_at) VALUES (%s, 'x', false, 1, 'delivered', now()) RETURNING 1""",
+                (alert.id,),
+            )

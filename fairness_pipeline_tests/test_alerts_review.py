@@ -20,14 +20,14 @@ from fairness_pipeline.alerts import (
     show_review,
 )
 from fairness_pipeline.cli.alerts import alerts_app
-from fairness_pipeline_tests.test_alerts_support import T0, RecordingChannel, query
+from fairness_pipeline_tests.test_alerts_support import STARTUP_REASON, T0, RecordingChannel, query, risk_payload
 
 DAY = date(2026, 3, 9)
 HOUR = timedelta(hours=1)
 
 
 def _raise(conn, level: str = "HIGH", tenant: str = "t1", at=T0):
-    return raise_alert(conn, tenant, "risk", level, DAY, {"score": 0.7, "reasons": ["impact ratio 0.6"]}, at)
+    return raise_alert(conn, risk_payload(tenant, level), at)
 
 
 def test_review_moves_open_acknowledged_resolved_with_history(conn) -> None:
@@ -45,14 +45,15 @@ def test_review_moves_open_acknowledged_resolved_with_history(conn) -> None:
     )  # fmt: skip
 
     detail = show_review(conn, alert.review_id)
-    assert detail.alert.id == alert.id and detail.alert.payload["reasons"] == ["impact ratio 0.6"]
+    assert detail.alert.id == alert.id and detail.alert.payload["reasons"] == [STARTUP_REASON.format(level="CRITICAL")]
     assert [(d.channel, d.outcome) for d in detail.deliveries] == [("log", "delivered"), ("flaky", "failed")]
     assert [(e.action, e.from_status, e.to_status, e.actor, e.note, e.at) for e in detail.history] == [
         ("open", None, "open", "system", f"opened by CRITICAL alert {alert.dedup_key}", T0),
         ("acknowledge", "open", "acknowledged", "Ana Lima", "looking into it", T0 + HOUR),
         ("resolve", "acknowledged", "resolved", "Bo", "threshold data error, rerun fixed it", T0 + 5 * HOUR),
     ]
-    json.dumps(detail.as_dict())  # serialisable for --json
+    attempts = json.loads(json.dumps(detail.as_dict()))["deliveries"]  # serialisable for --json
+    assert [a["delivery_id"] for a in attempts] == [str(d.delivery_id) for d in detail.deliveries]
 
 
 def test_resolve_straight_from_open_needs_a_note(conn) -> None:

@@ -1,5 +1,5 @@
-"""Helpers of the alert tests (no tests here): a webhook receiver and an SMTP server on 127.0.0.1, a self-signed
-certificate, and an in-memory channel."""
+"""Helpers of the alert tests (no tests here): typed payloads, a webhook receiver and an SMTP server on 127.0.0.1, a
+self-signed certificate, and an in-memory channel."""
 
 from __future__ import annotations
 
@@ -10,16 +10,34 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from fairness_pipeline.alerts import AlertMessage, DeliveryError
+from fairness_pipeline.alerts import AlertMessage, AppliedRule, DeliveryError, Finding, RiskAlertPayload
 
 T0 = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 """A fixed "now" for tests that drive the clock."""
 
 SECRET = "test-webhook-secret-1f4c"
+
+DAY = date(2026, 3, 9)
+"""The analysed day of the test alerts."""
+
+STARTUP_FINDING = Finding("shown->shortlisted", "company_tier", "startup", 0.58, 0.0012)
+
+
+def risk_payload(tenant: str = "t1", level: str = "HIGH", day: date = DAY) -> RiskAlertPayload:
+    """A risk alert payload: score 0.71 in [0.64, 0.78], one significant finding (startup at 0.58)."""
+    rule = AppliedRule("significant_adverse", "significant_adverse", 0.80, "MEDIUM", level, STARTUP_FINDING)
+    return RiskAlertPayload(tenant, level, day, 30, 0.71, (0.64, 0.78), {"adverse_impact": 0.4}, (rule,))
+
+
+STARTUP_REASON = (
+    "significant_adverse (MEDIUM -> {level}): statistically and practically significant adverse impact (impact ratio "
+    "below 0.80); lowest: startup (company_tier, shown->shortlisted) at 0.58, adjusted p = 0.0012."
+)
+"""The reason of :func:`risk_payload`'s rule, written out by hand."""
 
 
 @dataclass

@@ -136,7 +136,8 @@ def test_risk_sensor_alerts_tenants_at_or_above_high_once(db_url: str, instance)
 
     day = START
     for tenant, level, score in (("tenant-1", "CRITICAL", 0.9), ("tenant-2", "LOW", 0.1), ("tenant-3", "HIGH", 0.6)):
-        assessment = {"applied_rules": [{"rule": "r", "reason": f"{tenant} reason"}], "scope": {}}
+        rule = {"rule": "no_comparison", "reason": f"{tenant} reason", "level_before": "LOW", "level_after": level}
+        assessment = {"applied_rules": [rule], "scope": {}}
         _execute(
             db_url,
             "INSERT INTO risk_assessments (window_end, tenant_id, profile, score, level, assessment) "
@@ -149,15 +150,22 @@ def test_risk_sensor_alerts_tenants_at_or_above_high_once(db_url: str, instance)
     requests = risk_alert_sensor.evaluate_tick(context).run_requests
     configs = {r.run_config["ops"]["raise_alerts_op"]["config"]["tenant_id"]: r for r in requests}
     assert set(configs) == {"tenant-1", "tenant-3"}
-    assert configs["tenant-1"].run_config["ops"]["raise_alerts_op"]["config"]["reasons"] == ["tenant-1 reason"]
+    assert "reasons" not in configs["tenant-1"].run_config["ops"]["raise_alerts_op"]["config"]  # no free text
 
     alert_job = build_definitions(database).resolve_job_def("alert_job")
     for request in [*requests, *requests]:  # a second evaluation of the same findings raises nothing new
         assert alert_job.execute_in_process(run_config=request.run_config, instance=instance).success
     conn = psycopg2.connect(db_url)
     with conn.cursor() as cur:
-        cur.execute("SELECT tenant_id, level FROM fairness_alerts ORDER BY tenant_id")
-        assert cur.fetchall() == [("tenant-1", "CRITICAL"), ("tenant-3", "HIGH")]
+        cur.execute("SELECT tenant_id, level, payload->'reasons' FROM fairness_alerts ORDER BY tenant_id")
+        assert cur.fetchall() == [
+            (
+                "tenant-1",
+                "CRITICAL",
+                ["no_comparison (LOW -> CRITICAL): no group could be compared with a reference group."],
+            ),
+            ("tenant-3", "HIGH", ["no_comparison (LOW -> HIGH): no group could be compared with a reference group."]),
+        ]
         cur.execute("SELECT count(*) FROM fairness_reviews WHERE status = 'open'")
         assert cur.fetchone()[0] == 2
     conn.close()

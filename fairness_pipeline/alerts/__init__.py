@@ -1,7 +1,7 @@
 """Alerts on fairness risk: an outbox with de-duplication, delivery channels, escalation and human review.
 
 Plain Python on a psycopg2 connection (no Dagster here; ``fairness_pipeline.defs.alerting`` wraps it). Tables are in
-``migrations/007_alerts.sql``.
+``migrations/007_alerts.sql`` (delivery ids: ``015_alert_delivery_ids.sql``).
 """
 
 from fairness_pipeline.alerts.channels import Channel, EmailChannel, LogChannel, WebhookChannel, sign, verify
@@ -33,42 +33,53 @@ from fairness_pipeline.alerts.outbox import (
     raise_alert,
     window_start,
 )
-from fairness_pipeline.alerts.payload import AlertMessage, build_payload, guard_payload, is_candidate_key
+from fairness_pipeline.alerts.payload import (
+    OPERATIONAL_TENANT,
+    AlertMessage,
+    AlertPayload,
+    AppliedRule,
+    Finding,
+    OperationalAlertPayload,
+    RiskAlertPayload,
+)
 from fairness_pipeline.alerts.review import acknowledge, get_review, list_reviews, resolve, review_history, show_review
 
 __all__ = [
     "DEFAULT_DEADLINES",
     "DEFAULT_WINDOW_HOURS",
     "LEVELS",
+    "OPERATIONAL_TENANT",
     "PRIORITIES",
     "REVIEW_LEVELS",
     "REVIEW_STATES",
     "AlertError",
     "AlertMessage",
+    "AlertPayload",
     "AlertRecord",
+    "AppliedRule",
     "Channel",
     "DeliveryAttempt",
     "DeliveryError",
     "EmailChannel",
     "Escalation",
+    "Finding",
     "LogChannel",
+    "OperationalAlertPayload",
     "PayloadError",
     "Review",
     "ReviewDetail",
     "ReviewEvent",
     "ReviewNotFoundError",
     "ReviewTransitionError",
+    "RiskAlertPayload",
     "WebhookChannel",
     "acknowledge",
-    "build_payload",
     "dedup_key",
     "deliver_pending",
     "delivery_attempts",
     "escalate_overdue",
     "get_alert",
     "get_review",
-    "guard_payload",
-    "is_candidate_key",
     "list_reviews",
     "raise_alert",
     "resolve",

@@ -81,7 +81,12 @@ class WebhookChannel:
 
     Each ``send`` makes up to ``1 + retries`` requests, sleeping ``backoff * 2**i`` seconds between them; connection
     errors, timeouts, 408, 425, 429 and 5xx are retried, other statuses (including redirects) fail at once.
-    ``X-Fairness-Delivery`` is stable per alert and stage, so a receiver can drop a repeat after a lost response.
+
+    ``X-Fairness-Delivery`` (and the body's ``delivery_id``) is a UUID naming this delivery: this alert on this
+    channel at this stage (initial or escalation). It is the same in every request of a ``send`` and in the retries
+    of later ticks, and never repeats across databases or deployments, so a receiver may de-duplicate on it: a
+    request whose delivery id it has already processed is a repeat after a lost response. An escalation is a new
+    delivery with its own id. (The alert id is not unique outside its database; do not de-duplicate on it.)
     """
 
     def __init__(
@@ -120,7 +125,7 @@ class WebhookChannel:
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": USER_AGENT,
             SIGNATURE_HEADER: sign(self._secret, body),
-            DELIVERY_HEADER: message.delivery_id,
+            DELIVERY_HEADER: str(message.delivery_id),
             EVENT_HEADER: "escalation" if message.escalated else "alert",
         }
         errors: list[str] = []
@@ -214,10 +219,9 @@ class EmailChannel:
         mail["From"] = self.sender
         mail["To"] = ", ".join(self.recipients)
         mail["Date"] = format_datetime(message.sent_at)
-        stage = "escalation" if message.escalated else "initial"
-        mail["Message-ID"] = make_msgid(f"fairness-alert-{message.alert_id}-{stage}", self.sender.rpartition("@")[2])
+        mail["Message-ID"] = make_msgid(f"fairness-alert-{message.delivery_id}", self.sender.rpartition("@")[2])
         mail["X-Fairness-Alert-Id"] = str(message.alert_id)
-        mail[DELIVERY_HEADER] = message.delivery_id
+        mail[DELIVERY_HEADER] = str(message.delivery_id)
         mail[EVENT_HEADER] = "escalation" if message.escalated else "alert"
         mail.set_content(message.text())
         mail.add_attachment(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 """Risk levels, least to most severe."""
@@ -35,7 +36,7 @@ class AlertError(Exception):
 
 
 class PayloadError(AlertError, ValueError):
-    """The payload would carry a candidate id (or is not a JSON object)."""
+    """A payload field is not of its kind (a number, a level, a vocabulary value); names the field, never the value."""
 
 
 class DeliveryError(AlertError):
@@ -121,6 +122,8 @@ class DeliveryAttempt:
     detail: str | None
     error: str | None
     attempted_at: datetime
+    delivery_id: UUID
+    """The delivery's id (alert, channel, stage): drawn at its first attempt, kept by its retries."""
 
     @property
     def delivered(self) -> bool:
@@ -205,4 +208,6 @@ def _jsonable(value: Any) -> Any:
         return value.astimezone(UTC).isoformat()
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
     return value

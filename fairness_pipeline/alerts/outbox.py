@@ -2,11 +2,13 @@
 
 Each function runs its own transaction(s) on the caller's psycopg2 connection (not in autocommit mode) and commits.
 
-- :func:`raise_alert` inserts into ``fairness_alerts`` with ``ON CONFLICT (dedup_key) DO NOTHING``: of two racing
-  runs only the inserter gets the row back (and opens the review item); the other gets ``None``.
+- :func:`raise_alert` inserts a typed payload (:mod:`fairness_pipeline.alerts.payload`: no candidate id by
+  construction) into ``fairness_alerts`` with ``ON CONFLICT (dedup_key) DO NOTHING``: of two racing runs only the
+  inserter gets the row back (and opens the review item); the other gets ``None``.
 - :func:`deliver_pending` is a tick of the outbox: it takes alerts that still lack a successful delivery on an enabled
   channel one at a time with ``FOR UPDATE SKIP LOCKED`` (two ticks never send the same alert), tries each missing
   channel, records every attempt, and commits. A failed channel leaves the alert undelivered for the next tick.
+  Each delivery (alert, channel, stage) has a UUID drawn at its first attempt and kept by its retries.
 - :func:`escalate_overdue` marks unacknowledged alerts past their level's deadline as escalated (once), raises their
   review's priority and sets them back to pending so the next tick re-sends them with the escalation marked.
 """
@@ -16,8 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Collection, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -37,7 +40,7 @@ from fairness_pipeline.alerts.model import (
     raised_priority,
     require_aware,
 )
-from fairness_pipeline.alerts.payload import AlertMessage, guard_payload, value_tokens
+from fairness_pipeline.alerts.payload import AlertMessage, AlertPayload, OperationalAlertPayload, RiskAlertPayload
 from fairness_pipeline.queries import alerts as q
 
 logger = logging.getLogger("fairness_pipeline.alerts")
@@ -69,48 +72,33 @@ def _alert(row: Sequence[Any], review_id: int | None = None) -> AlertRecord:
 
 def raise_alert(
     conn,
-    tenant_id: str,
-    scope: str,
-    level: str,
-    day: date | str,
-    payload: Mapping[str, Any],
+    payload: AlertPayload,
     now: datetime | None = None,
     *,
     window_hours: int = DEFAULT_WINDOW_HOURS,
-    candidate_ids: Collection[str] = (),
-    check_store: bool = True,
 ) -> AlertRecord | None:
     """Write an alert to the outbox; ``None`` when an alert with the same key exists (de-duplicated).
 
-    The key is (tenant, scope, level, bucket of ``now`` in windows of ``window_hours``); ``day`` is the analysed day
-    the alert is about. HIGH and CRITICAL alerts open a review item (priority from the level) in the same transaction.
-    The payload is refused (:class:`PayloadError`) if a key is named like a candidate id, or a value is one of
-    ``candidate_ids`` or (``check_store``) one of the tenant's candidate ids in ``selection_events``.
+    Tenant, scope, level and the analysed day come from the payload, which must be a :class:`RiskAlertPayload` or an
+    :class:`OperationalAlertPayload` (anything else is refused with :class:`PayloadError`): those hold only checked
+    numbers, levels, vocabulary values and texts rendered from templates, so no candidate id can be in an alert. The
+    key is (tenant, scope, level, bucket of ``now`` in windows of ``window_hours``). HIGH and CRITICAL alerts open a
+    review item (priority from the level) in the same transaction.
     """
     now = require_aware(now)
-    if level not in LEVELS:
-        raise ValueError(f"unknown alert level {level!r}; expected one of {', '.join(LEVELS)}")
-    if not tenant_id or not scope:
-        raise ValueError("an alert needs a tenant and a scope")
+    if not isinstance(payload, RiskAlertPayload | OperationalAlertPayload):
+        raise PayloadError("an alert payload is a RiskAlertPayload or an OperationalAlertPayload")
     if not isinstance(window_hours, int) or window_hours <= 0:
         raise ValueError("the de-duplication window is a positive whole number of hours")
-    day = date.fromisoformat(day) if isinstance(day, str) else day
-    clean = guard_payload(payload, candidate_ids)
+    tenant_id, scope, level, day = payload.tenant_id, payload.scope, payload.level, payload.day
     start = window_start(now, window_hours)
     key = dedup_key(tenant_id, scope, level, start, window_hours)
     with conn, conn.cursor() as cur:
-        if check_store:
-            tokens = sorted(value_tokens(clean))
-            if tokens:
-                cur.execute(q.KNOWN_CANDIDATE_IDS, {"tenant_id": tenant_id, "values": tokens})
-                found = [row[0] for row in cur.fetchall()]
-                if found:
-                    guard_payload(clean, found)  # raises, naming where
-                    raise PayloadError("payload contains a candidate id; alert payloads carry no candidate ids")
         cur.execute(
             q.INSERT_ALERT,
             {"dedup_key": key, "tenant_id": tenant_id, "scope": scope, "level": level, "day": day,
-             "window_start": start, "window_hours": window_hours, "payload": json.dumps(clean), "now": now},
+             "window_start": start, "window_hours": window_hours, "payload": json.dumps(payload.to_dict()),
+             "now": now},
         )  # fmt: skip
         row = cur.fetchone()
         if row is None:
@@ -139,7 +127,7 @@ def delivery_attempts(conn, alert_id: int) -> list[DeliveryAttempt]:
     """Every delivery attempt of an alert, oldest first."""
     with conn, conn.cursor() as cur:
         cur.execute(q.ALERT_DELIVERIES, {"alert_id": alert_id})
-        return [DeliveryAttempt(row[0], alert_id, *row[1:]) for row in cur.fetchall()]
+        return [DeliveryAttempt(row[0], alert_id, *row[1:8], uuid.UUID(row[8])) for row in cur.fetchall()]
 
 
 def deliver_pending(
@@ -147,7 +135,10 @@ def deliver_pending(
 ) -> list[DeliveryAttempt]:
     """One outbox tick: send every undelivered alert (at most ``limit``) on each enabled channel that lacks it.
 
-    An alert is sent once per channel and stage (initial, then escalated). Every attempt is recorded with its outcome;
+    An alert is sent once per channel and stage (initial, then escalated): that is one *delivery*, identified by a
+    UUID (uuid4) drawn at its first attempt and reused by every retry of it, on later ticks too, so a receiver that
+    de-duplicates on the id takes a retry after a lost response for what it is; an escalation is a new delivery with
+    a new id, and ids never repeat across databases. Every attempt is recorded with its outcome and delivery id;
     the alert becomes ``delivered`` when every channel in ``channels`` has it, else ``partially`` or stays ``pending``
     and is retried by the next tick. A channel that reports itself unavailable (:class:`DeliveryError`
     ``unavailable``) is not tried again during this tick. Returns the attempts made by this tick.
@@ -180,13 +171,15 @@ def _deliver_one(
 ) -> list[DeliveryAttempt]:
     stage = alert.escalated
     cur.execute(q.DELIVERY_STATE, {"alert_id": alert.id, "escalation": stage})
-    state = {channel: (attempts, delivered) for channel, attempts, delivered in cur.fetchall()}
-    delivered = {channel for channel, (_, ok) in state.items() if ok}
-    message = AlertMessage.for_alert(alert, now, alert.review_id, priority)
+    state = {channel: (attempts, ok, delivery_id) for channel, attempts, ok, delivery_id in cur.fetchall()}
+    delivered = {channel for channel, (_, ok, _) in state.items() if ok}
     made: list[DeliveryAttempt] = []
     for channel in channels:
         if channel.name in delivered or channel.name in down:
             continue
+        previous, _, known_id = state.get(channel.name, (0, False, None))
+        delivery_id = uuid.UUID(known_id) if known_id else uuid.uuid4()
+        message = AlertMessage.for_alert(alert, now, delivery_id, alert.review_id, priority)
         detail: str | None = None
         error: str | None = None
         try:
@@ -197,14 +190,14 @@ def _deliver_one(
             if isinstance(exc, DeliveryError) and exc.unavailable:
                 down.add(channel.name)
         outcome = "failed" if error is not None else "delivered"
-        attempt = state.get(channel.name, (0, False))[0] + 1
+        attempt = previous + 1
         cur.execute(
             q.INSERT_DELIVERY,
             {"alert_id": alert.id, "channel": channel.name, "escalation": stage, "attempt": attempt,
-             "outcome": outcome, "detail": detail, "error": error, "now": now},
+             "outcome": outcome, "detail": detail, "error": error, "now": now, "delivery_id": str(delivery_id)},
         )  # fmt: skip
         made.append(DeliveryAttempt(cur.fetchone()[0], alert.id, channel.name, stage, attempt, outcome, detail, error,
-                                    now))  # fmt: skip
+                                    now, delivery_id))  # fmt: skip
         if error is None:
             delivered.add(channel.name)
     if {channel.name for channel in channels} <= delivered:

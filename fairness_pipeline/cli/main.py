@@ -512,10 +512,8 @@ def _print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
 
         instance = _dagster_instance()
         job = defs.resolve_job_def("alert_job")
-        for tenant, level, score, assessment in alerting:
-            reasons = [rule["reason"] for rule in assessment.get("applied_rules", [])][:5]
-            config = alert_run_config(tenant, level, window_end.isoformat(), score=score, reasons=reasons,
-                                      report_path=str(reports.get(tenant, "")))  # fmt: skip
+        for tenant, level, _, _ in alerting:
+            config = alert_run_config(tenant, level, window_end.isoformat())
             config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
             job.execute_in_process(run_config=config, instance=instance)
     console.print("[bold]6.[/bold] alerts (fairness-pipeline alerts list | show ID | ack ID | resolve ID --note ...)")

@@ -3,7 +3,9 @@
 
 Register with ``resources={"database": ..., **alert_resources()}``, ``jobs=[alert_job, deliver_and_escalate_job]``
 and ``schedules=[alert_delivery_schedule]``. A sensor raising an alert submits ``alert_job`` with
-``alert_run_config(...)``.
+``alert_run_config(...)``: it names what to report (a tenant's stored risk verdict of a day, or a failed run), never
+the text of it; the op builds the typed payload (``fairness_pipeline.alerts.payload``) from the stored assessment's
+structured fields, or from the failed run's job name and id.
 
 Environment (a channel whose variables are unset is disabled; the log channel is always on):
 
@@ -15,7 +17,7 @@ Secrets and addresses are passed as ``dg.EnvVar`` so their values never appear i
 """
 
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -23,16 +25,21 @@ from pydantic import Field
 
 from fairness_pipeline.alerts import (
     DEFAULT_WINDOW_HOURS,
+    OPERATIONAL_TENANT,
+    AlertPayload,
     Channel,
     EmailChannel,
     LogChannel,
+    OperationalAlertPayload,
+    PayloadError,
+    RiskAlertPayload,
     WebhookChannel,
-    build_payload,
     deliver_pending,
     escalate_overdue,
     raise_alert,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.queries import alerts as alert_queries
 
 WEBHOOK_URL = "FAIRNESS_WEBHOOK_URL"
 WEBHOOK_SECRET = "FAIRNESS_WEBHOOK_SECRET"
@@ -154,16 +161,15 @@ def _now(text: str | None) -> datetime:
 
 
 class RaiseAlertConfig(dg.Config):
-    """One alert, as a sensor submits it. The payload carries no candidate ids (checked)."""
+    """One alert, as a sensor submits it: what to report, not its text (no free-text field exists)."""
 
     tenant_id: str
-    level: str = Field(description="LOW, MEDIUM, HIGH or CRITICAL")
+    level: str = Field(description="LOW, MEDIUM, HIGH or CRITICAL (a risk alert takes its stored assessment's)")
     day: str = Field(description="The analysed day, YYYY-MM-DD")
-    scope: str = "risk"
-    score: float | None = None
-    reasons: list[str] = Field(default_factory=list)
+    scope: str = Field(default="risk", description="risk (the tenant's stored assessment of `day`) or operational")
     window_days: int | None = Field(default=None, description="Length of the analysed window ending on `day`.")
-    report_path: str | None = None
+    failed_job: str | None = Field(default=None, description="operational: the failed run's job name")
+    failed_run_id: str | None = Field(default=None, description="operational: the failed run's id")
     dedup_window_hours: int = DEFAULT_WINDOW_HOURS
     now: str | None = Field(default=None, description="ISO timestamp to use as the current time (tests).")
 
@@ -184,14 +190,43 @@ def alert_run_config(tenant_id: str, level: str, day: str, **fields: Any) -> dic
     return {"ops": {"raise_alerts_op": {"config": {"tenant_id": tenant_id, "level": level, "day": day, **fields}}}}
 
 
+def _pipeline_jobs() -> frozenset[str]:
+    """The jobs whose failures raise operational alerts (the run failure sensor's)."""
+    from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
+
+    return frozenset(job.name for job in (fairness_job, event_days_job, metrics_job))
+
+
+def alert_payload(conn, config: RaiseAlertConfig) -> AlertPayload:
+    """The typed payload the config names: the tenant's stored risk assessment of the day, or the failed run."""
+    day = date.fromisoformat(config.day)
+    if config.scope == "operational":
+        if config.tenant_id != OPERATIONAL_TENANT or config.failed_job not in _pipeline_jobs():
+            raise PayloadError(
+                f"operational alerts are for tenant {OPERATIONAL_TENANT!r} and a failed run of a pipeline job "
+                f"({', '.join(sorted(_pipeline_jobs()))})"
+            )
+        return OperationalAlertPayload(config.failed_job, config.failed_run_id, day, config.level)
+    if config.scope != "risk":
+        raise PayloadError("payload field scope must be risk or operational")
+    with conn, conn.cursor() as cur:
+        cur.execute(alert_queries.RISK_ASSESSMENT, {"tenant_id": config.tenant_id, "window_end": day})
+        row = cur.fetchone()
+    if row is None:
+        raise dg.Failure(f"no risk assessment is stored for tenant {config.tenant_id} and day {day}")
+    level, score, ci_low, ci_high, assessment = row
+    stored = {**assessment, "level": level, "score": score, "ci_low": ci_low, "ci_high": ci_high}
+    return RiskAlertPayload.from_assessment(config.tenant_id, day, stored, window_days=config.window_days)
+
+
 @dg.op(description="Write the alert to the outbox, de-duplicated per tenant, scope, level and window.")
 def raise_alerts_op(context: dg.OpExecutionContext, config: RaiseAlertConfig, database: FairnessDatabase) -> list[int]:
-    window = {"end": config.day, "days": config.window_days} if config.window_days else {"end": config.day}
-    payload = build_payload(tenant_id=config.tenant_id, level=config.level, score=config.score,
-                            reasons=config.reasons, window=window, report_path=config.report_path)  # fmt: skip
     with database.connect() as conn:
-        alert = raise_alert(conn, config.tenant_id, config.scope, config.level, config.day, payload,
-                            _now(config.now), window_hours=config.dedup_window_hours)  # fmt: skip
+        payload = alert_payload(conn, config)
+        if payload.level != config.level:
+            stored = f"the stored assessment of {config.tenant_id} is now {payload.level}"
+            context.log.warning(f"{stored}, not {config.level}: the alert says {payload.level}")
+        alert = raise_alert(conn, payload, _now(config.now), window_hours=config.dedup_window_hours)
     if alert is None:
         context.log.info(f"{config.level} {config.scope} alert for {config.tenant_id} already raised in this window")
         return []

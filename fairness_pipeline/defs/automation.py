@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
+from fairness_pipeline.alerts import OPERATIONAL_TENANT
 from fairness_pipeline.defs.alerting import alert_job, alert_run_config
 from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.partitions import daily_partitions
@@ -71,10 +72,6 @@ def late_events_sensor(context: dg.SensorEvaluationContext, database: FairnessDa
     )
 
 
-OPERATIONAL_TENANT = "operations"
-"""Operational alerts concern the pipeline, not a tenant; they share the channels and the outbox."""
-
-
 @dg.run_failure_sensor(
     monitored_jobs=[fairness_job, event_days_job, metrics_job],
     request_job=alert_job,
@@ -83,7 +80,6 @@ OPERATIONAL_TENANT = "operations"
 )
 def run_failure_sensor(context: dg.RunFailureSensorContext) -> dg.RunRequest:
     run = context.dagster_run
-    message = context.failure_event.message or "no message"
     day = (
         run.tags.get("dagster/partition") or run.tags.get(DAGSTER_RANGE_END_TAG) or datetime.now(UTC).date().isoformat()
     )
@@ -94,7 +90,8 @@ def run_failure_sensor(context: dg.RunFailureSensorContext) -> dg.RunRequest:
             "MEDIUM",
             day,
             scope="operational",
-            reasons=[f"run {run.run_id} of {run.job_name} failed: {message[:500]}"],
+            failed_job=run.job_name,
+            failed_run_id=run.run_id,
         ),
     )
 
@@ -132,8 +129,7 @@ def risk_alert_sensor(context: dg.SensorEvaluationContext, asset_event: dg.Event
     if not rows:
         return dg.SkipReason(f"no tenant at {levels[0]} or above on {partition}")
     requests = []
-    for tenant, level, score, _, _, assessment in rows:
-        reasons = [rule["reason"] for rule in assessment.get("applied_rules", [])][:5]
+    for tenant, level, _, _, _, assessment in rows:
         requests.append(
             dg.RunRequest(
                 run_key=f"risk-{tenant}-{partition}-{level}-{asset_event.timestamp}",
@@ -141,10 +137,7 @@ def risk_alert_sensor(context: dg.SensorEvaluationContext, asset_event: dg.Event
                     tenant,
                     level,
                     partition,
-                    score=score,
-                    reasons=reasons,
                     window_days=assessment.get("scope", {}).get("window_days") or WINDOW_DAYS,
-                    report_path=f"fairness-pipeline report --tenant {tenant} --date {partition}",
                 ),
             )
         )

@@ -1,4 +1,4 @@
-"""SQL of the alert outbox, its deliveries, escalation and human review (tables of migration 007).
+"""SQL of the alert outbox, its deliveries, escalation and human review (tables of migrations 007 and 015).
 
 Every timestamp is a parameter (``%(now)s``) rather than ``now()``, so tests can drive the clock.
 """
@@ -22,11 +22,12 @@ ALERT_BY_KEY = f"SELECT {ALERT_COLUMNS} FROM fairness_alerts a WHERE a.dedup_key
 
 ALERT_BY_ID = f"SELECT {ALERT_COLUMNS} FROM fairness_alerts a WHERE a.id = %(alert_id)s"
 
-KNOWN_CANDIDATE_IDS = """
-SELECT DISTINCT candidate_id FROM selection_events
-WHERE tenant_id = %(tenant_id)s AND candidate_id = ANY(%(values)s::text[])
+RISK_ASSESSMENT = """
+SELECT level, score, ci_low, ci_high, assessment
+FROM risk_assessments
+WHERE tenant_id = %(tenant_id)s AND window_end = %(window_end)s
 """
-"""Which of the payload's strings are candidate ids of the tenant (the payload guard's store check)."""
+"""The stored risk verdict a risk alert reports (its structured fields become the payload)."""
 
 INSERT_REVIEW = """
 INSERT INTO fairness_reviews (alert_id, tenant_id, priority, status, opened_at, updated_at)
@@ -54,15 +55,19 @@ FOR UPDATE OF a SKIP LOCKED
 that touches an alert updates its row, so a tick that waited re-reads it and sees the other's outcome."""
 
 DELIVERY_STATE = """
-SELECT channel, count(*) AS attempts, bool_or(outcome = 'delivered') AS delivered
+SELECT channel, count(*) AS attempts, bool_or(outcome = 'delivered') AS delivered,
+       (array_agg(delivery_id ORDER BY attempt))[1]::text AS delivery_id
 FROM fairness_alert_deliveries
 WHERE alert_id = %(alert_id)s AND escalation = %(escalation)s
 GROUP BY channel
 """
+"""Per channel, the attempts of the alert's current stage so far, whether one succeeded, and the delivery's id."""
 
 INSERT_DELIVERY = """
-INSERT INTO fairness_alert_deliveries (alert_id, channel, escalation, attempt, outcome, detail, error, attempted_at)
-VALUES (%(alert_id)s, %(channel)s, %(escalation)s, %(attempt)s, %(outcome)s, %(detail)s, %(error)s, %(now)s)
+INSERT INTO fairness_alert_deliveries (alert_id, channel, escalation, attempt, outcome, detail, error, attempted_at,
+    delivery_id)
+VALUES (%(alert_id)s, %(channel)s, %(escalation)s, %(attempt)s, %(outcome)s, %(detail)s, %(error)s, %(now)s,
+    %(delivery_id)s::uuid)
 RETURNING id
 """
 
@@ -151,7 +156,7 @@ ORDER BY id
 """
 
 ALERT_DELIVERIES = """
-SELECT id, channel, escalation, attempt, outcome, detail, error, attempted_at
+SELECT id, channel, escalation, attempt, outcome, detail, error, attempted_at, delivery_id::text
 FROM fairness_alert_deliveries
 WHERE alert_id = %(alert_id)s
 ORDER BY id
