@@ -1,7 +1,9 @@
 """Load parsed events into ``selection_events``: COPY through a staging table, ``ON CONFLICT DO NOTHING``.
 
 Every record read ends in exactly one place: inserted, a duplicate of a stored ``event_id``, or a row of
-``selection_event_rejects`` with its line number and reason. Each chunk is one transaction.
+``selection_event_rejects`` with its line number and reason. Each chunk is one transaction. A duplicate whose stored
+columns differ from the stored event's (compared in SQL) is rejected as a conflicting duplicate; rejects are written
+so that any text can be stored (NUL escaped as ``\\x00``). After a load, the tables written to are analysed.
 
 Files and frames are loaded faster by copying a chunk straight into ``selection_events`` inside a savepoint while no
 duplicates turn up: the server then skips the staging table and the speculative inserts of ``ON CONFLICT``. A COPY

@@ -4,6 +4,12 @@ A reader yields chunks of at most ``chunk_rows`` physical lines. Each chunk hold
 event columns (text, with their line numbers) and the records that did not, each with its reason. Memory is bounded by
 the chunk size, whatever the file size. Files ending in ``.gz`` are read through gzip.
 
+Whatever the bytes, a record read is either parsed or rejected: lines that are not UTF-8, JSON values that are not
+scalars, quoted CSV fields over several lines (read whole even across chunks) are rejected with a reason; CR-only
+line endings and a UTF-8 byte order mark are read as such. When a compressed file breaks off, the records decoded
+before the break are yielded, the incomplete line is rejected, and then ``UnreadableFileError`` names the file and
+the line.
+
 Speed without changing results: a chunk is decoded at once (line by line only when it is not all UTF-8), and CSV lines
 without a quote or a stray carriage return are split on commas by Arrow, which is exactly what the ``csv`` module does
 with such a line. Lines with a quote go through the ``csv`` module, so quoting and its errors behave as they always
