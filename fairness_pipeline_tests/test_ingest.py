@@ -32,8 +32,8 @@ def rejects(conn) -> list[tuple[int, str]]:
         return cur.fetchall()
 
 
-def write_csv(path: Path, lines: list[str]) -> Path:
-    path.write_bytes(("\n".join([HEADER, *lines]) + "\n").encode())
+def write_csv(path: Path, lines: list[str], ending: str = "\n") -> Path:
+    path.write_bytes((ending.join([HEADER, *lines]) + ending).encode())
     return path
 
 
@@ -100,7 +100,7 @@ def test_jsonl_with_bad_rows(conn, tmp_path: Path) -> None:
         json.dumps([1, 2]),
         json.dumps({**base, "event_id": "j2", "candidate_id": None}),
         json.dumps({**base, "event_id": "j3", "rank": "first"}),
-        json.dumps({**base, "event_id": "j1"}),
+        json.dumps({**base, "event_id": "j1", "rank": "3", "score": "0.2500"}),  # the same values as line 1
     ]
     path = tmp_path / "events.jsonl.gz"
     with gzip.open(path, "wt") as handle:
@@ -179,7 +179,7 @@ def test_crlf_bom_quotes_and_whitespace(conn, tmp_path: Path) -> None:
     counts = ingest_file(conn, path)
     assert counts.as_dict() == {"read": 7, "inserted": 5, "duplicates": 0, "rejected": 2}
     got = rejects(conn)
-    assert got[0] == (5, "unterminated quoted field spanning lines 5-7")
+    assert got[0] == (5, "quoted field spans lines 5-7 (a value may not hold a line break)")
     assert got[1][0] == 9 and got[1][1].startswith("bad CSV: new-line character seen in unquoted field")
     assert [(row[0], row[2]) for row in stored(conn)] == [
         ("e1", "c1"), ("e10", "c1"), ("e2", "c,2"), ("e3", 'c"3'), ("e9", "c9")
@@ -227,11 +227,13 @@ def test_duplicates_fall_back_from_direct_copy_and_first_line_wins(conn, tmp_pat
     lines += [good("e12"), good("e3", candidate="later"), good("e12", candidate="later"), good("e14"), good("e15")]
     lines += [good("e16"), good("e17"), good("e18")]  # chunk 4: no duplicates again
     counts = ingest_file(conn, write_csv(tmp_path / "dups.csv", lines), chunk_rows=5)
-    assert counts.as_dict() == {"read": 18, "inserted": 16, "duplicates": 2, "rejected": 0}
+    assert counts.as_dict() == {"read": 18, "inserted": 16, "duplicates": 0, "rejected": 2}
+    conflict = "conflicting duplicate of a stored event_id"  # same id, other candidate: the first line is kept
+    assert rejects(conn) == [(13, conflict), (14, conflict)]
     rows = {row[0]: row[2] for row in stored(conn)}
     assert rows["e3"] == "c3" and rows["e12"] == "c1"
     again = ingest_file(conn, write_csv(tmp_path / "dups.csv", lines), chunk_rows=5)
-    assert again.as_dict() == {"read": 18, "inserted": 0, "duplicates": 18, "rejected": 0}
+    assert again.as_dict() == {"read": 18, "inserted": 0, "duplicates": 16, "rejected": 2}
 
 
 def test_frames_are_stored_like_files(conn) -> None:

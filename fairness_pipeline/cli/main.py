@@ -221,6 +221,7 @@ def ingest(
             try:
                 counts = ingest_file(conn, path, on_bytes=lambda n, t=task: progress.advance(t, n))
             except UnreadableFileError as exc:
+                totals += exc.counts  # what was loaded before the file broke off
                 unreadable.append(str(exc))
                 console.print(f"[red]cannot read[/red] {exc}")
                 continue

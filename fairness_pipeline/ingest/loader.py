@@ -1,7 +1,9 @@
 """Load parsed events into ``selection_events``: COPY through a staging table, ``ON CONFLICT DO NOTHING``.
 
 Every record read ends in exactly one place: inserted, a duplicate of a stored ``event_id``, or a row of
-``selection_event_rejects`` with its line number and reason. Each chunk is one transaction.
+``selection_event_rejects`` with its line number and reason. Each chunk is one transaction. A duplicate whose stored
+columns differ from the stored event's (compared in SQL) is rejected as a conflicting duplicate; rejects are written
+so that any text can be stored (NUL escaped as ``\\x00``). After a load, the tables written to are analysed.
 
 Files and frames are loaded faster by copying a chunk straight into ``selection_events`` inside a savepoint while no
 duplicates turn up: the server then skips the staging table and the speculative inserts of ``ON CONFLICT``. A COPY
@@ -25,7 +27,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from fairness_pipeline.ingest.reader import DEFAULT_CHUNK_ROWS, ParsedChunk, Reject, read_chunks
+from fairness_pipeline.ingest.counts import IngestCounts
+from fairness_pipeline.ingest.reader import (
+    DEFAULT_CHUNK_ROWS,
+    ParsedChunk,
+    Reject,
+    UnreadableFileError,
+    read_chunks,
+)
 from fairness_pipeline.ingest.storable import STORED_COLUMNS, check_columns, text_columns
 from fairness_pipeline.queries import ingest as q
 
@@ -39,24 +48,6 @@ COPY_DIRECT = f"COPY selection_events ({', '.join(STORED_COLUMNS)}) FROM STDIN W
 whole COPY fails on the first duplicate ``event_id`` (it is then undone and the chunk goes through staging)."""
 COPY_BLOCK_BYTES = 1 << 20
 _WRITE_OPTIONS = pa_csv.WriteOptions(include_header=False)
-
-
-@dataclass
-class IngestCounts:
-    read: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-
-    def __iadd__(self, other: IngestCounts) -> IngestCounts:
-        self.read += other.read
-        self.inserted += other.inserted
-        self.duplicates += other.duplicates
-        self.rejected += other.rejected
-        return self
-
-    def as_dict(self) -> dict[str, int]:
-        return {"read": self.read, "inserted": self.inserted, "duplicates": self.duplicates, "rejected": self.rejected}
 
 
 def ingest_file(
@@ -77,14 +68,36 @@ def ingest_file(
 
 
 def store_all(conn, chunks: Iterable[PreparedChunk], source: str) -> IngestCounts:
-    """Store prepared chunks one transaction each, copying straight into the table while no duplicates turn up."""
+    """Store prepared chunks one transaction each, copying straight into the table while no duplicates turn up,
+    then ANALYZE the tables written to, so that the planner knows the new rows.
+
+    When the input breaks off (``UnreadableFileError`` from the reader), what came before is stored and counted,
+    and the error is raised again with those counts (``counts``) and a message that gives them.
+    """
     totals = IngestCounts()
     direct = True
-    for prepared in chunks:
-        counts = store_prepared(conn, prepared, source, direct=direct)
-        direct = counts.inserted == prepared.storable.num_rows  # a chunk without duplicates: try again
-        totals += counts
+    try:
+        for prepared in chunks:
+            counts = store_prepared(conn, prepared, source, direct=direct)
+            direct = counts.inserted == prepared.storable.num_rows  # a chunk without duplicates: try again
+            totals += counts
+    except UnreadableFileError as exc:
+        if not totals.read:
+            raise
+        analyze(conn, totals)
+        raise UnreadableFileError(f"{exc}; what came before was loaded: {totals.summary()}", totals) from exc
+    analyze(conn, totals)
     return totals
+
+
+def analyze(conn, counts: IngestCounts) -> None:
+    """Refresh the planner's statistics of the tables a load wrote to (a bulk COPY leaves them stale)."""
+    written = ((q.ANALYZE_EVENTS, counts.inserted), (q.ANALYZE_REJECTS, counts.rejected))
+    statements = [statement for statement, rows in written if rows]
+    if statements:
+        with conn, conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
 
 
 def prefetched(items: Iterator[T]) -> Iterator[T]:
@@ -206,10 +219,27 @@ def store_prepared(conn, prepared: PreparedChunk, source: str, *, direct: bool =
                 inserted, late_rejects = _insert_row_by_row(cur, storable, prepared.raw_by_line())
                 rejects.extend(late_rejects)
                 failed = len(late_rejects)
+        if storable.num_rows > inserted + failed:  # duplicates: those with other content are rejected
+            conflicts = _conflicting(cur, prepared, {r.line_number for r in rejects[len(prepared.rejects) :]})
+            rejects.extend(conflicts)
+            failed += len(conflicts)
         if rejects:
-            cur.copy_expert(q.COPY_REJECTS, _rejects_buffer(source, rejects))
+            cur.copy_expert(q.COPY_REJECTS, _rejects_data(source, rejects))
     duplicates = storable.num_rows - failed - inserted
     return IngestCounts(read=prepared.read, inserted=inserted, duplicates=duplicates, rejected=len(rejects))
+
+
+CONFLICT_REASON = "conflicting duplicate of a stored event_id"
+
+
+def _conflicting(cur, prepared: PreparedChunk, rejected_lines: set[int]) -> list[Reject]:
+    """Staged rows whose ``event_id`` is stored with other content (compared column by column, in SQL)."""
+    cur.execute(q.CONFLICTING_STAGED_LINES)
+    lines = [line for (line,) in cur.fetchall() if line not in rejected_lines]
+    if not lines:
+        return []
+    raw_by_line = prepared.raw_by_line()
+    return [Reject(line, raw_by_line[line], CONFLICT_REASON) for line in lines]
 
 
 def _insert_row_by_row(cur, storable: pa.Table, raw_by_line: dict[int, str]) -> tuple[int, list[Reject]]:
@@ -243,9 +273,10 @@ def _copy_data(table: pa.Table, columns: list[str]) -> bytes:
     return buffer.getvalue()
 
 
-def _rejects_buffer(source: str, rejects: list[Reject]) -> io.StringIO:
+def _rejects_data(source: str, rejects: list[Reject]) -> io.BytesIO:
+    """The rejects as COPY input, storable whatever they quote: NUL (which PostgreSQL text cannot hold) is written
+    as the four characters ``\\x00`` and lone surrogates as ``\\udc80``-style escapes."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerows((source, r.line_number, r.raw_record.replace("\x00", "\\x00"), r.reason) for r in rejects)
-    buffer.seek(0)
-    return buffer
+    csv.writer(buffer).writerows((source, r.line_number, r.raw_record, r.reason) for r in rejects)
+    text = buffer.getvalue().replace("\x00", "\\x00")
+    return io.BytesIO(text.encode("utf-8", "backslashreplace"))

@@ -4,6 +4,12 @@ A reader yields chunks of at most ``chunk_rows`` physical lines. Each chunk hold
 event columns (text, with their line numbers) and the records that did not, each with its reason. Memory is bounded by
 the chunk size, whatever the file size. Files ending in ``.gz`` are read through gzip.
 
+Whatever the bytes, a record read is either parsed or rejected: lines that are not UTF-8, JSON values that are not
+scalars, quoted CSV fields over several lines (read whole even across chunks) are rejected with a reason; CR-only
+line endings and a UTF-8 byte order mark are read as such. When a compressed file breaks off, the records decoded
+before the break are yielded, the incomplete line is rejected, and then ``UnreadableFileError`` names the file and
+the line.
+
 Speed without changing results: a chunk is decoded at once (line by line only when it is not all UTF-8), and CSV lines
 without a quote or a stray carriage return are split on commas by Arrow, which is exactly what the ``csv`` module does
 with such a line. Lines with a quote go through the ``csv`` module, so quoting and its errors behave as they always
@@ -15,9 +21,10 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice, repeat
+from itertools import repeat
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fairness_pipeline.events.vocabulary import EVENT_COLUMNS, REQUIRED_COLUMNS
+from fairness_pipeline.ingest.counts import IngestCounts
 
 DEFAULT_CHUNK_ROWS = 50_000
 
@@ -34,7 +42,14 @@ _BLANK = " \t\r\x0b\x0c"
 
 
 class UnreadableFileError(Exception):
-    """The file cannot be read at all (missing, unknown format, no usable header)."""
+    """The file cannot be read at all (missing, unknown format, no usable header), or not to its end.
+
+    ``counts`` holds what was loaded from the file before the error (set by the loader; zero when nothing was).
+    """
+
+    def __init__(self, message: str, counts: IngestCounts | None = None) -> None:
+        super().__init__(message)
+        self.counts = counts if counts is not None else IngestCounts()
 
 
 @dataclass
@@ -86,52 +101,158 @@ def _open(path: Path) -> BinaryIO:
 def read_chunks(
     path: Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, on_bytes: Callable[[int], None] | None = None
 ) -> Iterator[ParsedChunk]:
-    """Parse ``path`` chunk by chunk. ``on_bytes`` is called with the number of bytes consumed (for progress)."""
+    """Parse ``path`` chunk by chunk. ``on_bytes`` is called with the number of bytes consumed (for progress).
+
+    When the data breaks off (a truncated or corrupt compressed file), every record before the break is yielded,
+    the incomplete line at the break is rejected, and then ``UnreadableFileError`` says where it happened.
+    """
     fmt = file_format(path)
     with _open(path) as handle:
-        lines = _Lines(handle, on_bytes)
+        lines = _Lines(handle, path, on_bytes)
         if fmt == "csv":
             yield from _csv_chunks(path, lines, chunk_rows)
         else:
             yield from _jsonl_chunks(lines, chunk_rows)
+        if lines.error is not None:
+            if lines.broken_line is not None:
+                number = lines.count = lines.count + 1
+                text = lines.broken_line.decode("utf-8", "backslashreplace")
+                yield ParsedChunk(rejects=[Reject(number, text, BROKEN_LINE_REASON)])
+            raise UnreadableFileError(lines.error)
+
+
+BROKEN_LINE_REASON = "incomplete line: the compressed data breaks off inside it"
+READ_BLOCK_BYTES = 1 << 20
+
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+"""Byte order marks of encodings the readers refuse (UTF-32 first: its little-endian mark starts like UTF-16's)."""
+_UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class _Lines:
-    """The physical lines of a binary stream, a batch at a time, with the number of lines read so far."""
+    """The physical lines of a binary stream, a batch at a time, without their line endings.
 
-    def __init__(self, handle: BinaryIO, on_bytes: Callable[[int], None] | None) -> None:
+    Lines end at ``\\n`` (a ``\\r`` before it stays on the line; the parsers drop it), or, in a file whose first line
+    ends with a lone ``\\r`` (old Mac files), at ``\\r``, ``\\r\\n`` or ``\\n``. A UTF-8 byte order mark at the start
+    is dropped; UTF-16 and UTF-32 files are refused. When the stream breaks off (a truncated or corrupt compressed
+    file), the whole lines decoded before are still given, the partial line after them is ``broken_line`` and
+    ``error`` says what happened.
+    """
+
+    def __init__(self, handle: BinaryIO, path: Path, on_bytes: Callable[[int], None] | None) -> None:
         self._handle = handle
+        self._path = path
         self._on_bytes = on_bytes
+        self._pending: list[bytes] = []
+        self._tail = b""  # bytes after the last line ending read so far
+        self._starting = True
+        self._cr_endings: bool | None = None  # undecided until the first line ending is seen
+        self._ended = False
         self.count = 0
+        self.error: str | None = None
+        self.broken_line: bytes | None = None
+
+    def at_end(self) -> bool:
+        """True when every line has been given out (reads ahead to know)."""
+        while not self._pending and not self._ended:
+            self._read_block()
+        return not self._pending
 
     def batch(self, size: int) -> list[bytes]:
-        """Up to ``size`` lines, each with its line ending; empty at the end of the stream."""
-        lines: list[bytes] = []
-        try:
-            lines.extend(islice(self._handle, size))  # keeps the lines read before an error
-        except (OSError, EOFError) as exc:  # e.g. a truncated gzip stream
-            raise UnreadableFileError(f"cannot read past line {self.count + len(lines)}: {exc}") from exc
+        """Up to ``size`` lines; empty at the end of the stream."""
+        while len(self._pending) < size and not self._ended:
+            self._read_block()
+        if len(self._pending) <= size:
+            lines, self._pending = self._pending, []
+        else:
+            lines = self._pending[:size]
+            del self._pending[:size]
         self.count += len(lines)
-        if self._on_bytes is not None and lines:
-            self._on_bytes(sum(map(len, lines)))
         return lines
+
+    def _read_block(self) -> None:
+        try:
+            block = self._handle.read1(READ_BLOCK_BYTES)
+        except (OSError, EOFError, zlib.error) as exc:  # a truncated or corrupt gzip stream
+            block = b""
+            self.error = self._break_message(exc)
+        if block and self._on_bytes is not None:
+            self._on_bytes(len(block))
+        data = self._tail + block
+        if self._starting:
+            if block and len(data) < 4:  # too short to tell a byte order mark
+                self._tail = data
+                return
+            data = self._without_bom(data)
+            self._starting = False
+        if self._cr_endings is None:
+            self._cr_endings = _first_ending_is_cr(data, final=not block)
+        held = b""
+        if self._cr_endings:
+            if block and data.endswith(b"\r"):  # perhaps the first half of a \r\n
+                data, held = data[:-1], b"\r"
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        lines = data.split(b"\n")
+        self._tail = lines.pop() + held
+        if not block:
+            self._ended = True
+            if self._tail and self.error is None:
+                lines.append(self._tail)  # the last line has no line ending
+            elif self._tail:
+                self.broken_line = self._tail
+            self._tail = b""
+        if self._pending:
+            self._pending.extend(lines)
+        else:
+            self._pending = lines
+
+    def _without_bom(self, data: bytes) -> bytes:
+        if data.startswith(_UTF8_BOM):
+            return data[len(_UTF8_BOM) :]
+        for bom, encoding in _WIDE_BOMS:
+            if data.startswith(bom):
+                raise UnreadableFileError(
+                    f"{self._path}: the file is {encoding} (it starts with a byte order mark); save it as UTF-8"
+                )
+        return data
+
+    def _break_message(self, exc: BaseException) -> str:
+        lines = self.count + len(self._pending) + (1 if self._tail else 0)
+        detail = str(exc) or type(exc).__name__
+        if not lines:
+            return f"{self._path}: {detail}"
+        return f"{self._path}: the data breaks off after line {lines:,} ({detail})"
+
+
+def _first_ending_is_cr(data: bytes, *, final: bool) -> bool | None:
+    """Whether the first line ending in ``data`` is a lone ``\\r``; None while ``data`` cannot tell."""
+    cr, lf = data.find(b"\r"), data.find(b"\n")
+    if cr == -1 or (lf != -1 and lf < cr):
+        return False if lf != -1 or final else None
+    if cr + 1 < len(data):
+        return data[cr + 1] != ord("\n")
+    return True if final else None
 
 
 def _decoded_lines(raw: list[bytes], first_number: int, rejects: list[Reject]) -> tuple[list[str], list[int], bool]:
     """The non-blank lines of a batch as text without line endings, and their numbers; non-UTF-8 lines are rejected.
 
-    Lines end at ``\\n``; trailing carriage returns are removed. The flag is True when no line holds a double quote
-    or a carriage return (False when unsure).
+    ``raw`` lines come without their ending; trailing carriage returns are removed. The flag is True when no line
+    holds a double quote or a carriage return (False when unsure).
     """
-    data = b"".join(raw)
+    data = b"\n".join(raw) + b"\n"
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:  # find the bad lines one by one
         return (*_decoded_lines_one_by_one(raw, first_number, rejects), False)
     plain = '"' not in text and text.count("\r") == text.count("\r\n")
     lines = text.split("\n")  # a newline byte is never part of a multi-byte character
-    if data.endswith(b"\n"):
-        lines.pop()
+    lines.pop()
     if "\r" in text:
         lines = [line.rstrip("\r") for line in lines]
     numbers = range(first_number, first_number + len(lines))
@@ -161,8 +282,13 @@ def _decoded_lines_one_by_one(
 
 
 def _csv_chunks(path: Path, lines: _Lines, chunk_rows: int) -> Iterator[ParsedChunk]:
+    """Chunks of about ``chunk_rows`` lines; a record whose quoted field is still open at the end of a chunk is
+    carried over to the next one (whole), unless it already spans a whole chunk."""
     header_text = _header(path, lines)
-    header = [name.strip().lstrip("\ufeff") for name in next(csv.reader([header_text]))]
+    try:
+        header = [name.strip().lstrip("\ufeff") for name in next(csv.reader([header_text]))]
+    except csv.Error as exc:
+        raise UnreadableFileError(f"{path}: the header line is not valid CSV ({exc})") from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise UnreadableFileError(
@@ -170,9 +296,13 @@ def _csv_chunks(path: Path, lines: _Lines, chunk_rows: int) -> Iterator[ParsedCh
             + ",".join(EVENT_COLUMNS)
         )
     positions = [header.index(c) if c in header else None for c in EVENT_COLUMNS]
-    while raw := lines.batch(chunk_rows):
-        first_number = lines.count - len(raw) + 1
-        yield _csv_chunk(raw, first_number, positions, len(header))
+    carried: list[bytes] = []
+    while (raw := lines.batch(chunk_rows)) or carried:
+        first_number = lines.count - len(raw) - len(carried) + 1
+        raw = carried + raw if carried else raw
+        chunk, open_from = _csv_chunk(raw, first_number, positions, len(header), at_end=lines.at_end())
+        carried = raw[open_from - first_number :] if open_from is not None else []
+        yield chunk
 
 
 def _header(path: Path, lines: _Lines) -> str:
@@ -184,10 +314,16 @@ def _header(path: Path, lines: _Lines) -> str:
                 return stripped.decode("utf-8")
             except UnicodeDecodeError:
                 raise UnreadableFileError(f"{path}: the header line is not UTF-8") from None
+    if lines.error is not None:
+        raise UnreadableFileError(lines.error)
     raise UnreadableFileError(f"{path}: the file is empty; a CSV file starts with a header line")
 
 
-def _csv_chunk(raw: list[bytes], first_number: int, positions: list[int | None], width: int) -> ParsedChunk:
+def _csv_chunk(
+    raw: list[bytes], first_number: int, positions: list[int | None], width: int, *, at_end: bool = True
+) -> tuple[ParsedChunk, int | None]:
+    """The records of ``raw``, and the line number of a record still open at its end (to be read again with the
+    next lines), if any. ``at_end``: no lines follow ``raw``."""
     chunk = ParsedChunk()
     texts, numbers, plain_text = _decoded_lines(raw, first_number, chunk.rejects)
     limit = csv.field_size_limit()
@@ -198,8 +334,12 @@ def _csv_chunk(raw: list[bytes], first_number: int, positions: list[int | None],
     # Single-line records without quotes: split by Arrow. Records starting at a special line: the csv module.
     plain: list[int] | range = range(len(texts))
     parsed: list[tuple[int, list[str]]] = []  # (index of the first line, values) of good csv-module records
+    open_from: int | None = None
     if special:
-        plain, parsed = _parse_special(texts, numbers, special, width, chunk.rejects)
+        plain, parsed, open_start = _parse_special(texts, numbers, special, width, chunk.rejects, at_end=at_end)
+        if open_start is not None:
+            open_from = numbers[open_start]
+            chunk.rejects = [r for r in chunk.rejects if r.line_number < open_from]  # read again with the rest
 
     plain_texts = texts if len(plain) == len(texts) else [texts[i] for i in plain]
     parts = pc.split_pattern(pa.array(plain_texts, pa.string()), ",")
@@ -229,7 +369,7 @@ def _csv_chunk(raw: list[bytes], first_number: int, positions: list[int | None],
         chunk.line_numbers = [numbers[i] for i in order]
         chunk.raw_records = [texts[i] for i in order]
     chunk.columns = columns
-    return chunk
+    return chunk, open_from
 
 
 class _Feed:
@@ -238,24 +378,29 @@ class _Feed:
     def __init__(self, lines: list[str]) -> None:
         self.lines = lines
         self.position = 0
+        self.exhausted = False
+        """Set when the reader asked for a line past the last one: its record was still open."""
 
     def __iter__(self) -> _Feed:
         return self
 
     def __next__(self) -> str:
         if self.position >= len(self.lines):
+            self.exhausted = True
             raise StopIteration
         self.position += 1
         return self.lines[self.position - 1]
 
 
 def _parse_special(
-    texts: list[str], numbers: list[int], special: list[int], width: int, rejects: list[Reject]
-) -> tuple[list[int], list[tuple[int, list[str]]]]:
+    texts: list[str], numbers: list[int], special: list[int], width: int, rejects: list[Reject], *, at_end: bool
+) -> tuple[list[int], list[tuple[int, list[str]]], int | None]:
     """Parse the records that start at ``special`` lines with the csv module, as it would parse the whole chunk.
 
-    Returns the indices of the other (single-line, plain) records and the good csv-module records. A quoted field
-    that runs past its line swallows the lines it spans, which are rejected together.
+    Returns the indices of the other (single-line, plain) records, the good csv-module records, and the index of a
+    record whose quoted field is still open at the last line when more lines follow (``at_end`` false) and it does
+    not start the chunk: the caller reads it again with them. A quoted field over several lines swallows the lines
+    it spans, which are rejected together: no value of an event may hold a line break.
     """
     feed = _Feed(texts)
     reader = csv.reader(feed)
@@ -266,7 +411,7 @@ def _parse_special(
         if start < position:  # part of the previous record
             continue
         plain.extend(range(position, start))
-        feed.position = start
+        feed.position, feed.exhausted = start, False
         try:
             values = next(reader)
         except csv.Error as exc:
@@ -274,16 +419,22 @@ def _parse_special(
             rejects.append(Reject(numbers[start], "\n".join(texts[start:position]), f"bad CSV: {exc}"))
             continue
         position = feed.position
-        number, raw_text = numbers[start], "\n".join(texts[start:position])
-        if position - start > 1:
-            last = numbers[position - 1]
-            rejects.append(Reject(number, raw_text, f"unterminated quoted field spanning lines {number}-{last}"))
+        number, last = numbers[start], numbers[position - 1]
+        raw_text = "\n".join(texts[start:position])
+        if feed.exhausted and not at_end and start > 0:
+            return plain, parsed, start
+        if feed.exhausted:
+            where = "the end of the file" if at_end else f"the end of a chunk of {len(texts):,} lines"
+            rejects.append(Reject(number, raw_text, f"unterminated quoted field: lines {number}-{last} run to {where}"))
+        elif position - start > 1:
+            reason = f"quoted field spans lines {number}-{last} (a value may not hold a line break)"
+            rejects.append(Reject(number, raw_text, reason))
         elif len(values) != width:
             rejects.append(Reject(number, raw_text, f"wrong column count: expected {width}, got {len(values)}"))
         else:
             parsed.append((start, values))
     plain.extend(range(position, len(texts)))
-    return plain, parsed
+    return plain, parsed, None
 
 
 def _jsonl_chunks(lines: _Lines, chunk_rows: int) -> Iterator[ParsedChunk]:
@@ -311,7 +462,22 @@ def _jsonl_chunk(raw: list[bytes], first_number: int) -> ParsedChunk:
         records.append(record)
         chunk.line_numbers.append(number)
         chunk.raw_records.append(text)
-    chunk.columns = [_json_column(list(map(dict.get, records, repeat(c)))) for c in EVENT_COLUMNS]
+    columns: list[pa.Array] = []
+    wrong: dict[int, list[str]] = {}  # position of a record -> why its values cannot be stored
+    for name in EVENT_COLUMNS:
+        column, kinds = _json_column(list(map(dict.get, records, repeat(name))))
+        columns.append(column)
+        for position, kind in kinds:
+            wrong.setdefault(position, []).append(f"{name} is a JSON {kind}, not a string or a number")
+    if wrong:
+        keep = np.ones(len(records), dtype=bool)
+        keep[list(wrong)] = False
+        for position, reasons in wrong.items():
+            chunk.rejects.append(Reject(chunk.line_numbers[position], chunk.raw_records[position], "; ".join(reasons)))
+        columns = [column.filter(pa.array(keep)) for column in columns]
+        chunk.line_numbers = [n for n, k in zip(chunk.line_numbers, keep.tolist(), strict=True) if k]
+        chunk.raw_records = [r for r, k in zip(chunk.raw_records, keep.tolist(), strict=True) if k]
+    chunk.columns = columns
     return chunk
 
 
@@ -327,26 +493,32 @@ def _lone_surrogate(record: dict) -> str | None:
     return None
 
 
-def _json_column(values: list[object]) -> pa.Array:
-    """Text values of one column: strings as they are, other JSON values as text, missing or null as ''."""
+def _json_column(values: list[object]) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """Text values of one column (strings as they are, numbers as text, missing or null as ''), and the positions
+    and kinds of the values that are not scalars (objects, arrays, booleans: no column can hold them)."""
     try:
-        return pa.array(values, pa.string()).fill_null("")
+        return pa.array(values, pa.string()).fill_null(""), []
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # numbers, booleans, objects
         pass
     try:  # integers only (with nulls): Arrow writes them as str() does
         numbers = pa.array(values)
         if pa.types.is_int64(numbers.type):
-            return numbers.cast(pa.string()).fill_null("")
+            return numbers.cast(pa.string()).fill_null(""), []
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
         pass
-    return pa.array([value if type(value) is str else _json_text(value) for value in values], pa.string())
+    texts: list[str] = []
+    wrong: list[tuple[int, str]] = []
+    for position, value in enumerate(values):
+        if type(value) is str:
+            texts.append(value)
+        elif value is None:
+            texts.append("")
+        elif isinstance(value, bool | dict | list):
+            texts.append("")
+            wrong.append((position, _JSON_KINDS[type(value)]))
+        else:  # int, float
+            texts.append(str(value))
+    return pa.array(texts, pa.string()), wrong
 
 
-def _json_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):  # not a valid value for any column; keep it recognisable in the reason
-        return json.dumps(value)
-    return json.dumps(value) if isinstance(value, dict | list) else str(value)
+_JSON_KINDS = {bool: "boolean", dict: "object", list: "array"}

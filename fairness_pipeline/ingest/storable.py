@@ -34,6 +34,8 @@ FREE_TEXT_COLUMNS: tuple[str, ...] = tuple(c for c in REQUIRED_COLUMNS if c not 
 """Columns stored as the text given (other columns must parse or be one of a list)."""
 
 INT32_MAX = 2**31 - 1
+ISO_DATE_START = r"^[0-9]{4}-?[0-9]{2}-?[0-9]{2}"
+"""How a timestamp starts: an ISO 8601 calendar date (extended or basic format)."""
 
 
 @dataclass
@@ -87,7 +89,9 @@ def check_columns(columns: Sequence[pa.Array]) -> CheckedColumns:
         errors="coerce",
         format="ISO8601",
     )
-    flag(~empty["timestamp"] & timestamps.isna().to_numpy(), quoted("timestamp", "bad timestamp '{}'"))
+    # pandas also reads words ("now", "today") and partial dates ("2026"): a timestamp starts with a calendar date
+    dated = _numpy(pc.match_substring_regex(text["timestamp"], ISO_DATE_START))
+    flag(~empty["timestamp"] & (timestamps.isna().to_numpy() | ~dated), quoted("timestamp", "bad timestamp '{}'"))
 
     rank, bad_rank = _numbers(text["rank"], _bad_rank)
     flag(bad_rank, quoted("rank", "bad rank '{}' (not an integer)"))

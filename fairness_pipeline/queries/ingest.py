@@ -53,3 +53,20 @@ COPY selection_event_rejects (source, line_number, raw_record, reason) FROM STDI
 """
 
 COUNT_REJECTS_FOR_SOURCE = "SELECT count(*) FROM selection_event_rejects WHERE source = %s"
+
+CONFLICTING_STAGED_LINES = """
+SELECT s.line_number
+FROM selection_events_staging AS s
+JOIN selection_events AS e USING (event_id)
+WHERE (s.timestamp, s.candidate_id, s.event_type, s.search_id, s.tenant_id, s.user_id_hash, s.company_tier,
+       s.experience_band, s.specialty, s.rank, s.score)
+    IS DISTINCT FROM
+      (e.timestamp, e.candidate_id, e.event_type, e.search_id, e.tenant_id, e.user_id_hash, e.company_tier,
+       e.experience_band, e.specialty, e.rank, e.score)
+ORDER BY s.line_number
+"""
+"""Staged rows whose ``event_id`` is stored with other content (run after the insert: a row just inserted matches
+itself; of two staged rows with one id, the one not inserted is compared with the one that was)."""
+
+ANALYZE_EVENTS = "ANALYZE selection_events"
+ANALYZE_REJECTS = "ANALYZE selection_event_rejects"
