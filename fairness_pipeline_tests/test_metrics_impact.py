@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import chi2_contingency, fisher_exact
+from scipy.stats import chi2_contingency, fisher_exact, hypergeom
 from scipy.stats.contingency import expected_freq
 from statsmodels.stats.multitest import multipletests
 
@@ -19,6 +19,7 @@ from fairness_pipeline.metrics.impact import (
     benjamini_hochberg,
     choose_reference,
     holm,
+    hypergeometric_tests,
     impact_ratio_table,
     impact_ratio_tables,
     summarise_impact,
@@ -421,3 +422,19 @@ def test_unknown_group_count_and_summary() -> None:
     assert summary["excluded_groups"] == ["faang|3-7"]  # 3 / 233 < 2%, though its rate is the highest
     assert summary["candidates"] == 233
     assert table["adjustment_method"].dropna().unique().tolist() == ["fdr_bh"]
+
+
+def test_hypergeometric_tests_agree_with_scipy() -> None:
+    # Random 2 x 2 tables from tiny to large and from balanced to extreme, against scipy's fisher_exact and hypergeom.
+    rng = np.random.default_rng(12)
+    n_g, n_r = rng.integers(1, 3000, 300), rng.integers(1, 60000, 300)
+    x_g = rng.binomial(n_g, rng.uniform(0.0, 0.3, 300))
+    x_r = rng.binomial(n_r, rng.uniform(0.0, 0.3, 300))
+    total, good, draws = n_g + n_r, n_g, x_g + x_r
+    lower, upper, fisher = hypergeometric_tests(x_g, total, good, draws)
+    for i in range(300):
+        table = [[x_g[i], n_g[i] - x_g[i]], [x_r[i], n_r[i] - x_r[i]]]
+        assert fisher[i] == pytest.approx(fisher_exact(table).pvalue, rel=1e-9, abs=1e-300)
+        assert lower[i] == pytest.approx(hypergeom.cdf(x_g[i], total[i], good[i], draws[i]), rel=1e-9, abs=1e-300)
+        assert upper[i] == pytest.approx(hypergeom.sf(x_g[i] - 1, total[i], good[i], draws[i]), rel=1e-9, abs=1e-300)
+    assert fisher.min() < 1e-20  # the far tails are covered too
