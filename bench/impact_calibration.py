@@ -1,17 +1,19 @@
 """Simulated false-alarm rates and power of the impact-ratio tests, on tables of realistic shapes (no database).
 
-Run: ``.venv/bin/python bench/impact_calibration.py [--tables 4000] [--seed 13] [--legacy PATH]`` (about a minute).
+Run: ``.venv/bin/python bench/impact_calibration.py [--tables 4000] [--seed 13] [--legacy PATH]`` (about three minutes).
 
 Families of null tables (every group has the same selection rate, drawn log-uniform in 0.5%-40%):
 
-* single dimensions: 3-5 known groups (Dirichlet shares) plus ``unknown`` at 2%, 300-5,000 candidates;
+* single dimensions: 3-5 known groups (Dirichlet shares) plus ``unknown`` at 2%, 300-5,000 candidates (and at
+  pipeline volumes: 2,000-50,000 candidates, rates 2%-40%, for this and the next family);
 * intersections: (2-4 known + unknown) x (3-8 known + unknown) cells, 10-45 of them, 500-20,000 candidates;
 * scoring rates: the single-dimension shape at rate 0.5 (the share above the median score);
 * trends: two weeks of a single-dimension table (300-3,000 candidates a week), the same rates in both.
 
 A table's false alarm is any compared group with ``p_adjusted < 0.05`` (for trends: any significant change, and
 separately any "worsening" and any "improving"). Methods compared: ``legacy`` (the code before issue 13, read from
-``--legacy``, default ``git show HEAD~N``'s copy at /tmp/legacy_impact.py), ``gate`` (what ``impact_ratio_tables``
+``--legacy`` and ``--legacy-trends``: ``git show 852f10f:fairness_pipeline/metrics/impact.py > /tmp/legacy_impact.py``
+and the same for ``audits/trends.py``; skipped when absent), ``gate`` (what ``impact_ratio_tables``
 does now), ``chi2_only`` (the gate with Pearson's asymptotic p everywhere), ``mc_exact`` (the gate with an exact
 conditional Monte Carlo p, 999 draws from the multivariate hypergeometric distribution given the margins) and
 ``declared`` (a reference fixed before looking: the group with the largest expected share). Power: one group (single
@@ -321,3 +323,7 @@ def reference_minimums(rng: np.random.Generator, tables: int, legacy) -> None:
         )
         line.append(f"power (intersections N=5000, 5%) {wilson(*detected(table.assign(planted=planted['planted'])))}")
         print(" ".join(line))
+
+
+if __name__ == "__main__":
+    main()
