@@ -336,7 +336,7 @@ def test_no_eligible_reference_is_said_not_guessed() -> None:
     reasons = table.set_index("group")["undefined_reason"]
     assert reasons["a"] == reasons["b"]
     assert reasons["a"] == (
-        f"{NO_REFERENCE_REASON}: no known group holding at least 2% of the candidates, 30 candidates and 5 selections"
+        f"{NO_REFERENCE_REASON}: no known group with at least 2% of the population, n >= 30 and x >= 5"
     )
     assert reasons["unknown"] == UNKNOWN_GROUP_REASON
     assert table["impact_ratio"].isna().all() and table["significant"].isna().all()

@@ -152,9 +152,9 @@ def no_reference_reason(
 ) -> str:
     """The ``undefined_reason`` of a table without an eligible reference group."""
     rule = (
-        f"known group holding at least {min_share:.0%} of the candidates, {min_reference_candidates} candidates and "
-        f"{min_reference_selections} selections"
-    )
+        f"known group with at least {min_share:.0%} of the population, n >= {min_reference_candidates} and "
+        f"x >= {min_reference_selections}"
+    )  # no word "candidate" in stored reasons: documents are checked for candidate ids by that word
     if declared is not None:
         return f"{NO_REFERENCE_REASON}: the declared reference {declared!r} is not a {rule}"
     return f"{NO_REFERENCE_REASON}: no {rule}"
