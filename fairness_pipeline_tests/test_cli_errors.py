@@ -162,6 +162,21 @@ def test_an_unexpected_error_writes_its_traceback_to_a_log_file(
     assert "cand-000123" not in text  # no local variables in the traceback
 
 
+def test_a_connection_lost_mid_command_is_one_line_and_exit_1(
+    two_tenants: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fairness_pipeline import worker
+
+    def compute_on_a_killed_backend(conn, request):
+        with conn.cursor() as cur:  # the server ends this session, as a crash or an administrator would
+            cur.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    monkeypatch.setattr(worker, "compute", compute_on_a_killed_backend)
+    line = error_line(runner.invoke(app, ["worker", "--tenant-id", "tenant-1"]), 1)
+    assert line.startswith("error: lost the database connection (")
+    assert line.endswith("); what was committed stays, run the command again")
+
+
 @pytest.mark.slow
 def test_the_installed_command_fails_in_one_line(tmp_path: Path) -> None:
     """The console script itself (typer's exception hook included): bad date, no database, usage error."""

@@ -73,6 +73,8 @@ class FairnessGroup(TyperGroup):
     ) -> Any:
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        import psycopg2
+
         from fairness_pipeline.store.embedded import EmbeddedServerError
 
         try:
@@ -91,6 +93,10 @@ class FairnessGroup(TyperGroup):
             sys.exit(EXIT_RUNTIME)
         except EmbeddedServerError as error:
             print_error(str(error))
+            sys.exit(EXIT_RUNTIME)
+        except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:  # the server went away mid-command
+            detail = first_line(error)[:MAX_SUMMARY] if str(error).strip() else type(error).__name__
+            print_error(f"lost the database connection ({detail}); what was committed stays, run the command again")
             sys.exit(EXIT_RUNTIME)
         except Exception as error:
             sys.exit(report_unexpected(error))
