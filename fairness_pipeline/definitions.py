@@ -10,6 +10,7 @@ from fairness_pipeline.defs.alerting import (
     deliver_and_escalate_job,
 )
 from fairness_pipeline.defs.automation import (
+    automation_condition_sensor,
     late_events_sensor,
     nightly_schedule,
     risk_alert_sensor,
@@ -26,7 +27,7 @@ def build_definitions(database: FairnessDatabase | None = None) -> dg.Definition
         asset_checks=dg.load_asset_checks_from_package_module(assets),
         jobs=[fairness_job, event_days_job, metrics_job, alert_job, deliver_and_escalate_job],
         schedules=[nightly_schedule, alert_delivery_schedule],
-        sensors=[late_events_sensor, run_failure_sensor, risk_alert_sensor],
+        sensors=[late_events_sensor, run_failure_sensor, risk_alert_sensor, automation_condition_sensor],
         resources={"database": database or FairnessDatabase(), **alert_resources()},
     )
 

@@ -296,5 +296,6 @@ alert_delivery_schedule = dg.ScheduleDefinition(
     job=deliver_and_escalate_job,
     cron_schedule="*/5 * * * *",
     execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Every five minutes: escalate and deliver pending alerts.",
 )

@@ -30,6 +30,14 @@ nightly_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 
+automation_condition_sensor = dg.AutomationConditionSensorDefinition(
+    "automation_condition_sensor",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Evaluates the assets' automation conditions: downstream steps run once blocking checks pass.",
+)
+
+
 def affected_range(days: list[date], last_partition: date, window_days: int = WINDOW_DAYS) -> tuple[date, date]:
     """Days to re-run when ``days`` changed: from the earliest changed day to the last window that contains the
     latest changed day, bounded by the last partition."""

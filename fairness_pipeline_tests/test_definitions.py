@@ -1,0 +1,23 @@
+"""The loaded definitions: every schedule and sensor the README calls on is running by default."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from fairness_pipeline.definitions import defs
+
+
+def test_every_schedule_and_sensor_runs_by_default() -> None:
+    repository = defs.get_repository_def()
+    schedules = {s.name: s.default_status for s in repository.schedule_defs}
+    sensors = {s.name: s.default_status for s in repository.sensor_defs}
+    assert schedules == {
+        "nightly_schedule": dg.DefaultScheduleStatus.RUNNING,
+        "alert_delivery_schedule": dg.DefaultScheduleStatus.RUNNING,
+    }
+    assert sensors == {
+        "late_events_sensor": dg.DefaultSensorStatus.RUNNING,
+        "run_failure_sensor": dg.DefaultSensorStatus.RUNNING,
+        "risk_alert_sensor": dg.DefaultSensorStatus.RUNNING,
+        "automation_condition_sensor": dg.DefaultSensorStatus.RUNNING,
+    }
