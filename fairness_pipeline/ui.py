@@ -43,6 +43,22 @@ def running_ui(host: str = "127.0.0.1", port: int = 3000, *, wait_seconds: float
         stop_group(process)
 
 
+@contextmanager
+def signals_as_interrupt(signals: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)) -> Iterator[None]:
+    """Within the block, SIGTERM (``kill``) and SIGHUP (the terminal closing) raise KeyboardInterrupt as Ctrl-C does,
+    so that the ``finally`` of :func:`running_ui` stops the process group instead of the caller dying without it."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def wait_until_serving(process: subprocess.Popen, url: str, wait_seconds: float) -> None:
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:

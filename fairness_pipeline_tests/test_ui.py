@@ -104,3 +104,46 @@ def test_ui_shows_the_graph_and_runs_a_materialisation(
         cur.execute("SELECT validated_events > 0 FROM candidate_daily_stages_days WHERE day = %s", (DAY,))
         assert cur.fetchone() == (True,)
     conn.close()
+
+
+@pytest.mark.slow
+def test_kill_of_the_ui_command_stops_every_dagster_process(db_url: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    home = tmp_path / "home"
+    env = {**os.environ, "FAIRNESS_DATABASE_URL": db_url, "FAIRNESS_HOME": str(home)}
+    port = _free_port()
+    cli = Path(sys.executable).parent / "fairness-pipeline"
+    command = subprocess.Popen([str(cli), "ui", "--port", str(port)], env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2):
+                    break
+            except OSError:
+                assert command.poll() is None, "the ui command exited before serving"
+                time.sleep(1)
+        dagster = psutil.Process(command.pid).children(recursive=True)
+        assert len(dagster) >= 3  # dagster dev, the webserver, the daemon (and code servers)
+        command.send_signal(signal.SIGTERM)
+        assert command.wait(timeout=60) == 0
+    finally:
+        if command.poll() is None:
+            command.kill()
+
+    def alive(process: psutil.Process) -> bool:
+        try:
+            return process.status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    assert [p.pid for p in dagster if alive(p)] == []
+    with socket.socket() as probe:  # nothing listens on the port any more (connections may linger in TIME_WAIT)
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))

@@ -390,15 +390,16 @@ def ui(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the web UI.")] = 3000,
 ) -> None:
-    """Open the Dagster UI and daemon on this project's database; Ctrl-C stops them, leaving no process behind."""
+    """Open the Dagster UI and daemon on this project's database; Ctrl-C, kill or closing the terminal stops them,
+    leaving no process behind."""
     import time
 
-    from fairness_pipeline.ui import running_ui
+    from fairness_pipeline.ui import running_ui, signals_as_interrupt
 
     with open_database():
         pass  # start the embedded server and migrate before Dagster connects
     try:
-        with running_ui(host, port):
+        with signals_as_interrupt(), running_ui(host, port):
             console.print(
                 f"Dagster UI on http://{host}:{port} (schedules and sensors run while it is open); Ctrl-C stops"
             )
