@@ -23,6 +23,10 @@ warnings.filterwarnings(
 single_run = dg.BackfillPolicy.single_run()
 """Every asset backfills a range of days in one run, looping over the days inside."""
 
+PARTITION_WRITES_POOL = "fairness_partition_writes"
+"""The Dagster concurrency pool of the assets that replace partitions' rows (limits in dagster.yaml). It bounds how
+many such runs share the machine; what makes overlapping writes safe is ``store.partition_lock``."""
+
 
 def partition_days(context: dg.AssetExecutionContext) -> list[date]:
     """The days of this run: one for a single partition, many for a single-run backfill."""

@@ -32,6 +32,7 @@ from fairness_pipeline.defs.assets.metrics import (
 )
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
 from fairness_pipeline.defs.partitions import (
+    PARTITION_WRITES_POOL,
     daily_partitions,
     day_bounds,
     downstream_automation,
@@ -44,6 +45,7 @@ from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_modul
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
 from fairness_pipeline.queries import audits as q
 from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
+from fairness_pipeline.store.partition_lock import lock_partition, partition_transaction
 
 GROUP = "audits"
 WEEK_DAYS = 7
@@ -186,8 +188,10 @@ def missing_search_days(cur, first_day: date, last_day: date) -> list[date]:
 
 def store_exposure_day_sums(cur, layout: exposure.ExposureLayout, n_boot: int, seed: int, day: date) -> int:
     """Compute and store (replacing) each tenant's exposure sums of the day from its search aggregates, the searches
-    resampled from ``audits.exposure.stratum_rng(seed, (tenant,), day)``. Returns the number of tenants."""
+    resampled from ``audits.exposure.stratum_rng(seed, (tenant,), day)``. Returns the number of tenants. The sums
+    are part of the day's search_daily_aggregates partition: written under its lock."""
     params = {"day": day, "layout_key": layout.fingerprint, "n_boot": n_boot, "bootstrap_seed": seed}
+    lock_partition(cur, "search_daily_aggregates", day)
     cur.execute(q.DELETE_EXPOSURE_SUMS_DAY, params)
     aggregates = exposure_window(cur, day, day)
     tenants = 0
@@ -237,6 +241,7 @@ SEARCH_SCHEMA = column_schema(
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name="events",
     kinds={"postgres"},
     description="Per tenant, day, search and combination of dimension values: sums over the search's shown "
@@ -252,7 +257,7 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
             params = {"day": day, "scan_start": bounds["day_start"] - SEARCH_LOOKBACK,
                       "window_start": bounds["day_start"], "window_stop": bounds["day_end"],
                       "top_k": exposure.DEFAULT_TOP_K}  # fmt: skip
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "search_daily_aggregates", day) as cur:
                 cur.execute(q.DELETE_SEARCH_DAY, params)
                 cur.execute(q.DELETE_ALL_EXPOSURE_SUMS_DAY, params)
                 cur.execute(q.INSERT_SEARCH_DAY, params)
@@ -349,6 +354,7 @@ SCORING_INSERT_COLUMNS = ["tenant_id", "dimension", *scoring.SCORING_COLUMNS[1:]
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name=GROUP,
     kinds={"postgres", "scipy"},
     description="LL144 scoring rates: the share of each group's candidates scoring above the window's median score "
@@ -363,7 +369,7 @@ def scoring_rate_ratios(
     last = pd.DataFrame()
     with database.connect() as conn:
         for window_end in partition_days(context):
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "scoring_rate_ratios", window_end) as cur:
                 cells = scoring_cells(cur, *settings.window(window_end))
                 table = scoring_rate_ratios_table(cells, settings)
                 cur.execute(q.DELETE_SCORING_WINDOW, {"window_end": window_end})
@@ -420,6 +426,7 @@ EXPOSURE_INSERT_COLUMNS = ["tenant_id", *exposure.EXPOSURE_COLUMNS]
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name=GROUP,
     kinds={"postgres", "numpy"},
     description="Position-discounted exposure (1 / log2(1 + rank)) per group over the window's shown impressions, "
@@ -438,7 +445,7 @@ def rank_exposure(
     last = pd.DataFrame()
     with database.connect() as conn:
         for window_end in partition_days(context):
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "rank_exposure", window_end) as cur:
                 missing = missing_search_days(cur, *settings.window(window_end))
                 if missing:
                     missing_all[window_end.isoformat()] = [d.isoformat() for d in missing]
@@ -511,6 +518,7 @@ SLATE_GROUP_INSERT_COLUMNS = ["tenant_id", "day", *slates.DOMINANT_COLUMNS]
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name=GROUP,
     kinds={"postgres", "scipy"},
     description="Per tenant, day and dimension: the number and share of searches whose shown slate has more than "
@@ -523,7 +531,7 @@ def slate_concentration(
     shown_rows = []
     with database.connect() as conn:
         for day in partition_days(context):
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "slate_concentration", day) as cur:
                 aggregates = exposure_window(cur, day, day).assign(day=day)
                 result = slates.slate_concentration(
                     aggregates, keys=("tenant_id", "day"), dimensions=DIMENSIONS, pairs=config.intersections,
@@ -584,6 +592,7 @@ TREND_INSERT_COLUMNS = [*TABLE_KEYS, "group", *trends.SLOPE_COLUMNS[2:], *trends
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name=GROUP,
     kinds={"postgres", "scipy"},
     description="Per tenant, stage pair, dimension and group: the impact-ratio series of the daily windows ending in "
@@ -601,15 +610,16 @@ def fairness_trends(
     with database.connect() as conn:
         for as_of in partition_days(context):
             first_day = as_of - timedelta(days=trends.DEFAULT_SLOPE_WINDOWS - 1)
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "fairness_trends", as_of) as cur:
                 missing = missing_summary_days(cur, first_day, as_of)
                 if missing:
                     missing_all[as_of.isoformat()] = [d.isoformat() for d in missing]
                     context.log.warning(f"trends as of {as_of}: candidate_daily_stages lacks {len(missing)} day(s)")
                 series = _fetch(cur, q.IMPACT_SERIES, {"first_day": first_day, "last_day": as_of,
                                                        "window_days": settings.window_days})  # fmt: skip
-                current = week_counts(cur, weekly, as_of, reuse=False)
+                # the earlier week first: the days and weeks this writes are locked in ascending order
                 previous = week_counts(cur, weekly, as_of - timedelta(days=WEEK_DAYS))
+                current = week_counts(cur, weekly, as_of, reuse=False)
                 reused_weeks += int(previous.attrs["stored"])
                 table = trends_table(series, current, previous, settings, as_of, config)
                 cur.execute(q.DELETE_TRENDS_WINDOW, {"window_end": as_of})
@@ -654,6 +664,7 @@ def week_counts(cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = 
             counts.attrs["stored"] = True
             return counts
     counts = group_counts(window_cells_from_arrays(cur, weekly, week_end), weekly)
+    lock_partition(cur, "trend_week_counts", week_end)
     cur.execute(q.DELETE_WEEK_COUNTS, key)
     if len(counts):
         execute_values(cur, q.INSERT_WEEK_COUNTS, _records(counts, [*TABLE_KEYS, "group", "n", "x"],

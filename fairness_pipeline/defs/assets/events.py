@@ -11,6 +11,7 @@ from psycopg2 import sql
 
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
 from fairness_pipeline.defs.partitions import (
+    PARTITION_WRITES_POOL,
     daily_partitions,
     day_bounds,
     downstream_automation,
@@ -21,6 +22,7 @@ from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.events.vocabulary import EVENT_COLUMNS
 from fairness_pipeline.queries import analysis as q
 from fairness_pipeline.queries import audits as audit_queries
+from fairness_pipeline.store.partition_lock import lock_partition, partition_transaction
 
 EVENT_SCHEMA = column_schema(
     [
@@ -131,6 +133,7 @@ class ValidationConfig(dg.Config):
     ],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
 )
 def validated_selection_events(
     context: dg.AssetExecutionContext, database: FairnessDatabase, config: ValidationConfig
@@ -146,7 +149,7 @@ def validated_selection_events(
     with database.connect() as conn:
         for day in partition_days(context):
             bounds = day_bounds(day)
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "validated_selection_events", day) as cur:
                 events = _read_raw_day(cur, bounds)
                 result = validate_events(events, now)
                 quarantine = [
@@ -231,7 +234,9 @@ CANDIDATE_STAGE_SCHEMA = column_schema(
 
 def store_candidate_arrays(cur, day) -> None:
     """Write the day's candidates as arrays per tenant and event type (``candidate_day_arrays``, read by the windows
-    that count candidates in numpy) and mark the day as done; SQL does the work."""
+    that count candidates in numpy) and mark the day as done; SQL does the work. The arrays are part of the day's
+    candidate_daily_stages partition: written under its lock."""
+    lock_partition(cur, "candidate_daily_stages", day)
     cur.execute(audit_queries.DELETE_CANDIDATE_ARRAYS, {"day": day})
     cur.execute(sql.SQL(audit_queries.INSERT_CANDIDATE_ARRAYS).format(codes=audit_queries.dimension_code_bytes()),
                 {"day": day})  # fmt: skip
@@ -243,6 +248,7 @@ def store_candidate_arrays(cur, day) -> None:
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name="events",
     kinds={"postgres"},
     description="One row per tenant, day, stage and candidate (first event of the day), so that 30-day windows "
@@ -253,7 +259,7 @@ def candidate_daily_stages(context: dg.AssetExecutionContext, database: Fairness
     with database.connect() as conn:
         for day in partition_days(context):
             bounds = day_bounds(day)
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "candidate_daily_stages", day) as cur:
                 cur.execute(q.DELETE_CANDIDATE_DAY, bounds)
                 cur.execute(q.INSERT_CANDIDATE_DAY, bounds)
                 rows = cur.rowcount

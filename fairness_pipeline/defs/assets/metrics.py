@@ -8,12 +8,19 @@ import pandas as pd
 from psycopg2.extras import execute_values
 
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
-from fairness_pipeline.defs.partitions import daily_partitions, downstream_automation, partition_days, single_run
+from fairness_pipeline.defs.partitions import (
+    PARTITION_WRITES_POOL,
+    daily_partitions,
+    downstream_automation,
+    partition_days,
+    single_run,
+)
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.metrics import selection_rates
 from fairness_pipeline.metrics.impact import IMPACT_COLUMNS
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts, impacts_for_counts
 from fairness_pipeline.queries import analysis as q
+from fairness_pipeline.store.partition_lock import partition_transaction
 
 DEFAULT_WINDOW_DAYS = 30
 HEADLINE_STAGE_PAIR = "shown->shortlisted"
@@ -87,6 +94,7 @@ FRAME_SCHEMA = column_schema(
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name="metrics",
     kinds={"postgres", "fairlearn"},
     description="Selection rates per tenant, stage pair, dimension and pairwise intersection for the window ending "
@@ -100,7 +108,7 @@ def selection_rate_frames(
     last_frames = pd.DataFrame()
     with database.connect() as conn:
         for window_end in partition_days(context):
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "selection_rate_frames", window_end) as cur:
                 missing = missing_summary_days(cur, *settings.window(window_end))
                 if missing:
                     missing_all[window_end.isoformat()] = [d.isoformat() for d in missing]
@@ -155,6 +163,7 @@ IMPACT_INSERT_COLUMNS = ["tenant_id", "stage_pair", "dimension", *IMPACT_COLUMNS
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name="metrics",
     kinds={"postgres", "scipy"},
     description="Impact ratio of every group against the reference group, with the significance test chosen by the "
@@ -166,7 +175,7 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
     last = pd.DataFrame()
     with database.connect() as conn:
         for window_end in partition_days(context):
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "impact_ratios", window_end) as cur:
                 cur.execute(q.FRAMES_WINDOW, {"window_end": window_end})
                 frames = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
                 impacts = impacts_for_counts(frames[[*TABLE_KEYS, "group", "n", "x"]], settings)
@@ -209,6 +218,7 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
     automation_condition=downstream_automation,
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     group_name="metrics",
     kinds={"postgres"},
     description="One bias_metrics row per tenant and day in the seed worker's metrics_json shape (its admin "
@@ -224,7 +234,7 @@ def bias_metrics(context: dg.AssetExecutionContext, database: FairnessDatabase, 
     adverse_tenants: set[str] = set()
     with database.connect() as conn:
         for window_end in partition_days(context):
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "bias_metrics", window_end) as cur:
                 cur.execute(q.FRAMES_WINDOW, {"window_end": window_end})
                 frames = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
                 cur.execute(q.IMPACTS_WINDOW, {"window_end": window_end})

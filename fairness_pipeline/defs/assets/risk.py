@@ -7,10 +7,17 @@ import dagster as dg
 import pandas as pd
 
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
-from fairness_pipeline.defs.partitions import daily_partitions, downstream_automation, partition_days, single_run
+from fairness_pipeline.defs.partitions import (
+    PARTITION_WRITES_POOL,
+    daily_partitions,
+    downstream_automation,
+    partition_days,
+    single_run,
+)
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.queries import analysis as analysis_queries
 from fairness_pipeline.queries import risk as q
+from fairness_pipeline.store.partition_lock import partition_transaction
 
 AUDIT_ASSETS = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "fairness_trends")
 REPORT_TREND_DAYS = 90
@@ -72,6 +79,7 @@ ASSESSMENT_SCHEMA = column_schema(
     deps=["impact_ratios", *AUDIT_ASSETS],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     automation_condition=downstream_automation,
     group_name="risk",
     kinds={"postgres"},
@@ -86,7 +94,7 @@ def risk_classification(
     rows, last = 0, []
     with database.connect() as conn:
         for window_end in partition_days(context):
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "risk_classification", window_end) as cur:
                 inputs = window_inputs(cur, window_end)
                 impacts = inputs["impacts"]
                 cur.execute(q.DELETE_ASSESSMENTS, {"window_end": window_end})
@@ -120,6 +128,7 @@ def risk_classification(
     deps=[risk_classification],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
+    pool=PARTITION_WRITES_POOL,
     automation_condition=downstream_automation,
     group_name="risk",
     kinds={"postgres", "html"},
@@ -137,7 +146,7 @@ def fairness_reports(
     written, last_markdown = 0, ""
     with database.connect() as conn:
         for window_end in partition_days(context):
-            with conn, conn.cursor() as cur:
+            with partition_transaction(conn, "fairness_reports", window_end) as cur:
                 inputs = window_inputs(cur, window_end)
                 frames = _frame(cur, analysis_queries.FRAMES_WINDOW, {"window_end": window_end})
                 assessments = _frame(cur, q.ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})

@@ -1,0 +1,52 @@
+"""The one concurrency rule of every partition writer: the write of (writer, day) holds a transaction-level advisory
+lock on that pair, taken in the transaction that deletes and inserts the day's rows.
+
+Two runs of the same partition at once (the nightly schedule, the late-events sensor, a UI backfill) then give the
+result of one run: the second writer waits at the lock until the first commits, and its statements, each with a fresh
+READ COMMITTED snapshot, see and replace the first writer's rows. Readers never wait. A writer is named after the
+asset that owns the rows (``candidate_daily_stages`` also for the day arrays written with it,
+``search_daily_aggregates`` for the exposure day sums); a transaction that writes stored days of other writers (windows
+filling in what their days lack) locks them after its own, in ascending day order, so that two such transactions
+cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+
+from fairness_pipeline.queries import partition_locks as q
+
+
+class PartitionLockError(RuntimeError):
+    """A partition write was attempted where the lock cannot serialise it."""
+
+
+def lock_partition(cur, writer: str, day: date) -> None:
+    """Wait for and hold, until the transaction ends, the write lock of ``writer``'s partition ``day``.
+
+    Call it inside a transaction, before the statements that read what the write depends on. Re-entrant within a
+    transaction. Raises PartitionLockError under REPEATABLE READ or SERIALIZABLE, where the snapshot taken before the
+    wait would hide the rows of the writer waited for."""
+    if cur.connection.autocommit:
+        raise PartitionLockError("a partition lock needs a transaction; the connection is in autocommit mode")
+    cur.execute(q.LOCK_PARTITION, {"writer": writer, "day": day})
+    _, isolation = cur.fetchone()
+    if isolation != "read committed":
+        raise PartitionLockError(f"partition writes need READ COMMITTED; this transaction is {isolation.upper()}")
+
+
+@contextmanager
+def partition_transaction(conn, writer: str, day: date) -> Iterator:
+    """A transaction (committed on exit, rolled back on error) and its cursor, holding the lock of (writer, day)."""
+    with conn, conn.cursor() as cur:
+        lock_partition(cur, writer, day)
+        yield cur
+
+
+def partition_lock_key(cur, writer: str, day: date) -> tuple[int, int]:
+    """The lock's two ints as ``pg_locks`` shows them (``classid``, ``objid``: unsigned 32-bit)."""
+    cur.execute(q.PARTITION_LOCK_KEY, {"writer": writer, "day": day})
+    first, second = cur.fetchone()
+    return first & 0xFFFFFFFF, second & 0xFFFFFFFF
