@@ -21,3 +21,12 @@ def test_every_schedule_and_sensor_runs_by_default() -> None:
         "risk_alert_sensor": dg.DefaultSensorStatus.RUNNING,
         "automation_condition_sensor": dg.DefaultSensorStatus.RUNNING,
     }
+
+
+def test_the_reports_data_source_is_the_whole_sentence() -> None:
+    from fairness_pipeline.defs.assets.risk import RiskConfig
+
+    assert RiskConfig().data_source == (
+        "selection_events logged by the search product (shown, clicked, shortlisted, contacted, interviewed, hired), "
+        "validated with the project's Great Expectations suite"
+    )

@@ -32,8 +32,10 @@ class RiskConfig(dg.Config):
     seed: int = 0
     window_days: int = 30
     min_cell: int = 5
-    data_source: str = "selection_events logged by the search product (shown, clicked, shortlisted, contacted, "
-    "interviewed, hired), validated with the project's Great Expectations suite"
+    data_source: str = (
+        "selection_events logged by the search product (shown, clicked, shortlisted, contacted, interviewed, hired), "
+        "validated with the project's Great Expectations suite"
+    )
 
 
 def _frame(cur, statement: str, params: dict) -> pd.DataFrame:
