@@ -364,7 +364,7 @@ def test_migration_015_gives_earlier_attempts_one_id_per_delivery(empty_db_url: 
                        (%(a)s, 'log', false, 1, 'delivered', NULL, %(t)s) RETURNING 1""",
             {"a": alert.id, "t": T0},
         )
-        assert [m.version for m in migrate(conn)][-1] == 15
+        assert 15 in [m.version for m in migrate(conn)]  # 015 and every later migration
         webhook_1, webhook_2, log = [row[4] for row in _stored_ids(conn)]
         assert webhook_1 == webhook_2 != log and None not in (webhook_1, log)
         # the next retry of the webhook delivery keeps the id the migration gave it
