@@ -182,16 +182,28 @@ def verdict_adjustment(rows: pd.DataFrame, alpha: float = VERDICT_ALPHA) -> pd.D
     one table. A verdict reads all of a tenant's tables at once (six stage pairs, three dimensions, their pairs):
     hundreds of tests, where table-wise adjustment would let chance findings through. The verdict therefore counts a
     finding as significant only when it survives Holm's adjustment across all of them.
+
+    Each test's raw p is ``max(p_value, p_omnibus)`` when the table carries ``p_omnibus`` (its homogeneity gate, which
+    accounts for the reference being the highest observed rate; NaN where a table has none), else ``p_value``.
     """
     out = rows.copy()
     tested = out["p_value"].notna()
     if tested.any():
-        adjusted = holm(out.loc[tested, "p_value"].astype(float).tolist())
+        adjusted = holm(verdict_raw_p(out.loc[tested]).tolist())
         out.loc[tested, "p_adjusted"] = adjusted
         out.loc[tested, "adjustment_method"] = VERDICT_ADJUSTMENT
         out["significant"] = pd.Series(pd.NA, index=out.index, dtype="boolean")
         out.loc[tested, "significant"] = [p < alpha for p in adjusted]
     return out
+
+
+def verdict_raw_p(rows: pd.DataFrame) -> np.ndarray:
+    """The raw p of each row in the verdict's family: ``max(p_value, p_omnibus)``, or ``p_value`` without a gate."""
+    p = rows["p_value"].to_numpy(dtype=float)
+    if "p_omnibus" not in rows.columns:
+        return p
+    gate = rows["p_omnibus"].to_numpy(dtype=float)
+    return np.where(np.isnan(gate), p, np.fmax(p, gate))
 
 
 def _own(frame: pd.DataFrame | None, tenant: str | None) -> pd.DataFrame | None:
