@@ -45,10 +45,12 @@ from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS, UN
 from fairness_pipeline.metrics.window import AnalysisSettings, group_counts, impacts_for_counts
 from fairness_pipeline.reports.builder import build_report
 from fairness_pipeline.risk.assessment import assess, scope_impacts
+from fairness_pipeline.risk.classification import load_rules
 
 LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 WINDOW_DAYS = 30
 PLANTED = ("company_tier", "startup")
+RULE_IDS = tuple(rule.id for rule in load_rules().rules)
 
 
 def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
@@ -119,12 +121,13 @@ def verdict_outcome(tally: Tally, impacts: pd.DataFrame, audits: dict[str, pd.Da
         assessment = assess(rows.reset_index(drop=True), audits=own, window_end=window_end, resamples=200)
         planted = biased and tenant == "tenant-1"
         kind = "biased" if planted else "fair"
-        tally.add(f"{kind} verdict {assessment.level}", True)
         for level in LEVELS:
-            tally.add(f"{kind} verdict >= {level}", LEVELS.index(assessment.level) >= LEVELS.index(level))
+            tally.add(f"{kind} verdict {level}", assessment.level == level)
+        tally.add(f"{kind} verdict HIGH or CRITICAL", LEVELS.index(assessment.level) >= 2)
         report = build_report(str(tenant), window_end, rows, None, assessment, audits=own, data_source="bench")
-        claims = report["executive_summary"]["counts"]["adverse_impact"] > 0
-        tally.add(f"{kind} report claims significant adverse impact", claims)
+        for table_kind in ("selection", "scoring"):
+            claims = any(t["summary"]["adverse_impact"] for t in report["detailed_analysis"] if t["kind"] == table_kind)
+            tally.add(f"{kind} report claims a significant adverse {table_kind} impact", claims)
         adjusted = scope_impacts(rows.reset_index(drop=True), None, True)
         found = adjusted[
             (adjusted["dimension"] == PLANTED[0]) & (adjusted["group"] == PLANTED[1])
@@ -133,9 +136,9 @@ def verdict_outcome(tally: Tally, impacts: pd.DataFrame, audits: dict[str, pd.Da
         if planted:
             tally.add("biased planted group found (verdict adjustment)", len(found) > 0)
             tally.add("biased HIGH or above", LEVELS.index(assessment.level) >= 2)
-        for rule in assessment.applied_rules:
-            if rule["changed"]:
-                tally.add(f"{kind} rule raised: {rule['rule']}", True)
+        raised = {rule["rule"] for rule in assessment.applied_rules if rule["changed"]}
+        for rule in RULE_IDS:
+            tally.add(f"{kind} level raised by rule {rule}", rule in raised)
 
 
 def generator_window(volume: int, seed: int, factor: float | None, n_boot: int, settings: AnalysisSettings,
@@ -237,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 seeds at 500 and 1,500 events; 100 null tenants")
     parser.add_argument("--seeds", type=int, default=12, help="generator seeds per volume and kind (3 tenants each)")
     parser.add_argument("--volumes", type=int, nargs="+", default=[500, 1500, 4000])
-    parser.add_argument("--factors", type=float, nargs="+", default=[0.6, 0.7, 0.8])
+    parser.add_argument("--factors", type=float, nargs="*", default=[0.6, 0.7, 0.8])
     parser.add_argument("--null-tenants", type=int, default=400, help="null-model tenant-windows per volume")
     parser.add_argument("--n-boot", type=int, default=500, help="exposure bootstrap resamples")
     parser.add_argument("--first-seed", type=int, default=1000)

@@ -24,7 +24,7 @@ from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, stage_pair_
 from fairness_pipeline.metrics.impact import impact_ratio_table, is_unknown_group
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.reports import interpretation as words
-from fairness_pipeline.risk.assessment import VERDICT_ADJUSTMENT, verdict_adjustment
+from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, VERDICT_ADJUSTMENT, verdict_adjustment
 from fairness_pipeline.risk.components import is_intersection, normalise
 
 SCHEMA_VERSION = "1.0"
@@ -154,7 +154,8 @@ def _scoring_analysis(audit: pd.DataFrame | None, methodology: Mapping[str, Any]
             min_sample=methodology["min_sample"],
         )
         parts.append(table.assign(stage_pair=str(pair), dimension=str(dimension)))
-    return _analysis(pd.concat(parts, ignore_index=True), None, kind="scoring")
+    tables = verdict_adjustment(pd.concat(parts, ignore_index=True), methodology["alpha"], SCORING_ADJUSTMENT)
+    return _analysis(tables, None, kind="scoring")
 
 
 def verdict_adjusted(impacts: pd.DataFrame, scope: Mapping[str, Any]) -> pd.DataFrame:
@@ -277,10 +278,11 @@ def build_report(
             f"Adverse impact: impact ratio below {threshold:.2f} (strictly).",
             "Each group is tested against the reference group: Fisher's exact test when an expected cell is under 5, "
             "else the pooled two-proportion z-test. The selection tables and key findings of this report use the risk "
-            "verdict's adjustment: Holm across every test of the tenant's verdict (all its stage pairs and "
-            "dimensions together, each test's p being the larger of its own and its table's homogeneity gate when "
-            f"there is one); significant when that adjusted p < {alpha}. Scoring-rate tables are adjusted within "
-            "each table (Holm; Benjamini-Hochberg for intersections).",
+            "verdict's adjustment: weighted Holm across every test of the tenant's verdict (all its stage pairs "
+            "and dimensions together, an intersection weighing a tenth of a single dimension, each test's p being "
+            "the larger of its own and its table's homogeneity gate when "
+            f"there is one); significant when that adjusted p < {alpha}. Scoring-rate tables are adjusted the same "
+            "way as one family of their own: weighted Holm across all of the tenant's scoring-rate tests.",
             "Practical significance: a difference that moving one selection would reverse (flip-flop) is not "
             f"practically significant; groups under {min_sample} candidates are marked low sample.",
             "95% intervals of impact ratios: Katz log method. Risk score interval: parametric bootstrap over the group "
@@ -596,7 +598,7 @@ def _checklist(report: Mapping[str, Any]) -> list[dict[str, Any]]:
             "Methodology",
             "p-values adjusted for multiple comparisons",
             "pass",
-            f"selection findings: {VERDICT_ADJUSTMENT}; scoring rates: Holm per table (BH for intersections)",
+            f"selection findings: {VERDICT_ADJUSTMENT}; scoring rates: {SCORING_ADJUSTMENT}",
         ),
         item(
             "ll144_selection_rates",

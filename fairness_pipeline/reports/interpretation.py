@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fairness_pipeline.risk.assessment import VERDICT_ADJUSTMENT
+from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, VERDICT_ADJUSTMENT
 
 COMPONENT_LABELS: dict[str, str] = {
     "adverse_impact": "adverse-impact severity (how far the worst impact ratios fall below 0.80)",
@@ -124,7 +124,8 @@ def method_label(method: Any) -> str:
     labels = {
         "holm": "Holm",
         "fdr_bh": "Benjamini-Hochberg",
-        VERDICT_ADJUSTMENT: "Holm (across every test of the tenant's risk verdict)",
+        VERDICT_ADJUSTMENT: "weighted Holm (across every test of the tenant's risk verdict)",
+        SCORING_ADJUSTMENT: "weighted Holm (across all of the tenant's scoring-rate tests)",
     }
     return labels.get(method, str(method or "multiple-testing"))
 
