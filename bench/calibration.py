@@ -50,6 +50,7 @@ from fairness_pipeline.risk.classification import load_rules
 LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 WINDOW_DAYS = 30
 PLANTED = ("company_tier", "startup")
+PLANTED_PAIR = "shown->shortlisted"
 RULE_IDS = tuple(rule.id for rule in load_rules().rules)
 
 
@@ -134,6 +135,11 @@ def verdict_outcome(tally: Tally, impacts: pd.DataFrame, audits: dict[str, pd.Da
             & _flag(adjusted, "adverse_impact") & _flag(adjusted, "significant")
         ]  # fmt: skip
         if planted:
+            own_table = rows[
+                (rows["dimension"] == PLANTED[0]) & (rows["group"] == PLANTED[1]) & (rows["stage_pair"] == PLANTED_PAIR)
+                & _flag(rows, "adverse_impact") & _flag(rows, "significant")
+            ]  # fmt: skip
+            tally.add("biased planted group found (its table's own adjustment)", len(own_table) > 0)
             tally.add("biased planted group found (verdict adjustment)", len(found) > 0)
             tally.add("biased HIGH or above", LEVELS.index(assessment.level) >= 2)
         raised = {rule["rule"] for rule in assessment.applied_rules if rule["changed"]}

@@ -5,6 +5,10 @@ intersections; ``stage_pairs`` narrows the stage pairs, ``include_intersections=
 components an intersection counts half as much as a single dimension (``ComponentSettings.intersection_weight``);
 rules say per rule whether they look at intersections (``scope``).
 
+Significance: the rules and the ``evidence`` component read every test of the verdict re-adjusted together
+(``verdict_adjustment``: weighted Holm, raw p = max(pairwise p, the table's gate p_omnibus)), so that a fair tenant is
+HIGH or above in at most alpha of its windows however many tables it has; ``bench/calibration.py`` measures it.
+
 Composite: ``score = sum_c w'_c * C_c`` over the available components c, where ``w'_c = w_c / sum of w over the
 available components`` (a component without input shares its weight out in proportion).
 
