@@ -91,12 +91,16 @@ def test_an_intersection_weighs_a_tenth_of_a_single_dimension() -> None:
 
 
 def test_evidence_weight_counts_selections_not_candidates() -> None:
-    # shown->hired: 5,000 candidates per group, 3 hires in the reference, none in g. IR = 0, gap 1. The selections
-    # behind the comparison: s = min(5000 * 3 / 5000, 3) = 3, weight 3 / 23. Counting candidates (n_eff = 2,500)
+    # shown->hired: 5,000 candidates per group, 6 hires in the reference, none in g. IR = 0, gap 1. The selections
+    # behind the comparison: s = min(5000 * 6 / 5000, 6) = 6, weight 6 / 26. Counting candidates (n_eff = 2,500)
     # would have weighed it 2500 / 2520 = 0.99 and made a handful of hires the worst gap of the tenant.
-    value = adverse_impact(impact([("ref", 5000, 3), ("g", 5000, 0)], pair="shown->hired"), ComponentSettings())
-    assert value.value == pytest.approx(3 / 23)
-    assert value.driver["selections"] == pytest.approx(3.0)
+    value = adverse_impact(impact([("ref", 5000, 6), ("g", 5000, 0)], pair="shown->hired"), ComponentSettings())
+    assert value.value == pytest.approx(6 / 26)
+    assert value.driver["selections"] == pytest.approx(6.0)
+    # With 3 hires the reference is not a stable yardstick (fewer than 5 selections): no gap counts.
+    assert not adverse_impact(
+        impact([("ref", 5000, 3), ("g", 5000, 0)], pair="shown->hired"), ComponentSettings()
+    ).value
     # Many selections: 2,000 against 1,000 candidates, reference 20% (200 of 1,000): s = min(2000 * 0.2, 200) = 200.
     many = adverse_impact(impact([("ref", 1000, 200), ("g", 2000, 200)]), ComponentSettings())
     assert many.value == pytest.approx((0.8 - 0.5) / 0.8 * 200 / 220)

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairness_pipeline.metrics.impact import is_unknown_group
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 
 COMPONENTS: tuple[str, ...] = ("adverse_impact", "evidence", "scoring_rate", "exposure", "slate", "trend")
@@ -78,6 +79,10 @@ class ComponentSettings:
     trend_days: int = 90
     trend_min_points: int = 14
     min_share: float = 0.02
+    min_reference_candidates: int = 30
+    """A group can be the reference of a count table only with this many candidates (metrics.impact's rule)."""
+    min_reference_selections: int = 5
+    """... and this many selections (observed counts decide, so the pool is the same in every resample)."""
 
 
 @dataclass(frozen=True)
@@ -138,8 +143,11 @@ class CountTable:
     """One impact table reduced to what the count-based formula needs: its *eligible* groups only.
 
     Eligible: n > 0 and not left out under the 2% rule (every non-empty group when none reaches 2%). Only they can be
-    the reference or be compared, so the others play no part. Groups are ordered by n descending, then name, so that
-    ``argmax`` over tied rates picks the reference as ``metrics.impact.choose_reference`` does.
+    the reference or be compared, so the others play no part. ``can_reference`` marks the groups that may be the
+    reference (as in ``metrics.impact``: not ``unknown``, at least ``min_reference_candidates`` candidates and
+    ``min_reference_selections`` selections); ``compared`` the groups compared with it (not ``unknown``). Groups are
+    ordered by n descending, then name, so that ``argmax`` over tied rates picks the reference as
+    ``metrics.impact.choose_reference`` does.
     """
 
     stage_pair: str
@@ -148,6 +156,8 @@ class CountTable:
     groups: tuple[str, ...]
     n: np.ndarray
     x: np.ndarray
+    can_reference: np.ndarray
+    compared: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -192,14 +202,21 @@ def count_tables(frame: pd.DataFrame | None, settings: ComponentSettings, defaul
             continue
         n, x, groups = n[keep], x[keep], groups[keep]
         order = np.lexsort((groups, -n))  # n descending, then name
+        n, x, groups = n[order], x[order], groups[order]
+        known = ~np.array([is_unknown_group(g) for g in groups], dtype=bool)
+        can_reference = known & (n >= settings.min_reference_candidates) & (x >= settings.min_reference_selections)
+        if not can_reference.any():
+            continue  # no eligible reference: nothing is compared in this table
         tables.append(
             CountTable(
                 str(pair),
                 str(dimension),
                 dimension_weight(str(dimension), settings),
-                tuple(groups[order].tolist()),
-                n[order],
-                x[order],
+                tuple(groups.tolist()),
+                n,
+                x,
+                can_reference,
+                known,
             )
         )
     offsets = tuple(np.cumsum([0, *(len(t.groups) for t in tables)]).tolist())
@@ -222,12 +239,12 @@ def adverse_impact_from_counts(
     for table, start, stop in zip(tables.tables, tables.offsets[:-1], tables.offsets[1:], strict=True):
         xs, n = x[:, start:stop], table.n
         rates = xs / n
-        ref = np.argmax(rates, axis=1)
+        ref = np.argmax(np.where(table.can_reference, rates, -np.inf), axis=1)
         x_r = np.take_along_axis(xs, ref[:, None], axis=1)
         n_r = n[ref][:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(x_r > 0, (xs * n_r) / (n * x_r), np.nan)
-        compared = np.arange(len(n))[None, :] != ref[:, None]
+        compared = (np.arange(len(n))[None, :] != ref[:, None]) & table.compared
         selections = comparison_selections(n, x_r, n_r)
         score = np.where(
             compared,
