@@ -114,8 +114,9 @@ def table_alarms(frame: pd.DataFrame, significant: str, ratio: str, threshold: f
     return tables, any_sig, any_finding
 
 
-def verdict_outcome(tally: Tally, impacts: pd.DataFrame, audits: dict[str, pd.DataFrame], window_end: dt.date,
-                    biased: bool) -> None:  # fmt: skip
+def verdict_outcome(
+    tally: Tally, impacts: pd.DataFrame, audits: dict[str, pd.DataFrame], window_end: dt.date, biased: bool
+) -> None:
     """Assess and report each tenant; count levels, report claims and (in tenant-1 of biased data) detection."""
     for tenant, rows in impacts.groupby("tenant_id", sort=True):
         own = {k: v[v["tenant_id"] == tenant] for k, v in audits.items()}
@@ -131,14 +132,19 @@ def verdict_outcome(tally: Tally, impacts: pd.DataFrame, audits: dict[str, pd.Da
             tally.add(f"{kind} report claims a significant adverse {table_kind} impact", claims)
         adjusted = scope_impacts(rows.reset_index(drop=True), None, True)
         found = adjusted[
-            (adjusted["dimension"] == PLANTED[0]) & (adjusted["group"] == PLANTED[1])
-            & _flag(adjusted, "adverse_impact") & _flag(adjusted, "significant")
-        ]  # fmt: skip
+            (adjusted["dimension"] == PLANTED[0])
+            & (adjusted["group"] == PLANTED[1])
+            & _flag(adjusted, "adverse_impact")
+            & _flag(adjusted, "significant")
+        ]
         if planted:
             own_table = rows[
-                (rows["dimension"] == PLANTED[0]) & (rows["group"] == PLANTED[1]) & (rows["stage_pair"] == PLANTED_PAIR)
-                & _flag(rows, "adverse_impact") & _flag(rows, "significant")
-            ]  # fmt: skip
+                (rows["dimension"] == PLANTED[0])
+                & (rows["group"] == PLANTED[1])
+                & (rows["stage_pair"] == PLANTED_PAIR)
+                & _flag(rows, "adverse_impact")
+                & _flag(rows, "significant")
+            ]
             tally.add("biased planted group found (its table's own adjustment)", len(own_table) > 0)
             tally.add("biased planted group found (verdict adjustment)", len(found) > 0)
             tally.add("biased HIGH or above", LEVELS.index(assessment.level) >= 2)
@@ -147,12 +153,19 @@ def verdict_outcome(tally: Tally, impacts: pd.DataFrame, audits: dict[str, pd.Da
             tally.add(f"{kind} level raised by rule {rule}", rule in raised)
 
 
-def generator_window(volume: int, seed: int, factor: float | None, n_boot: int, settings: AnalysisSettings,
-                     tally: Tally) -> None:  # fmt: skip
+def generator_window(
+    volume: int, seed: int, factor: float | None, n_boot: int, settings: AnalysisSettings, tally: Tally
+) -> None:
     """One seed of the generator: 3 tenants, one 30-day window, every audit and the verdict."""
     bias = (f"{PLANTED[0]}={PLANTED[1]}:{factor}",) if factor is not None else ()
-    config = synthetic.GeneratorConfig(seed=seed, tenants=3, events_per_day=volume, days=WINDOW_DAYS, bias=bias,
-                                       biased_tenants=("tenant-1",) if bias else None)  # fmt: skip
+    config = synthetic.GeneratorConfig(
+        seed=seed,
+        tenants=3,
+        events_per_day=volume,
+        days=WINDOW_DAYS,
+        bias=bias,
+        biased_tenants=("tenant-1",) if bias else None,
+    )
     events = pd.concat(list(synthetic.generate_events(config)), ignore_index=True)
     first, last = config.start, config.end - dt.timedelta(days=1)
     impacts = impacts_for_counts(group_counts(window_cells(events, first, last), settings), settings)
@@ -165,12 +178,16 @@ def generator_window(volume: int, seed: int, factor: float | None, n_boot: int, 
     fair = impacts if factor is None else impacts[impacts["tenant_id"] != "tenant-1"]
     for name, frame, significant, ratio in (
         ("impact", fair, "significant", "impact_ratio"),
-        ("scoring", scores if factor is None else scores[scores["tenant_id"] != "tenant-1"], "significant",
-         "impact_ratio"),
+        (
+            "scoring",
+            scores if factor is None else scores[scores["tenant_id"] != "tenant-1"],
+            "significant",
+            "impact_ratio",
+        ),
         ("exposure", ranks, "significant", "exposure_ratio"),
         ("treatment", ranks, "treatment_significant", "treatment_ratio"),
         ("merit", ranks, "merit_significant", "merit_ratio"),
-    ):  # fmt: skip
+    ):
         if factor is not None and name in ("exposure", "treatment", "merit"):
             frame = frame[frame["tenant_id"] != "tenant-1"]
         singles = frame[~frame["dimension"].str.contains("+", regex=False)]
@@ -194,9 +211,7 @@ def generator_window(volume: int, seed: int, factor: float | None, n_boot: int, 
 def null_cells(rng: np.random.Generator, candidates: int, tenant: str) -> pd.DataFrame:
     """Window cells of one fair tenant drawn from the null model: every group has the same funnel probabilities."""
     values = {d: [*DIMENSION_VALUES[d], UNKNOWN_GROUP] for d in DIMENSIONS}
-    shares = {
-        d: np.array([*(np.asarray(synthetic.GROUP_PROPORTIONS[d]) * 0.98), 0.02]) for d in DIMENSIONS
-    }  # fmt: skip
+    shares = {d: np.array([*(np.asarray(synthetic.GROUP_PROPORTIONS[d]) * 0.98), 0.02]) for d in DIMENSIONS}
     grid = pd.MultiIndex.from_product([values[d] for d in DIMENSIONS], names=list(DIMENSIONS)).to_frame(index=False)
     probs = np.ones(len(grid))
     for d in DIMENSIONS:
@@ -209,8 +224,14 @@ def null_cells(rng: np.random.Generator, candidates: int, tenant: str) -> pd.Dat
         previous = rng.binomial(previous, p)
         stages[stage] = previous
     parts = []
-    for base, chosen in (("shown", "clicked"), ("shown", "shortlisted"), ("shortlisted", "contacted"),
-                         ("contacted", "interviewed"), ("interviewed", "hired"), ("shown", "hired")):  # fmt: skip
+    for base, chosen in (
+        ("shown", "clicked"),
+        ("shown", "shortlisted"),
+        ("shortlisted", "contacted"),
+        ("contacted", "interviewed"),
+        ("interviewed", "hired"),
+        ("shown", "hired"),
+    ):
         part = grid.assign(tenant_id=tenant, stage_pair=f"{base}->{chosen}", n=stages[base], x=stages[chosen])
         parts.append(part[part["n"] > 0])
     return pd.concat(parts, ignore_index=True)
@@ -243,7 +264,7 @@ def print_tally(title: str, tally: Tally) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 seeds at 500 and 1,500 events; 100 null tenants")
+    parser.add_argument("--quick", action="store_true", help="2 seeds at 500 and 1,500 events; 50 null tenants")
     parser.add_argument("--seeds", type=int, default=12, help="generator seeds per volume and kind (3 tenants each)")
     parser.add_argument("--volumes", type=int, nargs="+", default=[500, 1500, 4000])
     parser.add_argument("--factors", type=float, nargs="*", default=[0.6, 0.7, 0.8])
@@ -252,10 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-seed", type=int, default=1000)
     args = parser.parse_args(argv)
     if args.quick:
-        args.seeds, args.volumes, args.null_tenants, args.factors = 2, [500, 1500], 100, [0.7]
+        args.seeds, args.volumes, args.null_tenants, args.factors = 2, [500, 1500], 50, [0.7]
     print(machine_line())
-    print(f"seeds {args.seeds}, volumes {args.volumes}, factors {args.factors}, null tenants {args.null_tenants}, "
-          f"exposure bootstrap {args.n_boot}")  # fmt: skip
+    print(
+        f"seeds {args.seeds}, volumes {args.volumes}, factors {args.factors}, null tenants {args.null_tenants}, "
+        f"exposure bootstrap {args.n_boot}"
+    )
     settings = AnalysisSettings()
     started = time.perf_counter()
     for volume in args.volumes:

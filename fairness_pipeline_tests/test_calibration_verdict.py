@@ -130,11 +130,21 @@ def _two_group_exposure(ratio: float, searches: int, seed: int) -> pd.DataFrame:
     for group, weights in (("enterprise", a), ("startup", b)):
         rows.append(
             pd.DataFrame(
-                {"tenant_id": "t1", "search_id": np.arange(searches), "company_tier": group, "shown": 10,
-                 "ranked": 10, "weight_sum": weights, "top_k": 5, "scored": 10, "score_sum": 5.0,
-                 "scored_weight_sum": weights, "merit_weight_sum": weights}
+                {
+                    "tenant_id": "t1",
+                    "search_id": np.arange(searches),
+                    "company_tier": group,
+                    "shown": 10,
+                    "ranked": 10,
+                    "weight_sum": weights,
+                    "top_k": 5,
+                    "scored": 10,
+                    "score_sum": 5.0,
+                    "scored_weight_sum": weights,
+                    "merit_weight_sum": weights,
+                }
             )
-        )  # fmt: skip
+        )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -172,9 +182,11 @@ def test_report_findings_use_the_verdict_adjustment_and_say_so() -> None:
     assert rule["finding"]["dimension"] == "company_tier" and rule["finding"]["group"] == "g"
     report = build_report("t1", END, impacts, None, assessment, data_source="test")
     findings = [
-        (t["dimension"], g["group"]) for t in report["detailed_analysis"] for g in t["groups"]
+        (t["dimension"], g["group"])
+        for t in report["detailed_analysis"]
+        for g in t["groups"]
         if g["finding"] == "adverse_impact"
-    ]  # fmt: skip
+    ]
     assert findings == [("company_tier", "g")]
     chance_row = next(
         g
@@ -203,16 +215,25 @@ def _null_exposure_aggregates(rng: np.random.Generator, tenants: int, searches: 
     score = 1 - 0.03 * rank + rng.normal(0, 0.02, size=rank.shape)
     weight = position_weight(rank)
     frame = pd.DataFrame(
-        {"tenant_id": np.repeat(np.arange(tenants), searches * slate), "search_id": np.repeat(np.arange(rows), slate),
-         "company_tier": groups[drawn.ravel()], "weight": weight.ravel(), "score": score.ravel(),
-         "top": (rank <= 10).ravel().astype(int)}
-    )  # fmt: skip
+        {
+            "tenant_id": np.repeat(np.arange(tenants), searches * slate),
+            "search_id": np.repeat(np.arange(rows), slate),
+            "company_tier": groups[drawn.ravel()],
+            "weight": weight.ravel(),
+            "score": score.ravel(),
+            "top": (rank <= 10).ravel().astype(int),
+        }
+    )
     agg = frame.groupby(["tenant_id", "search_id", "company_tier"], as_index=False).agg(
         shown=("weight", "size"), weight_sum=("weight", "sum"), top_k=("top", "sum"), score_sum=("score", "sum")
     )
     agg["tenant_id"] = agg["tenant_id"].map(lambda i: f"t{i:03d}")
-    return agg.assign(ranked=agg["shown"], scored=agg["shown"], scored_weight_sum=agg["weight_sum"],
-                      merit_weight_sum=agg["weight_sum"])  # fmt: skip
+    return agg.assign(
+        ranked=agg["shown"],
+        scored=agg["shown"],
+        scored_weight_sum=agg["weight_sum"],
+        merit_weight_sum=agg["weight_sum"],
+    )
 
 
 def test_exposure_and_treatment_false_alarms_within_alpha() -> None:
@@ -234,11 +255,14 @@ def test_slate_false_alarms_within_alpha_across_a_window() -> None:
     groups = np.array(["faang", "enterprise", "startup", "other"], dtype=object)
     drawn = rng.choice(4, size=(windows * days * searches, size), p=[0.4, 0.3, 0.2, 0.1])
     frame = pd.DataFrame(
-        {"tenant_id": np.repeat(np.arange(windows), days * searches * size),
-         "day": np.tile(np.repeat(np.arange(days), searches * size), windows),
-         "search_id": np.repeat(np.arange(windows * days * searches), size), "company_tier": groups[drawn.ravel()],
-         "shown": 1}
-    )  # fmt: skip
+        {
+            "tenant_id": np.repeat(np.arange(windows), days * searches * size),
+            "day": np.tile(np.repeat(np.arange(days), searches * size), windows),
+            "search_id": np.repeat(np.arange(windows * days * searches), size),
+            "company_tier": groups[drawn.ravel()],
+            "shown": 1,
+        }
+    )
     aggregates = frame.groupby(["tenant_id", "day", "search_id", "company_tier"], as_index=False)["shown"].sum()
     summary = slate_concentration(aggregates, dimensions=("company_tier",), window_days=days).summary
     alarms = int(summary.groupby("tenant_id")["excess_significant"].apply(lambda s: s.fillna(False).any()).sum())
@@ -280,10 +304,15 @@ def test_scoring_findings_within_alpha() -> None:
     tenants, per_tenant = 120, 2500
     dims = {d: np.array(v, dtype=object) for d, v in DIMENSION_VALUES.items()}
     candidates = pd.DataFrame(
-        {"tenant_id": np.repeat([f"t{i:03d}" for i in range(tenants)], per_tenant),
-         "score": rng.uniform(size=tenants * per_tenant).round(4),
-         **{d: v[rng.choice(len(v), tenants * per_tenant, p=synthetic.GROUP_PROPORTIONS[d])] for d, v in dims.items()}}
-    )  # fmt: skip
+        {
+            "tenant_id": np.repeat([f"t{i:03d}" for i in range(tenants)], per_tenant),
+            "score": rng.uniform(size=tenants * per_tenant).round(4),
+            **{
+                d: v[rng.choice(len(v), tenants * per_tenant, p=synthetic.GROUP_PROPORTIONS[d])]
+                for d, v in dims.items()
+            },
+        }
+    )
     table = scoring_rate_ratios(scoring_cells(candidates), AnalysisSettings(intersections=False))
     finding = table["significant"].fillna(False).astype(bool) & table["adverse_impact"].fillna(False).astype(bool)
     per_table = table.assign(finding=finding).groupby(["tenant_id", "dimension"])["finding"].any()
