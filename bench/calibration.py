@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fairness_pipeline import synthetic
 from fairness_pipeline.audits import exposure, scoring, slates
 from fairness_pipeline.audits.from_events import first_shown_candidates, shown_impressions, window_cells
-from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS, UNKNOWN_GROUP
+from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSION_VALUES, DIMENSIONS, UNKNOWN_GROUP
 from fairness_pipeline.metrics.window import AnalysisSettings, group_counts, impacts_for_counts
 from fairness_pipeline.reports.builder import build_report
 from fairness_pipeline.risk.assessment import assess, scope_impacts
@@ -224,14 +224,7 @@ def null_cells(rng: np.random.Generator, candidates: int, tenant: str) -> pd.Dat
         previous = rng.binomial(previous, p)
         stages[stage] = previous
     parts = []
-    for base, chosen in (
-        ("shown", "clicked"),
-        ("shown", "shortlisted"),
-        ("shortlisted", "contacted"),
-        ("contacted", "interviewed"),
-        ("interviewed", "hired"),
-        ("shown", "hired"),
-    ):
+    for base, chosen in DEFAULT_STAGE_PAIRS:
         part = grid.assign(tenant_id=tenant, stage_pair=f"{base}->{chosen}", n=stages[base], x=stages[chosen])
         parts.append(part[part["n"] > 0])
     return pd.concat(parts, ignore_index=True)
