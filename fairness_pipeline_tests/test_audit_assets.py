@@ -347,7 +347,7 @@ def test_bias_starting_in_the_second_week_is_worsening(graph, module_db_url: str
     assert row["ratio_change"] == pytest.approx(0.4, abs=0.2) and row["log_change"] < 0
     # Tenant-2 is fair in both weeks: at most a stray false positive among its ~36 single-dimension tables.
     fair = _singles(table[table["tenant_id"] == "tenant-2"])
-    assert fair["p_value"].notna().sum() >= 60
+    assert fair["p_value"].notna().sum() >= 45  # unknown groups are reported, never compared
     assert fair["worsening"].fillna(False).sum() <= 1
     assert table["worsening"].notna().any() and table["windows_used"].eq(1).any()  # one stored window: no slope
 

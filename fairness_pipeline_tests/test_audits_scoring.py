@@ -18,11 +18,13 @@ from fairness_pipeline.audits.scoring import (
     scoring_rate_ratios,
 )
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
-from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, impact_ratio_table
+from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, UNKNOWN_GROUP_REASON, impact_ratio_table
 from fairness_pipeline.metrics.window import AnalysisSettings
 from fairness_pipeline.synthetic import GeneratorConfig, generate_events
 
-TIER_ONLY = AnalysisSettings(dimensions=("company_tier",), intersections=False)
+HAND_SIZED = {"min_reference_candidates": 0, "min_reference_selections": 0}
+"""Hand-worked tables of a few candidates: any known group meeting the share rule may be the reference."""
+TIER_ONLY = AnalysisSettings(dimensions=("company_tier",), intersections=False, **HAND_SIZED)
 
 
 def _candidates(rows: list[tuple[str | None, float]], tenant: str = "t1") -> pd.DataFrame:
@@ -52,7 +54,7 @@ HAND = [
 def test_hand_worked_ties_at_the_median_and_missing_scores() -> None:
     # Scored: 0.2 0.4 0.5 0.6 0.6 0.6 0.7 0.8 0.9 (nine) -> M = 0.6, the fifth. Scores equal to M are not above it.
     # Above M: faang 0.9, 0.8 -> 2/4 = 0.5; startup none -> 0/3; unknown 0.7 -> 1/2 = 0.5; other has no score.
-    # Reference: faang and unknown tie at 0.5; the larger n wins -> faang.
+    # Reference: faang (unknown ties at 0.5 but is never the reference).
     cells = scoring_cells(_candidates(HAND))
     assert cells["median_score"].unique().tolist() == [0.6]
     assert cells["n"].sum() == 9 and cells["x"].sum() == 3 and cells["missing_score"].sum() == 3
@@ -66,11 +68,12 @@ def test_hand_worked_ties_at_the_median_and_missing_scores() -> None:
     assert faang["is_reference"] and faang["impact_ratio"] == 1.0
     assert startup["reference_group"] == "faang" and startup["impact_ratio"] == 0.0 and startup["adverse_impact"]
     # Fisher on [[0, 3], [2, 2]]: P(a=0) = C(2,0) C(5,3) / C(7,3) = 10/35, P(a=2) = 5/35 <= 10/35, P(a=1) = 20/35.
-    # Two-sided p = 15/35 = 0.428571; unknown [[1, 1], [2, 2]] -> p = 1. Holm: 2 * 0.428571 = 0.857143, then 1.
+    # Two-sided p = 15/35 = 0.428571. unknown is reported, never compared: startup's is the only test, so its Holm p
+    # and its omnibus p (two compared groups: the pairwise test) are 15/35 too.
     assert startup["test"] == "fisher_exact"
     assert startup["p_value"] == pytest.approx(15 / 35)
-    assert startup["p_adjusted"] == pytest.approx(30 / 35)
-    assert unknown["p_adjusted"] == pytest.approx(1.0)
+    assert startup["p_adjusted"] == pytest.approx(15 / 35) and startup["p_omnibus"] == startup["p_value"]
+    assert np.isnan(unknown["p_adjusted"]) and unknown["undefined_reason"] == UNKNOWN_GROUP_REASON
     # Shortfall: ceil(3 * 0.5 - 0) = 2 candidates above the median lacking.
     assert startup["shortfall"] == 2
     other = _row(table, "other")
@@ -101,7 +104,7 @@ def test_median_is_per_tenant_and_intersections_are_listed() -> None:
     frame = pd.concat([_candidates(HAND, "t1"), _candidates([("faang", 0.1), ("startup", 0.9)] * 5, "t2")])
     cells = scoring_cells(frame)
     assert cells.groupby("tenant_id")["median_score"].first().to_dict() == {"t1": 0.6, "t2": 0.5}
-    table = scoring_rate_ratios(cells, AnalysisSettings())
+    table = scoring_rate_ratios(cells, AnalysisSettings(**HAND_SIZED))
     assert set(table["dimension"]) == {
         "company_tier", "experience_band", "specialty", "company_tier+experience_band", "company_tier+specialty",
         "experience_band+specialty",

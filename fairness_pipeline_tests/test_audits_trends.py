@@ -93,21 +93,49 @@ def test_week_over_week_table() -> None:
     assert startup["z"] == pytest.approx(-1.833785, abs=1e-6)
     # Holm over startup and other: the smaller p (startup, 0.0667) doubles to 0.1334 -> not significant.
     assert startup["p_adjusted"] == pytest.approx(2 * startup["p_value"])
-    assert not startup["significant"] and not startup["worsening"]
+    assert not startup["significant"] and not startup["worsening"] and not startup["improving"]
     assert other["ratio_previous"] == pytest.approx(58 / 60)
     assert table.loc["faang", "wow_undefined_reason"] == "reference group"
-    assert table.loc["enterprise", "wow_undefined_reason"].startswith("current week: excluded")
+    # 1 candidate of 601 over both weeks: under 2%.
+    assert table.loc["enterprise", "wow_undefined_reason"] == "both weeks: excluded: under 2% of the population"
     assert pd.isna(table.loc["faang", "significant"])
 
 
-def test_week_over_week_reference_is_the_current_weeks() -> None:
-    # Previous week: startup had the best rate; the comparison still uses this week's reference (faang) for both.
-    current = _counts([("faang", 200, 120), ("startup", 200, 40)])
-    previous = _counts([("faang", 200, 100), ("startup", 200, 110)])
-    row = week_over_week(current, previous).set_index("group").loc["startup"]
-    assert row["ratio_previous"] == pytest.approx(1.1)
-    assert row["ratio_current"] == pytest.approx(1 / 3)
-    assert row["significant"] and row["worsening"]
+def test_week_over_week_reference_is_chosen_on_both_weeks_pooled() -> None:
+    # This week faang has the best rate (0.60), but over both weeks "other" has (220/400 = 0.55 against faang's 0.50):
+    # both weeks are compared against "other".
+    current = _counts([("faang", 200, 120), ("startup", 200, 40), ("other", 200, 110)])
+    previous = _counts([("faang", 200, 80), ("startup", 200, 80), ("other", 200, 110)])
+    table = week_over_week(current, previous).set_index("group")
+    assert table["reference_group"].unique().tolist() == ["other"]
+    startup, faang = table.loc["startup"], table.loc["faang"]
+    assert (startup["ratio_current"], startup["ratio_previous"]) == pytest.approx((40 / 110, 80 / 110))
+    # startup: d = ln 0.5, Var = (1/40 - 1/200 + 1/110 - 1/200) + (1/80 - 1/200 + 1/110 - 1/200) = 0.0356818.
+    assert startup["z"] == pytest.approx(math.log(0.5) / math.sqrt(0.0356818), rel=1e-5)
+    assert startup["worsening"] and not startup["improving"]
+    # faang: d = ln 1.5, Var = (1/120 - 1/200 + 1/110 - 1/200) + (1/80 - 1/200 + 1/110 - 1/200) = 0.0190151.
+    assert faang["z"] == pytest.approx(math.log(1.5) / math.sqrt(0.0190151), rel=1e-5)
+    assert faang["improving"] and not faang["worsening"]
+
+
+def test_week_over_week_is_symmetric_in_the_weeks() -> None:
+    # Swapping the weeks changes the sign of every change and nothing else: the null distribution is symmetric.
+    rng = np.random.default_rng(8)
+    weeks = []
+    for _ in range(2):
+        tables = []
+        for i in range(30):
+            sizes = rng.integers(100, 900, 4)
+            rows = [(g, int(n), int(rng.binomial(n, 0.1))) for g, n in zip("abcd", sizes, strict=True)]
+            tables.append(_counts(rows).assign(tenant_id=f"t{i}"))
+        weeks.append(pd.concat(tables, ignore_index=True))
+    forward, backward = week_over_week(weeks[0], weeks[1]), week_over_week(weeks[1], weeks[0])
+    assert (forward["reference_group"] == backward["reference_group"]).all()
+    tested = forward["p_value"].notna()
+    assert tested.sum() >= 80
+    assert forward.loc[tested, "log_change"].to_numpy() == pytest.approx(-backward.loc[tested, "log_change"].to_numpy())
+    assert forward["p_adjusted"].equals(backward["p_adjusted"])
+    assert forward["worsening"].equals(backward["improving"]) and forward["improving"].equals(backward["worsening"])
 
 
 def test_week_over_week_undefined_cases() -> None:
@@ -117,6 +145,9 @@ def test_week_over_week_undefined_cases() -> None:
     assert table.loc["startup", "wow_undefined_reason"] == "reference selection rate is 0 in the previous week"
     assert table.loc["other", "wow_undefined_reason"] == "no candidates in the previous week"
     assert table["p_value"].isna().all()
+    # A group of the previous week only has a row too.
+    table = week_over_week(_counts([("faang", 100, 60)]), _counts([("faang", 100, 50), ("startup", 100, 30)]))
+    assert table.set_index("group").loc["startup", "wow_undefined_reason"] == "no candidates in the current week"
 
 
 def test_week_over_week_false_positive_rate() -> None:

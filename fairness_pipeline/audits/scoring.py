@@ -149,10 +149,7 @@ def scoring_rate_ratios(
         counts[[*keys, "dimension", "group", "n", "x"]],
         [*keys, "dimension"],
         intersectional=is_intersection(counts["dimension"]),
-        alpha=settings.alpha,
-        threshold=settings.threshold,
-        min_share=settings.min_share,
-        min_sample=settings.min_sample,
+        **settings.impact_options(counts["dimension"]),
     )  # one vectorised pass over every table; rows stay in order
     missing_score = counts["missing_score"].to_numpy(dtype=np.int64)
     no_scores = (impacts["n"].to_numpy() == 0) & (missing_score > 0)

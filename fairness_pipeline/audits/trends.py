@@ -2,17 +2,21 @@
 
 Week over week (:func:`week_over_week`): for a day D, the 7-day window D-6..D ("current") against the non-overlapping
 previous one D-13..D-7 ("previous"), from per-group counts of each window (unique candidates, as for the 30-day
-windows). The reference group r is the *current* week's (highest rate among groups with at least ``min_share``); the
-previous week's ratio is computed against the same r, so the change compares like with like. The test is a z-test on
-the difference of log impact ratios with Katz variances, the two weeks taken as independent samples:
+windows). The reference group r is chosen once, on the two weeks pooled (highest rate among eligible groups, as in
+``metrics.impact``), and both weeks' ratios are computed against it: the same pair of groups in both weeks, and a
+choice that treats the weeks alike, so that without a change the test statistic is symmetric about 0 (choosing r on
+the current week alone made the current ratios fall by selection: 1,546 falls against 7 rises on fair data). The
+test is a z-test on the difference of log impact ratios with Katz variances, the two weeks taken as independent
+samples:
 
     d = ln IR_cur - ln IR_prev,  Var = sum over both weeks of (1/x_g - 1/n_g + 1/x_r - 1/n_r),  z = d / sqrt(Var)
 
 two-sided p from the normal distribution, Holm-adjusted across the groups of one (tenant, stage pair, dimension)
 table (Benjamini-Hochberg for intersections). This is the Wald test of the week x group interaction in a saturated
 log-binomial model. When x_g is 0 in a week, 0.5 is added to that week's four cells first (as for the Katz interval).
-Undefined (with a reason): the reference itself, empty or under-``min_share`` groups in the current week, a group with
-no candidates in the previous week, a reference rate of 0 in either week. ``worsening`` = significant and d < 0.
+Undefined (with a reason): the reference itself, groups left out on the pooled weeks (empty, ``unknown``, under
+``min_share``, no eligible reference), a group with no candidates in either week, a reference rate of 0 in either
+week. ``worsening`` = significant and d < 0; ``improving`` = significant and d > 0.
 
 Approaching threshold (:func:`ratio_slopes`): over the daily (30-day) windows ending in the last ``windows`` (14)
 days up to ``as_of``, the least-squares slope of the impact ratio per day. A group is *approaching* when its latest
@@ -60,12 +64,13 @@ WOW_COLUMNS: tuple[str, ...] = (
     "adjustment_method",
     "significant",
     "worsening",
+    "improving",
     "low_sample",
     "wow_undefined_reason",
 )
-"""After ``keys``: counts of both weeks (the group's), ratios against the current reference, ratio_change =
-ratio_current / ratio_previous, log_change = d (0.5-corrected when a count is 0), se = sqrt(Var), z, p-values;
-``low_sample`` = n_g < min_sample in either week."""
+"""After ``keys``: counts of both weeks (the group's), ratios against the reference of both weeks pooled,
+ratio_change = ratio_current / ratio_previous, log_change = d (0.5-corrected when a count is 0), se = sqrt(Var), z,
+p-values; worsening / improving = significant with d < 0 / d > 0; ``low_sample`` = n_g < min_sample in either week."""
 
 SLOPE_COLUMNS: tuple[str, ...] = (
     "group",
@@ -93,32 +98,39 @@ def week_over_week(
 
     ``current`` and ``previous``: ``keys`` + group, n, x, the per-group counts of the two 7-day windows (e.g.
     ``metrics.window.group_counts`` of each window's cells). Returns ``keys`` + :data:`WOW_COLUMNS`, one row per group
-    of the current week, sorted by ``keys``.
+    of either week, sorted by ``keys``.
     """
     settings = settings or AnalysisSettings()
     keys = list(keys)
     cur = validate_counts(current, keys)
     prev = validate_counts(previous, keys)
+    pooled = (
+        pd.concat([cur, prev], ignore_index=True)
+        .groupby([*keys, "group"], sort=False, as_index=False)[["n", "x"]]
+        .sum()
+    )
     if keys:
-        cur = cur.sort_values(keys, kind="stable", ignore_index=True)
-    intersectional = is_intersection(cur["dimension"]) if "dimension" in keys else False
+        pooled = pooled.sort_values(keys, kind="stable", ignore_index=True)
+    intersectional = is_intersection(pooled["dimension"]) if "dimension" in keys else False
+    dimensions = pooled["dimension"] if "dimension" in keys else None
     impacts = impact_ratio_tables(
-        cur, keys, intersectional=intersectional, alpha=settings.alpha, threshold=settings.threshold,
-        min_share=settings.min_share, min_sample=settings.min_sample,
-    )  # fmt: skip
-    x, n = impacts["x"].to_numpy(dtype=np.int64), impacts["n"].to_numpy(dtype=np.int64)
+        pooled, keys, intersectional=intersectional, **settings.impact_options(dimensions)
+    )  # the reference and every exclusion decided on both weeks pooled: the same for both weeks
+    x, n = _counts_of(cur, impacts, keys, "group")
     x_r, n_r = _counts_of(cur, impacts, keys, "reference_group")
     x_p, n_p = _counts_of(prev, impacts, keys, "group")
     x_rp, n_rp = _counts_of(prev, impacts, keys, "reference_group")
 
     out = impacts[[*keys, "group", "reference_group"]].copy()
     out["n_current"], out["x_current"], out["n_previous"], out["x_previous"] = n, x, n_p, x_p
-    undefined_now = impacts["undefined_reason"]
+    undefined = impacts["undefined_reason"]
     reasons = first_reasons(
         [
-            (undefined_now.notna().to_numpy(), "current week: " + undefined_now.astype(str)),
+            (undefined.notna().to_numpy(), "both weeks: " + undefined.astype(str)),
             (impacts["is_reference"].to_numpy(dtype=bool), "reference group"),
+            (n == 0, "no candidates in the current week"),
             (n_p == 0, "no candidates in the previous week"),
+            ((n_r == 0) | (x_r == 0), "reference selection rate is 0 in the current week"),
             ((n_rp == 0) | (x_rp == 0), "reference selection rate is 0 in the previous week"),
         ],
         len(out),
@@ -147,9 +159,9 @@ def week_over_week(
     out["adjustment_method"] = np.where(tested, np.where(np.broadcast_to(intersectional, (len(out),)), "fdr_bh",
                                                          "holm"), None).astype(object)  # fmt: skip
     out["significant"] = pd.array(np.where(tested, significant, None).tolist(), dtype="boolean")
-    out["worsening"] = pd.array(
-        np.where(tested, significant & (columns["log_change"] < 0), None).tolist(), dtype="boolean"
-    )
+    for flag, direction in (("worsening", -1), ("improving", 1)):
+        moved = significant & (np.sign(columns["log_change"]) == direction)
+        out[flag] = pd.array(np.where(tested, moved, None).tolist(), dtype="boolean")
     out["low_sample"] = np.minimum(n, n_p) < settings.min_sample
     out["wow_undefined_reason"] = reasons
     for col in ("n_current", "x_current", "n_previous", "x_previous"):

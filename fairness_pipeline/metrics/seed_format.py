@@ -50,6 +50,7 @@ def dimension_metrics(
             "test": record["test"],
             "statistic": record["statistic"],
             "p_value": record["p_value"],
+            "p_omnibus": record.get("p_omnibus"),
             "p_adjusted": record["p_adjusted"],
             "adjustment_method": record["adjustment_method"],
             "significant": bool(record["significant"]),
@@ -203,6 +204,7 @@ def scoring_dimension_metrics(table: pd.DataFrame) -> dict[str, Any]:
             r["group"]: {
                 "test": r["test"],
                 "p_value": r["p_value"],
+                "p_omnibus": r.get("p_omnibus"),
                 "p_adjusted": r["p_adjusted"],
                 "adjustment_method": r["adjustment_method"],
                 "significant": bool(r["significant"]),
@@ -335,6 +337,7 @@ def trends_metrics(
     if table is None or table.empty:
         return None
     worsening, approaching = _flags(table, "worsening"), _flags(table, "approaching_threshold")
+    improving = _flags(table, "improving") if "improving" in table else pd.Series(False, index=table.index)
     dimensions = {}
     pair = table[table["stage_pair"] == stage_pair]
     for dimension in _split_dimensions(pair)[0]:
@@ -346,6 +349,7 @@ def trends_metrics(
             "ratio_change_week_over_week": {g: v for g, v in _by_group(rows, "ratio_change").items() if v is not None},
             "week_over_week_p_adjusted": {g: v for g, v in _by_group(rows, "p_adjusted").items() if v is not None},
             "worsening_groups": rows.loc[worsening[rows.index], "group"].tolist(),
+            "improving_groups": rows.loc[improving[rows.index], "group"].tolist(),
             "approaching_threshold_groups": rows.loc[approaching[rows.index], "group"].tolist(),
         }
     series = ["stage_pair", "dimension", "group"]
@@ -354,10 +358,12 @@ def trends_metrics(
         "stage_pair": stage_pair,
         "dimensions": dimensions,
         "worsening": table_records(table.loc[worsening, [*series, "ratio_previous", "ratio_current", "p_adjusted"]]),
+        "improving": table_records(table.loc[improving, [*series, "ratio_previous", "ratio_current", "p_adjusted"]]),
         "approaching_threshold": table_records(
             table.loc[approaching, [*series, "latest_ratio", "slope_per_day", "days_to_threshold"]]
         ),
         "worsening_series": int(worsening.sum()),
+        "improving_series": int(improving.sum()),
         "approaching_threshold_series": int(approaching.sum()),
     }
 

@@ -9,11 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import Any
 
 import pandas as pd
 
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSION_VALUES, DIMENSIONS, stage_pair_name
-from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, impact_ratio_tables
+from fairness_pipeline.metrics.impact import (
+    IMPACT_COLUMNS,
+    MIN_REFERENCE_CANDIDATES,
+    MIN_REFERENCE_SELECTIONS,
+    impact_ratio_tables,
+)
 from fairness_pipeline.metrics.selection_rates import (
     FRAME_COLUMNS,
     analysis_dimensions,
@@ -38,10 +44,33 @@ class AnalysisSettings:
     min_sample: int = 20
     intersections: bool = True
     dimensions: tuple[str, ...] = field(default=DIMENSIONS)
+    min_reference_candidates: int = MIN_REFERENCE_CANDIDATES
+    """A reference group needs at least this many candidates (and ``min_share``, and a known value)."""
+    min_reference_selections: int = MIN_REFERENCE_SELECTIONS
+    """... and at least this many selections."""
+    reference_groups: tuple[tuple[str, str], ...] = ()
+    """(dimension, group) pairs: a reference declared before looking for that dimension (or intersection, e.g.
+    ``("company_tier+experience_band", "enterprise|3-7")``); its tests need no omnibus gate. It must be eligible."""
 
     @property
     def stage_pair_names(self) -> list[str]:
         return [stage_pair_name(b, s) for b, s in self.stage_pairs]
+
+    def impact_options(self, dimensions: pd.Series | None = None) -> dict[str, Any]:
+        """Keyword arguments of ``impact_ratio_tables`` from these settings; ``dimensions`` (one dimension name per
+        row) maps ``reference_groups`` to the rows' declared references."""
+        options: dict[str, Any] = {
+            "alpha": self.alpha,
+            "threshold": self.threshold,
+            "min_share": self.min_share,
+            "min_sample": self.min_sample,
+            "min_reference_candidates": self.min_reference_candidates,
+            "min_reference_selections": self.min_reference_selections,
+        }
+        if self.reference_groups and dimensions is not None:
+            declared = dimensions.astype(object).map(dict(self.reference_groups))
+            options["declared_reference"] = declared.where(declared.notna(), None).to_numpy(dtype=object)
+        return options
 
     def window(self, window_end: date) -> tuple[date, date]:
         """First and last day (inclusive) of the window ending on ``window_end``."""
@@ -89,7 +118,8 @@ def group_counts(cells: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFram
 def impacts_for_counts(counts: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
     """Impact tables of every (tenant, stage pair, dimension) of ``counts`` (``TABLE_KEYS`` + group, n, x).
 
-    Intersections are adjusted with Benjamini-Hochberg, single dimensions with Holm. Rows come sorted by the keys.
+    Intersections are adjusted with Benjamini-Hochberg, single dimensions with Holm, both behind the table's omnibus
+    gate (``metrics.impact``). Rows come sorted by the keys.
     """
     if not len(counts):
         return pd.DataFrame(columns=[*TABLE_KEYS, *IMPACT_COLUMNS])
@@ -98,10 +128,7 @@ def impacts_for_counts(counts: pd.DataFrame, settings: AnalysisSettings) -> pd.D
         ordered,
         TABLE_KEYS,
         intersectional=is_intersection(ordered["dimension"]),
-        alpha=settings.alpha,
-        threshold=settings.threshold,
-        min_share=settings.min_share,
-        min_sample=settings.min_sample,
+        **settings.impact_options(ordered["dimension"]),
     )
 
 

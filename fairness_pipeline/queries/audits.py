@@ -211,16 +211,17 @@ DELETE_SCORING_WINDOW = "DELETE FROM scoring_rate_ratios WHERE window_end = %(wi
 INSERT_SCORING = """
 INSERT INTO scoring_rate_ratios (window_end, window_days, tenant_id, dimension, median_score, group_value, n,
     above_median, missing_score, scoring_rate, share, reference_group, reference_rate, is_reference,
-    excluded_small_share, impact_ratio, adverse_impact, test, statistic, p_value, p_adjusted, adjustment_method,
-    significant, ci_low, ci_high, shortfall, flip_flop, flip_flop_ratio, cohens_h, low_sample, undefined_reason)
+    excluded_small_share, impact_ratio, adverse_impact, test, statistic, p_value, p_omnibus, p_adjusted,
+    adjustment_method, significant, ci_low, ci_high, shortfall, flip_flop, flip_flop_ratio, cohens_h, low_sample,
+    undefined_reason)
 VALUES %s
 """
 
 SCORING_WINDOW = """
 SELECT tenant_id, dimension, group_value AS "group", median_score, n, above_median, missing_score, scoring_rate, share,
        reference_group, reference_rate, is_reference, excluded_small_share, impact_ratio, adverse_impact, test,
-       statistic, p_value, p_adjusted, adjustment_method, significant, ci_low, ci_high, shortfall, flip_flop,
-       flip_flop_ratio, cohens_h, low_sample, undefined_reason
+       statistic, p_value, p_omnibus, p_adjusted, adjustment_method, significant, ci_low, ci_high, shortfall,
+       flip_flop, flip_flop_ratio, cohens_h, low_sample, undefined_reason
 FROM scoring_rate_ratios
 WHERE window_end = %(window_end)s
 ORDER BY tenant_id, dimension, group_value
@@ -360,7 +361,7 @@ INSERT_TRENDS = """
 INSERT INTO fairness_trends (window_end, window_days, tenant_id, stage_pair, dimension, group_value, latest_ratio,
     windows_used, slope_per_day, days_to_threshold, adverse_now, approaching_threshold, trend_undefined_reason,
     reference_group, n_current, x_current, n_previous, x_previous, ratio_current, ratio_previous, ratio_change,
-    log_change, se, z, p_value, p_adjusted, adjustment_method, significant, worsening, low_sample,
+    log_change, se, z, p_value, p_adjusted, adjustment_method, significant, worsening, improving, low_sample,
     wow_undefined_reason)
 VALUES %s
 """
@@ -369,7 +370,7 @@ TRENDS_WINDOW = """
 SELECT tenant_id, stage_pair, dimension, group_value AS "group", latest_ratio, windows_used, slope_per_day,
        days_to_threshold, adverse_now, approaching_threshold, trend_undefined_reason, reference_group, n_current,
        x_current, n_previous, x_previous, ratio_current, ratio_previous, ratio_change, log_change, se, z, p_value,
-       p_adjusted, adjustment_method, significant, worsening, low_sample, wow_undefined_reason
+       p_adjusted, adjustment_method, significant, worsening, improving, low_sample, wow_undefined_reason
 FROM fairness_trends
 WHERE window_end = %(window_end)s
 ORDER BY tenant_id, stage_pair, dimension, group_value
