@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairness_pipeline.metrics.impact import is_unknown_group
+from fairness_pipeline.metrics.impact import MIN_REFERENCE_CANDIDATES, MIN_REFERENCE_SELECTIONS, is_unknown_group
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 
 COMPONENTS: tuple[str, ...] = ("adverse_impact", "evidence", "scoring_rate", "exposure", "slate", "trend")
@@ -79,9 +79,9 @@ class ComponentSettings:
     trend_days: int = 90
     trend_min_points: int = 14
     min_share: float = 0.02
-    min_reference_candidates: int = 30
+    min_reference_candidates: int = MIN_REFERENCE_CANDIDATES
     """A group can be the reference of a count table only with this many candidates (metrics.impact's rule)."""
-    min_reference_selections: int = 5
+    min_reference_selections: int = MIN_REFERENCE_SELECTIONS
     """... and this many selections (observed counts decide, so the pool is the same in every resample)."""
 
 
