@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import binomtest
 
 from fairness_pipeline.audits.exposure import search_aggregates
 from fairness_pipeline.audits.from_events import shown_impressions
@@ -75,8 +76,26 @@ def test_chance_model_by_hand() -> None:
     expected = np.mean([concentration_probability(s, shares, 0.7) for s in sizes])
     result = slate_concentration(aggregates, dimensions=("company_tier",))
     assert result.summary["expected_share"].iloc[0] == pytest.approx(expected)
-    # With 3 of 5 concentrated against a small chance probability the excess is significant.
-    assert expected < 0.1 and result.summary["excess_significant"].iloc[0]
+    # 3 of 5 concentrated against a small chance probability: significant on its own day (one dimension, Holm is the
+    # raw p), but not once the 30 days of a window are adjusted together (Bonferroni: 30 p).
+    p = binomtest(3, 5, expected, alternative="greater").pvalue
+    assert expected < 0.1 and p < 0.05 / 5
+    alone = slate_concentration(aggregates, dimensions=("company_tier",), window_days=1).summary.iloc[0]
+    assert alone["excess_p_adjusted"] == pytest.approx(p) and alone["excess_significant"]
+    row = result.summary.iloc[0]
+    assert row["excess_p_adjusted"] == pytest.approx(min(1.0, 30 * p)) and not row["excess_significant"]
+
+
+def test_days_of_a_window_are_adjusted_together_holm_then_bonferroni() -> None:
+    # Two dimensions on one day: Holm gives (2 p_min, max(2 p_min, p_max)); a 7-day window multiplies by 7.
+    aggregates = _slates(HAND)
+    raw = slate_concentration(aggregates, dimensions=("company_tier", "specialty"), window_days=1, alpha=1.0)
+    p = raw.summary.set_index("dimension")["excess_p_value"]
+    low, high = sorted(p.to_numpy())
+    holm = {d: (2 * low if v == low else max(2 * low, high)) for d, v in p.items()}
+    week = slate_concentration(aggregates, dimensions=("company_tier", "specialty"), window_days=7).summary
+    for dimension, adjusted in week.set_index("dimension")["excess_p_adjusted"].items():
+        assert adjusted == pytest.approx(min(1.0, 7 * min(1.0, holm[dimension])))
 
 
 @pytest.mark.parametrize(("size", "shares"), [(5, (0.5, 0.3, 0.2)), (6, (0.6, 0.4)), (7, (0.25, 0.25, 0.25, 0.25))])

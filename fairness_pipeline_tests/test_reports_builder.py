@@ -39,17 +39,18 @@ def hand_impacts() -> pd.DataFrame:
 
     shown->shortlisted, company_tier (664 candidates): faang 40/100 = 0.40 is the reference; enterprise 105/300 = 0.35
     (IR 0.875); startup 40/200 = 0.20 (IR 0.50, z-test p < 0.001: significant adverse impact); unknown 18/60 = 0.30
-    (IR 0.75, p about 0.2: insufficient evidence); other 1/4 holds 0.6% of candidates: left out under the 2% rule.
-    experience_band: 3-7 80/250 = 0.32 is the reference; 0-3 90/300 (IR 0.94); 7-15 30/110 (IR 0.85); unknown 0/4
-    left out. An intersection table (startup|0-3 24/100 against faang|0-3 20/50: IR 0.60), and shortlisted->contacted
-    with a small 'other' group (n = 1). Verdict HIGH: significant adverse impacts, none below 0.50.
+    (unknown: reported, never compared); other 1/4 holds 0.6% of candidates: left out under the 2% rule.
+    experience_band: 3-7 80/250 = 0.32 is the reference; 0-3 90/300 (IR 0.94); 7-15 30/110 (IR 0.85); 15+ 6/30
+    (IR 0.625, p about 0.2: insufficient evidence); unknown 0/4 reported, never compared. An intersection table
+    (startup|0-3 24/100 against faang|0-3 20/50: IR 0.60), and shortlisted->contacted with a small 'other' group
+    (n = 1). Verdict HIGH: significant adverse impacts, none below 0.50.
     """
     return pd.concat(
         [
             table(SHORTLIST, "company_tier", [("faang", 100, 40), ("enterprise", 300, 105), ("startup", 200, 40),
                                               ("other", 4, 1), ("unknown", 60, 18)]),
             table(SHORTLIST, "experience_band", [("0-3", 300, 90), ("3-7", 250, 80), ("7-15", 110, 30),
-                                                 ("unknown", 4, 0)]),
+                                                 ("15+", 30, 6), ("unknown", 4, 0)]),
             table(SHORTLIST, "company_tier+experience_band", [("faang|0-3", 50, 20), ("startup|0-3", 100, 24),
                                                               ("enterprise|3-7", 150, 55), ("startup|7-15", 60, 12)]),
             table(CONTACT, "company_tier", [("faang", 40, 20), ("enterprise", 105, 50), ("startup", 40, 10),
@@ -116,7 +117,8 @@ def test_findings_and_interpretation() -> None:
     report = hand_report()
     startup = group(report, SHORTLIST, "company_tier", "startup")
     assert startup["impact_ratio"] == 0.5 and startup["finding"] == "adverse_impact"
-    assert group(report, SHORTLIST, "company_tier", "unknown")["finding"] == "insufficient_evidence"
+    assert group(report, SHORTLIST, "company_tier", "unknown")["finding"] == "undefined"  # never compared
+    assert group(report, SHORTLIST, "experience_band", "15+")["finding"] == "insufficient_evidence"
     assert group(report, SHORTLIST, "company_tier", "other")["finding"] == "excluded"
     assert group(report, SHORTLIST, "company_tier", "faang")["finding"] == "reference"
     summary = report["executive_summary"]
@@ -140,7 +142,7 @@ def test_ll144_summary() -> None:
     categories = {(c["dimension"], c["category"]): c for c in selection["categories"]}
     assert categories[("company_tier", "startup")]["rate"] == 0.2
     assert categories[("company_tier+experience_band", "startup|0-3")]["intersectional"]
-    assert {(e["category"], e["n"]) for e in selection["excluded_categories"]} == {("other", 4), ("unknown", 4)}
+    assert {(e["category"], e["n"]) for e in selection["excluded_categories"]} == {("other", 4)}
     scoring = ll["scoring"]
     assert scoring and {c["category"]: c["rate"] for c in scoring["categories"]}["startup"] == 0.35
     checklist = {c["id"]: c["status"] for c in report["compliance_checklist"]}
@@ -176,14 +178,17 @@ def test_published_report_suppresses_small_cells_and_the_internal_one_does_not()
 
 
 def test_reference_group_under_min_cell_withholds_every_ratio_of_its_table() -> None:
+    # The reference (enterprise, 5 of 60: a reference needs 5 selections) is under a min_cell of 10.
     impacts = table("interviewed->hired", "company_tier", [("faang", 30, 4), ("enterprise", 60, 5), ("startup", 80, 3)])
-    report = build_report("acme", END, impacts, None, assess(impacts), data_source="test", generated_at=GENERATED)
+    report = build_report(
+        "acme", END, impacts, None, assess(impacts), data_source="test", generated_at=GENERATED, min_cell=10
+    )
     published = publish_report(report)
     validate_report(published)
     t = published["detailed_analysis"][0]
     assert t["ratios_suppressed"] and t["reference_rate"] is None
     assert all(g["impact_ratio"] is None for g in t["groups"])
-    assert "reference group's counts are under 5" in " ".join(t["interpretation"])
+    assert "reference group's counts are under 10" in " ".join(t["interpretation"])
 
 
 def test_markdown_has_the_verdict_and_one_embedded_chart() -> None:

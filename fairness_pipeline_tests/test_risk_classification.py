@@ -79,10 +79,10 @@ def test_each_level_has_a_timeline_and_actions(slate_profile: Path) -> None:
 
 def test_significant_adverse_impact_below_half_is_critical() -> None:
     # 20/100 against 60/100: IR = 1/3 < 0.50; z-test p = 7.8e-9; not a flip-flop (21/100 vs 59/100 is far below 1).
-    # Score: gap (0.8 - 1/3) / 0.8 = 0.583, n_eff = 50, weight 50 / 70 -> 0.417; evidence 1; with weights
-    # 0.583 / 0.417 the score is 0.66 (HIGH). The rule makes it CRITICAL.
+    # Score: gap (0.8 - 1/3) / 0.8 = 0.583, selections s = min(100 * 0.6, 60) = 60, weight 60 / 80 -> 0.4375;
+    # evidence 1; with weights 0.583 / 0.417 the score is 0.67 (HIGH). The rule makes it CRITICAL.
     result = assess(impact([("ref", 100, 60), ("g", 100, 20)]))
-    assert result.score == pytest.approx(0.35 / 0.6 * (0.8 - 1 / 3) / 0.8 * 50 / 70 + 0.25 / 0.6)
+    assert result.score == pytest.approx(0.35 / 0.6 * (0.8 - 1 / 3) / 0.8 * 60 / 80 + 0.25 / 0.6)
     assert result.score_level == "HIGH"
     assert result.level == "CRITICAL"
     first = result.applied_rules[0]
@@ -113,7 +113,7 @@ def test_significant_but_flip_flop_is_not_escalated() -> None:
 
 def test_large_gap_on_small_numbers_is_medium_with_insufficient_evidence() -> None:
     # 2/10 against 50/100: IR = 0.40, Fisher p about 0.1: not significant; n = 10 < 20 (low sample).
-    # Severity 0.5 * e(n_eff = 9.09) = 0.156 -> score 0.09, LOW; the rule makes it MEDIUM, never a clearance.
+    # Severity 0.5 * e(s = min(10 * 0.5, 50) = 5) = 0.5 * 5 / 25 = 0.1 -> score 0.06, LOW; the rule makes it MEDIUM.
     result = assess(impact([("ref", 100, 50), ("g", 10, 2)]))
     assert result.score_level == "LOW"
     assert result.level == "MEDIUM"

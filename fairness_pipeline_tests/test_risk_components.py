@@ -35,9 +35,10 @@ def impact(rows: list[tuple[str, int, int]], dimension: str = "company_tier", pa
 
 def test_adverse_impact_formula_by_hand() -> None:
     # Reference 100/200 = 0.5, group 30/100 = 0.3: IR = 0.6, gap = (0.8 - 0.6) / 0.8 = 0.25.
-    # n_eff = 100 * 200 / 300 = 66.67; evidence weight = 66.67 / 86.67 = 0.76923; component = 0.25 * 0.76923.
+    # Selections behind it: s = min(100 * 100 / 200, 100) = 50 (g's selections at the reference rate); evidence
+    # weight = 50 / 70; component = 0.25 * 5 / 7.
     value = adverse_impact(impact([("ref", 200, 100), ("g", 100, 30)]), ComponentSettings())
-    assert value.value == pytest.approx(0.25 * (200 / 3) / (200 / 3 + 20), rel=1e-12)
+    assert value.value == pytest.approx(0.25 * 5 / 7, rel=1e-12)
     assert value.driver["group"] == "g" and value.driver["impact_ratio"] == pytest.approx(0.6)
     assert value.resampled
 
@@ -155,10 +156,9 @@ def test_bootstrap_interval_covers_the_true_value_at_about_the_nominal_rate(tmp_
     n = np.array([400, 300, 150])
     p = np.array([0.30, 0.20, 0.27])
     groups = ["a", "b", "c"]
-    # Reference a: IR_b = 0.2 / 0.3; gap = (0.8 - 2/3) / 0.8 = 1/6; n_eff = 400 * 300 / 700; weight
-    # n_eff / (n_eff + 20). IR_c = 0.9: no gap.
-    n_eff = 400 * 300 / 700
-    truth = (0.8 - 2 / 3) / 0.8 * n_eff / (n_eff + 20)
+    # Reference a: IR_b = 0.2 / 0.3; gap = (0.8 - 2/3) / 0.8 = 1/6; selections s = min(300 * 0.3, 120) = 90; weight
+    # s / (s + 20). IR_c = 0.9: no gap.
+    truth = (0.8 - 2 / 3) / 0.8 * 90 / 110
     expected = pd.DataFrame({"dimension": "d", "group": groups, "n": n, "x": n * p})
     tables = count_tables(expected, ComponentSettings())
     assert adverse_impact_from_counts(tables, tables.x[None, :], ComponentSettings())[0][0] == pytest.approx(truth)
@@ -214,6 +214,6 @@ def test_database_column_names_are_accepted() -> None:
                             ComponentSettings())  # fmt: skip
     # Scoring: the same arithmetic as test_adverse_impact_formula_by_hand. Exposure: 0.6 -> gap 0.25 ('tiny' is
     # left out under the 2% rule). Slates: 30 / 100.
-    assert values["scoring_rate"].value == pytest.approx(0.25 * (200 / 3) / (200 / 3 + 20))
+    assert values["scoring_rate"].value == pytest.approx(0.25 * 5 / 7)
     assert values["exposure"].value == pytest.approx(0.25)
     assert values["slate"].value == pytest.approx(0.30)

@@ -6,6 +6,7 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 
 from fairness_pipeline.metrics.impact import benjamini_hochberg, holm
 from fairness_pipeline.metrics.selection_rates import (
@@ -22,6 +23,7 @@ __all__ = [
     "dimension_name",
     "group_codes",
     "group_labels",
+    "is_finding",
     "stable_seed",
 ]
 
@@ -52,3 +54,10 @@ def bootstrap_p_value(log_stats: np.ndarray) -> float:
 def stable_seed(*parts: object) -> int:
     """A platform-independent 32-bit number for seeding per-table random streams (CRC-32 of the parts' text)."""
     return zlib.crc32("\x1f".join(str(p) for p in parts).encode("utf-8"))
+
+
+def is_finding(table: pd.DataFrame, significant: str, ratio: str, threshold: float) -> pd.Series:
+    """Statistically and practically significant: ``significant`` true and ``ratio`` strictly below ``threshold``
+    (the practical threshold, ``AnalysisSettings.threshold``, 0.80 by default). Missing values are not findings."""
+    flag = table[significant].astype("boolean").fillna(False).astype(bool)
+    return flag & (pd.to_numeric(table[ratio], errors="coerce") < threshold).fillna(False).astype(bool)

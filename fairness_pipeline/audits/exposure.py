@@ -26,9 +26,16 @@ Uncertainty: the searches of one key (tenant) are resampled with replacement ``n
 searches in ``search_id`` order); with a ``day`` column each day's searches are resampled on their own, from the
 stream ``np.random.default_rng([seed, crc32(key, day)])`` (a bootstrap stratified by day: a window's resample is
 the union of one resample per day, so its sums are the days' sums added up, see :class:`ExposureSums`). Every
-statistic is recomputed from the resampled sums (float32, see ``_bootstrap``) with the reference group held fixed.
-Percentile intervals; two-sided bootstrap p-values of log(statistic) = 0, adjusted with Holm (single dimensions) or
-Benjamini-Hochberg (intersections) per (key, dimension) and statistic.
+statistic is recomputed from the resampled sums (float32, see ``_bootstrap``); percentile intervals hold the
+reference group fixed. p-values: the exposure ratio (one-sided, below the best) and the treatment ratio (two-sided)
+repeat the choice of the best-exposed reference in every resample (``_max_reference_p_values``), since the reference
+is chosen by the data; the merit ratio, tested against 1, has the two-sided bootstrap p-value of log(merit) = 0.
+Adjusted with Holm (single dimensions) or Benjamini-Hochberg (intersections) per (key, dimension) and statistic.
+
+Practical significance: a ratio is a *finding* only when it is significant and below ``settings.threshold`` (0.80 by
+default, the one practical threshold of the project, declared in ``metrics.window.AnalysisSettings``):
+``low_exposure`` marks exposure ratios below it, and :func:`rank_findings` reads the treatment ratio against the
+same line, so a significant 0.99 is never a finding.
 
 Input: one row per (key, search, combination of dimension values) with the sums of :data:`AGGREGATE_COLUMNS` -- never
 one row per event -- and optionally the search's ``day``. :func:`search_aggregates` builds them from one row per
@@ -51,6 +58,7 @@ from fairness_pipeline.audits._common import (
     analysis_dimensions,
     bootstrap_p_value,
     dimension_name,
+    is_finding,
     stable_seed,
 )
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS, UNKNOWN_GROUP
@@ -562,16 +570,68 @@ def _statistics(sums: np.ndarray, reference: int | None) -> dict[str, np.ndarray
 
 def _reference(
     groups: list[str], ranked: np.ndarray, exposure: np.ndarray, min_share: float
-) -> tuple[int | None, bool]:
-    """Index of the best-exposed group (see module doc) and whether any group reaches ``min_share``."""
+) -> tuple[int | None, bool, np.ndarray]:
+    """Index of the best-exposed group (see module doc), whether any group reaches ``min_share``, and the pool the
+    reference is chosen from (a mask over the groups)."""
     total = ranked.sum()
     populated = [i for i in range(len(groups)) if ranked[i] > 0]
     eligible = [i for i in populated if ranked[i] / total >= min_share]
     pool = eligible or populated
+    mask = np.zeros(len(groups), dtype=bool)
+    mask[pool] = True
     if not pool:
-        return None, False
+        return None, False, mask
     best = min(pool, key=lambda i: (-exposure[i], -ranked[i], groups[i]))
-    return best, bool(eligible)
+    return best, bool(eligible), mask
+
+
+def _max_reference_p_values(
+    totals: np.ndarray, boot: np.ndarray, reference: int, pool: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap p-values of the exposure ratio (one-sided, below the best) and of the treatment ratio (two-sided) that
+    repeat the choice of the reference in every resample.
+
+    The reference is the best-exposed group of the data, so testing against it as if it had been named in advance
+    overstates every gap. Under the least favourable null (equal exposures and equal exposure per unit of score),
+    the observed log ratio of g is ``d_g - max_h d_h`` with ``d`` the estimation errors of log exposure; the bootstrap
+    gives the errors' distribution as ``d*_g = log Exp*_g - log Exp_g``. So in every resample the reference is chosen
+    again, as the pool group with the largest ``d*`` (the best-exposed group of a resample of null data), and
+
+    - exposure: ``D*_g = d*_g - d*_ref*`` against the observed ``log(Exp_g / Exp_ref)``;
+      ``p = (#(D* <= D) + 1) / (B + 1)`` (the ratio to the maximum is at most 1: one direction only);
+    - treatment: with ``t*_g = log T*_g - log T_g`` (T = exposure per unit of mean score),
+      ``U*_g = t*_g - t*_ref*`` against ``log treatment_ratio_g``; two-sided,
+      ``min(1, 2 min(#(U* <= U) + 1, #(U* >= U) + 1) / (B + 1))``.
+
+    Resamples where a statistic is undefined are left out of its count. Returns two arrays over the groups (NaN where
+    undefined).
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n, w = totals[_N], totals[_W]
+        per_score = totals[_SW] / totals[_U]
+        log_exposure, log_score = np.log(w / n), np.log(per_score)
+        errors = np.log(boot[:, _W, :] / boot[:, _N, :]) - log_exposure
+        score_errors = np.log(boot[:, _SW, :] / boot[:, _U, :]) - log_score
+    candidates = np.where(pool[None, :] & np.isfinite(errors), errors, -np.inf)
+    chosen = candidates.argmax(axis=1)
+    rows = np.arange(len(chosen))
+    usable = np.isfinite(candidates[rows, chosen])
+    null_ratio = (errors - errors[rows, chosen][:, None])[usable]
+    null_treatment = (score_errors - score_errors[rows, chosen][:, None])[usable]
+    observed_ratio = log_exposure - log_exposure[reference]
+    observed_treatment = log_score - log_score[reference]
+    ratio_p = np.full(len(n), np.nan)
+    treatment_p = np.full(len(n), np.nan)
+    for g in range(len(n)):
+        ratio = null_ratio[:, g][np.isfinite(null_ratio[:, g])]
+        if ratio.size and np.isfinite(observed_ratio[g]):
+            ratio_p[g] = (np.count_nonzero(ratio <= observed_ratio[g]) + 1) / (ratio.size + 1)
+        treatment = null_treatment[:, g][np.isfinite(null_treatment[:, g])]
+        if treatment.size and np.isfinite(observed_treatment[g]):
+            below = np.count_nonzero(treatment <= observed_treatment[g]) + 1
+            above = np.count_nonzero(treatment >= observed_treatment[g]) + 1
+            treatment_p[g] = min(1.0, 2 * min(below, above) / (treatment.size + 1))
+    return ratio_p, treatment_p
 
 
 def _block_rows(
@@ -586,9 +646,12 @@ def _block_rows(
     totals = block.totals
     ranked, scored, score_sum = totals[_N], totals[_C], totals[_U]
     point = _statistics(totals, None)
-    reference, any_eligible = _reference(block.groups, ranked, point["exposure"], settings.min_share)
+    reference, any_eligible, pool = _reference(block.groups, ranked, point["exposure"], settings.min_share)
     point = _statistics(totals, reference)
     resampled = _statistics(boot, reference) if boot is not None else None
+    max_p = None
+    if boot is not None and reference is not None:
+        max_p = _max_reference_p_values(totals, boot, reference, pool)
     total_ranked = ranked.sum()
     tail = (1 - confidence) / 2
     rows: list[dict[str, Any]] = []
@@ -649,9 +712,12 @@ def _block_rows(
             finite = sample[np.isfinite(sample)]
             if finite.size:
                 row[f"{prefix}_ci_low"], row[f"{prefix}_ci_high"] = np.quantile(finite, [tail, 1 - tail]).tolist()
-            if p_column and (stat == "merit" or i != reference):  # the reference's own ratios are 1 by definition
+            if stat == "merit":
                 with np.errstate(divide="ignore"):
                     row[p_column] = bootstrap_p_value(np.log(sample))
+            elif p_column and i != reference and max_p is not None:  # the reference's own ratios are 1
+                p_value = max_p[0 if stat == "ratio" else 1][i]
+                row[p_column] = None if math.isnan(p_value) else float(p_value)
         if compared:
             row["low_exposure"] = bool(row["exposure_ratio"] < settings.threshold)
         rows.append(row)
@@ -669,6 +735,14 @@ def _block_rows(
                 if p_col == "p_value":
                     row["adjustment_method"] = method
     return rows
+
+
+def rank_findings(table: pd.DataFrame, threshold: float) -> pd.Series:
+    """Rows that are findings: a significant exposure ratio, or a significant treatment ratio, below ``threshold``
+    (statistically and practically significant; a significant 0.99 is not a finding)."""
+    return is_finding(table, "significant", "exposure_ratio", threshold) | is_finding(
+        table, "treatment_significant", "treatment_ratio", threshold
+    )
 
 
 def _set_dtypes(table: pd.DataFrame) -> pd.DataFrame:
@@ -700,6 +774,7 @@ __all__ = [
     "exposure_table",
     "position_weight",
     "rank_exposure",
+    "rank_findings",
     "search_aggregates",
     "stratum_rng",
 ]

@@ -14,8 +14,13 @@ Rules:
   For ``concentration >= 0.5`` at most one group can exceed it, so the probability is exactly
   sum_g P(Binomial(size, p_g) > concentration * size). ``excess_p_value`` is the one-sided binomial test of the
   concentrated count against that mean probability (conservative: the exact null is Poisson-binomial, whose variance
-  is at most the binomial's); Holm across the dimensions of one key. Real searches target a specialty or level, so
-  chance is a low bar: the share is the headline, the test says whether it exceeds chance.
+  is at most the binomial's). Adjustment: Holm across the dimensions of one key (tenant and day), then Bonferroni
+  across the ``window_days`` days of a metric window (``excess_p_adjusted = min(1, window_days * holm_p)``). A day
+  is stored once and read by every window that contains it, and a window reads its days' flags together (the
+  "significant days" of a report): Bonferroni across its days keeps the chance of any significant day in a window of
+  fair data within alpha, with no day needing the others. ``window_days=1`` gives the per-day Holm alone. Real
+  searches target a specialty or level, so chance is a low bar: the share is the headline, the test says whether it
+  exceeds chance.
 
 Input: the per-search aggregates of :mod:`fairness_pipeline.audits.exposure` (one row per key, search_id and
 dimension values, with ``shown``), with the day among the keys: ``keys=("tenant_id", "day")``.
@@ -37,6 +42,9 @@ from fairness_pipeline.events.vocabulary import DIMENSIONS
 
 DEFAULT_CONCENTRATION = 0.70
 DEFAULT_MIN_SLATE = 5
+DEFAULT_WINDOW_DAYS = 30
+"""Days of the metric window whose days are adjusted together (Bonferroni across days)."""
+ADJUSTMENT_METHOD = "holm across dimensions, bonferroni across the window's days"
 NO_ASSESSED_REASON = "no slate of at least the minimum size"
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -77,23 +85,25 @@ def slate_concentration(
     concentration: float = DEFAULT_CONCENTRATION,
     min_slate: int = DEFAULT_MIN_SLATE,
     alpha: float = 0.05,
+    window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> SlateConcentration:
     """Count and share of concentrated slates per key (tenant, day) and dimension, and the groups that dominate.
 
     ``aggregates``: ``keys`` + ``search_id`` + ``dimensions`` + ``shown`` (more columns are ignored). ``pairs`` adds
-    the pairwise intersections (off by default: the seed asks per dimension).
+    the pairwise intersections (off by default: the seed asks per dimension). ``window_days``: the days of a window
+    the adjustment covers (module docstring).
     """
     keys = list(keys)
     needed = [*keys, "search_id", *dimensions, "shown"]
     missing = [c for c in needed if c not in aggregates.columns]
     if missing:
         raise ValueError(f"slate aggregates lack columns {missing}")
-    if not 0 < concentration < 1 or min_slate < 1:
-        raise ValueError("concentration must be in (0, 1) and min_slate at least 1")
+    if not 0 < concentration < 1 or min_slate < 1 or window_days < 1:
+        raise ValueError("concentration must be in (0, 1), min_slate and window_days at least 1")
     limit = Fraction(concentration).limit_denominator(10**6)
     frame = aggregates.reset_index(drop=True)
     if frame.empty:
-        empty_summary = _adjust(pd.DataFrame(columns=[*keys, *SUMMARY_COLUMNS]), keys, alpha)
+        empty_summary = _adjust(pd.DataFrame(columns=[*keys, *SUMMARY_COLUMNS]), keys, alpha, window_days)
         return SlateConcentration(empty_summary, pd.DataFrame(columns=[*keys, *DOMINANT_COLUMNS]))
     shown = pd.to_numeric(frame["shown"]).to_numpy(dtype=np.int64)
     search_of_row = frame.groupby([*keys, "search_id"], sort=True, dropna=False).ngroup().to_numpy()
@@ -129,7 +139,7 @@ def slate_concentration(
             summaries.append({**prefix, **summary})
             dominants.extend({**prefix, **row} for row in dominant)
     summary = pd.DataFrame(summaries, columns=[*keys, *SUMMARY_COLUMNS])
-    summary = _adjust(summary, keys, alpha)
+    summary = _adjust(summary, keys, alpha, window_days)
     dominant = pd.DataFrame(dominants, columns=[*keys, *DOMINANT_COLUMNS])
     return SlateConcentration(summary=summary.reset_index(drop=True), dominant=dominant.reset_index(drop=True))
 
@@ -192,8 +202,9 @@ def _key_rows(
     return row, dominant
 
 
-def _adjust(summary: pd.DataFrame, keys: list[str], alpha: float) -> pd.DataFrame:
-    """Holm across the dimensions of each key (Benjamini-Hochberg when intersections are among them)."""
+def _adjust(summary: pd.DataFrame, keys: list[str], alpha: float, window_days: int) -> pd.DataFrame:
+    """Holm across the dimensions of each key (Benjamini-Hochberg when intersections are among them), times
+    ``window_days`` (Bonferroni across the days of a window), capped at 1."""
     summary = summary.astype({"excess_p_value": float, "excess_p_adjusted": float})
     summary["excess_significant"] = pd.array([pd.NA] * len(summary), dtype="boolean")
     groups = summary.groupby(keys, sort=False, dropna=False).groups.values() if keys else [summary.index]
@@ -203,6 +214,7 @@ def _adjust(summary: pd.DataFrame, keys: list[str], alpha: float) -> pd.DataFram
         if len(tested):
             intersectional = part["dimension"].str.contains("+", regex=False).any()
             adjusted, _ = adjust_p_values(summary.loc[tested, "excess_p_value"].tolist(), intersectional)
+            adjusted = [min(1.0, p * window_days) for p in adjusted]
             summary.loc[tested, "excess_p_adjusted"] = adjusted
             summary.loc[tested, "excess_significant"] = [p < alpha for p in adjusted]
     for col in ("searches", "assessed", "too_small", "concentrated"):
@@ -216,8 +228,10 @@ def _adjust(summary: pd.DataFrame, keys: list[str], alpha: float) -> pd.DataFram
 
 
 __all__ = [
+    "ADJUSTMENT_METHOD",
     "DEFAULT_CONCENTRATION",
     "DEFAULT_MIN_SLATE",
+    "DEFAULT_WINDOW_DAYS",
     "DOMINANT_COLUMNS",
     "SUMMARY_COLUMNS",
     "SlateConcentration",

@@ -564,10 +564,12 @@ def _print_audit_findings(window_end: date, days: int) -> None:
     """What the four audits found in the window (single dimensions): scores, ranks, slates and trends."""
     from rich.table import Table
 
+    from fairness_pipeline.metrics.window import AnalysisSettings
     from fairness_pipeline.queries import reports as report_queries
 
     first_day = window_end - timedelta(days=days - 1)
-    params = {"window_end": window_end, "first_day": first_day, "last_day": window_end}
+    threshold = AnalysisSettings().threshold  # the practical threshold of rank findings
+    params = {"window_end": window_end, "first_day": first_day, "last_day": window_end, "threshold": threshold}
     with open_database() as conn, conn.cursor() as cur:
         found = {}
         for name in ("SCORING", "EXPOSURE", "SLATE", "TREND"):
@@ -595,7 +597,8 @@ def _print_audit_findings(window_end: date, days: int) -> None:
          for t, d, g, n, rate, ratio, low, high, p, _ in found["SCORING"]],
     )  # fmt: skip
     show(
-        "Ranks: exposure ratio < 0.80, or ranked below what the scores earn (treatment ratio < 1, significant)",
+        "Ranks: significant exposure ratio < 0.80, or ranked below what the scores earn (significant treatment "
+        "ratio < 0.80)",
         ("tenant", "dimension", "group", "searches", "exposure ratio", "95% CI", "p (adjusted)", "skew@10",
          "treatment ratio"),
         [(t, d, g, f"{n:,}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p), f"{skew:.2f}",

@@ -22,11 +22,11 @@ SELECT tenant_id, dimension, group_value, searches, exposure_ratio, ratio_ci_low
        significant, skew_at_k, treatment_ratio, treatment_significant
 FROM rank_exposure
 WHERE window_end = %(window_end)s AND position('+' IN dimension) = 0
-  AND (low_exposure OR treatment_significant AND treatment_ratio < 1)
+  AND (significant AND low_exposure OR treatment_significant AND treatment_ratio < %(threshold)s)
 ORDER BY tenant_id, significant DESC, exposure_ratio
 """
-"""Groups ranked lower than the best-exposed group (exposure ratio < 0.80), or lower than their scores would place them
-(significant treatment ratio below 1), single dimensions."""
+"""Groups ranked significantly lower than the best-exposed group, or than their scores would place them, by a ratio
+below the practical threshold (``threshold``, 0.80), single dimensions."""
 
 SLATE_FINDINGS = """
 SELECT s.tenant_id, s.dimension, sum(s.assessed)::bigint AS assessed, sum(s.concentrated)::bigint AS concentrated,

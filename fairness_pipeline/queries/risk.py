@@ -3,8 +3,8 @@
 IMPACTS_FOR_WINDOW = """
 SELECT tenant_id, stage_pair, dimension, group_value AS "group", n, x, selection_rate, share, reference_group,
        reference_rate, is_reference, excluded_small_share, impact_ratio, adverse_impact, test, statistic, p_value,
-       p_adjusted, adjustment_method, significant, ci_low, ci_high, shortfall, flip_flop, flip_flop_ratio, cohens_h,
-       low_sample, undefined_reason
+       p_omnibus, p_adjusted, adjustment_method, significant, ci_low, ci_high, shortfall, flip_flop, flip_flop_ratio,
+       cohens_h, low_sample, undefined_reason
 FROM impact_ratios
 WHERE window_end = %(window_end)s
 ORDER BY tenant_id, stage_pair, dimension, group_value

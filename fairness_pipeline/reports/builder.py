@@ -24,7 +24,8 @@ from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, stage_pair_
 from fairness_pipeline.metrics.impact import impact_ratio_table, is_unknown_group
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.reports import interpretation as words
-from fairness_pipeline.risk.components import normalise
+from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, VERDICT_ADJUSTMENT, verdict_adjustment
+from fairness_pipeline.risk.components import is_intersection, normalise
 
 SCHEMA_VERSION = "1.0"
 DEFAULT_HEADLINE_STAGE_PAIR = "shown->shortlisted"
@@ -153,7 +154,28 @@ def _scoring_analysis(audit: pd.DataFrame | None, methodology: Mapping[str, Any]
             min_sample=methodology["min_sample"],
         )
         parts.append(table.assign(stage_pair=str(pair), dimension=str(dimension)))
-    return _analysis(pd.concat(parts, ignore_index=True), None, kind="scoring")
+    tables = verdict_adjustment(pd.concat(parts, ignore_index=True), methodology["alpha"], SCORING_ADJUSTMENT)
+    return _analysis(tables, None, kind="scoring")
+
+
+def verdict_adjusted(impacts: pd.DataFrame, scope: Mapping[str, Any]) -> pd.DataFrame:
+    """The impact rows with the verdict's tenant-wide adjustment (``risk.assessment.verdict_adjustment``) on the rows
+    the verdict read (its ``scope``: stage pairs, intersections or not), so that the report's findings are the
+    verdict's. Rows outside the scope keep their table's own adjustment."""
+    if impacts.empty or "p_value" not in impacts.columns:
+        return impacts
+    in_scope = pd.Series(True, index=impacts.index)
+    if scope.get("stage_pairs") is not None:
+        in_scope &= impacts["stage_pair"].isin(list(scope["stage_pairs"]))
+    if scope.get("include_intersections") is False:
+        in_scope &= ~impacts["dimension"].map(is_intersection).astype(bool)
+    adjusted = verdict_adjustment(impacts[in_scope])
+    out = impacts.copy()
+    for column in ("p_adjusted", "adjustment_method", "significant"):
+        if column == "significant":
+            out[column] = out[column].astype("boolean")
+        out.loc[in_scope, column] = adjusted[column]
+    return out
 
 
 def _trend_charts(trends: pd.DataFrame | None, window_end: date, days: int, threshold: float) -> list[dict[str, Any]]:
@@ -239,6 +261,7 @@ def build_report(
     risk = assessment.to_dict() if hasattr(assessment, "to_dict") else dict(assessment)
     if risk.get("tenant_id") not in (None, tenant_id):
         raise ValueError(f"assessment is for tenant {risk['tenant_id']!r}, not {tenant_id!r}")
+    own = verdict_adjusted(own, risk.get("scope") or {})
     generated = generated_at or datetime.now(UTC)
     methodology = {
         "threshold": threshold,
@@ -254,8 +277,12 @@ def build_report(
             "reference being the highest rate among groups holding at least 2% of the candidates.",
             f"Adverse impact: impact ratio below {threshold:.2f} (strictly).",
             "Each group is tested against the reference group: Fisher's exact test when an expected cell is under 5, "
-            "else the pooled two-proportion z-test; p-values adjusted by Holm within each table (Benjamini-Hochberg "
-            f"for intersections); significant when the adjusted p < {alpha}.",
+            "else the pooled two-proportion z-test. The selection tables and key findings of this report use the risk "
+            "verdict's adjustment: weighted Holm across every test of the tenant's verdict (all its stage pairs "
+            "and dimensions together, an intersection weighing a tenth of a single dimension, each test's p being "
+            "the larger of its own and its table's homogeneity gate when "
+            f"there is one); significant when that adjusted p < {alpha}. Scoring-rate tables are adjusted the same "
+            "way as one family of their own: weighted Holm across all of the tenant's scoring-rate tests.",
             "Practical significance: a difference that moving one selection would reverse (flip-flop) is not "
             f"practically significant; groups under {min_sample} candidates are marked low sample.",
             "95% intervals of impact ratios: Katz log method. Risk score interval: parametric bootstrap over the group "
@@ -569,9 +596,9 @@ def _checklist(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         item(
             "multiple_testing",
             "Methodology",
-            "p-values adjusted for multiple comparisons (Holm; BH for intersections)",
+            "p-values adjusted for multiple comparisons",
             "pass",
-            "adjustment named per table",
+            f"selection findings: {VERDICT_ADJUSTMENT}; scoring rates: {SCORING_ADJUSTMENT}",
         ),
         item(
             "ll144_selection_rates",

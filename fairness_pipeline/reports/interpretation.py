@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, VERDICT_ADJUSTMENT
+
 COMPONENT_LABELS: dict[str, str] = {
     "adverse_impact": "adverse-impact severity (how far the worst impact ratios fall below 0.80)",
     "evidence": "statistical evidence (significant adverse findings after adjustment)",
@@ -119,7 +121,13 @@ def stage_label(stage_pair: str) -> str:
 
 
 def method_label(method: Any) -> str:
-    return {"holm": "Holm", "fdr_bh": "Benjamini-Hochberg"}.get(method, str(method or "multiple-testing"))
+    labels = {
+        "holm": "Holm",
+        "fdr_bh": "Benjamini-Hochberg",
+        VERDICT_ADJUSTMENT: "weighted Holm (across every test of the tenant's risk verdict)",
+        SCORING_ADJUSTMENT: "weighted Holm (across all of the tenant's scoring-rate tests)",
+    }
+    return labels.get(method, str(method or "multiple-testing"))
 
 
 def finding_of(row: Mapping[str, Any]) -> str:

@@ -5,6 +5,10 @@ intersections; ``stage_pairs`` narrows the stage pairs, ``include_intersections=
 components an intersection counts half as much as a single dimension (``ComponentSettings.intersection_weight``);
 rules say per rule whether they look at intersections (``scope``).
 
+Significance: the rules and the ``evidence`` component read every test of the verdict re-adjusted together
+(``verdict_adjustment``: weighted Holm, raw p = max(pairwise p, the table's gate p_omnibus)), so that a fair tenant is
+HIGH or above in at most alpha of its windows however many tables it has; ``bench/calibration.py`` measures it.
+
 Composite: ``score = sum_c w'_c * C_c`` over the available components c, where ``w'_c = w_c / sum of w over the
 available components`` (a component without input shares its weight out in proportion).
 
@@ -30,7 +34,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairness_pipeline.metrics.impact import holm
 from fairness_pipeline.risk.classification import LEVELS, classify, load_rules
 from fairness_pipeline.risk.components import (
     COMPONENTS,
@@ -172,26 +175,76 @@ def scope_impacts(
 
 
 VERDICT_ALPHA = 0.05
-VERDICT_ADJUSTMENT = "holm across every test of the verdict"
+VERDICT_ADJUSTMENT = "weighted holm across every test of the verdict"
+SCORING_ADJUSTMENT = "weighted holm across the tenant's scoring-rate tests"
+"""The same tenant-wide adjustment applied by reports to a tenant's scoring-rate tests, as one family."""
+VERDICT_INTERSECTION_WEIGHT = 0.1
+"""Weight of an intersection test in the verdict's weighted Holm (a single-dimension test weighs 1)."""
 
 
-def verdict_adjustment(rows: pd.DataFrame, alpha: float = VERDICT_ALPHA) -> pd.DataFrame:
-    """Re-adjust the p values of every test that feeds one verdict together (Holm, family-wise).
+def weighted_holm(p_values: Sequence[float], weights: Sequence[float]) -> np.ndarray:
+    """Weighted Holm adjusted p-values (Holm 1979), same order as given; equal weights give Holm's.
+
+    Hypotheses are ordered by ``p_i / w_i``; the j-th in that order gets ``min(1, p_(j) * W_j / w_(j))`` with ``W_j``
+    the weight of it and every later one, made monotone (running maximum). Rejecting where the adjusted p < alpha
+    controls the family-wise error rate at alpha whatever the (positive) weights: a test of weight w gets a share
+    ``w / sum of weights`` of alpha at the first step.
+    """
+    p = np.asarray(p_values, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    if p.size == 0:
+        return p.copy()
+    if (w <= 0).any():
+        raise ValueError("weights must be positive")
+    order = np.lexsort((np.arange(p.size), p / w))
+    remaining = np.cumsum(w[order][::-1])[::-1]
+    steps = np.minimum(1.0, p[order] * remaining / w[order])
+    out = np.empty_like(p)
+    out[order] = np.maximum.accumulate(steps)
+    return out
+
+
+def verdict_adjustment(
+    rows: pd.DataFrame,
+    alpha: float = VERDICT_ALPHA,
+    method: str = VERDICT_ADJUSTMENT,
+    intersection_weight: float = VERDICT_INTERSECTION_WEIGHT,
+) -> pd.DataFrame:
+    """Re-adjust the p values of every test that feeds one verdict together (weighted Holm, family-wise).
 
     Each impact table is adjusted within itself (Holm per dimension, BH per intersection), which is right for reading
     one table. A verdict reads all of a tenant's tables at once (six stage pairs, three dimensions, their pairs):
     hundreds of tests, where table-wise adjustment would let chance findings through. The verdict therefore counts a
-    finding as significant only when it survives Holm's adjustment across all of them.
+    finding as significant only when it survives a family-wise adjustment across all of them: weighted Holm
+    (:func:`weighted_holm`), a single-dimension test weighing 1 and an intersection test ``intersection_weight``
+    (0.1). A tenant has about 80 single-dimension tests and 600-700 intersection cells; equal weights would leave a
+    single-dimension gap the same share of alpha as one of hundreds of small, overlapping cells (a threshold near
+    0.05 / 740). With 0.1 the intersections together keep about 45% of alpha, and the family-wise error rate is
+    alpha whatever the weights.
+
+    Each test's raw p is ``max(p_value, p_omnibus)`` when the table carries ``p_omnibus`` (its homogeneity gate, which
+    accounts for the reference being the highest observed rate; NaN where a table has none), else ``p_value``.
     """
     out = rows.copy()
     tested = out["p_value"].notna()
     if tested.any():
-        adjusted = holm(out.loc[tested, "p_value"].astype(float).tolist())
+        dimension = out.loc[tested, "dimension"].map(is_intersection).astype(bool).to_numpy()
+        weights = np.where(dimension, intersection_weight, 1.0)
+        adjusted = weighted_holm(verdict_raw_p(out.loc[tested]), weights).tolist()
         out.loc[tested, "p_adjusted"] = adjusted
-        out.loc[tested, "adjustment_method"] = VERDICT_ADJUSTMENT
+        out.loc[tested, "adjustment_method"] = method
         out["significant"] = pd.Series(pd.NA, index=out.index, dtype="boolean")
         out.loc[tested, "significant"] = [p < alpha for p in adjusted]
     return out
+
+
+def verdict_raw_p(rows: pd.DataFrame) -> np.ndarray:
+    """The raw p of each row in the verdict's family: ``max(p_value, p_omnibus)``, or ``p_value`` without a gate."""
+    p = rows["p_value"].to_numpy(dtype=float)
+    if "p_omnibus" not in rows.columns:
+        return p
+    gate = rows["p_omnibus"].to_numpy(dtype=float)
+    return np.where(np.isnan(gate), p, np.fmax(p, gate))
 
 
 def _own(frame: pd.DataFrame | None, tenant: str | None) -> pd.DataFrame | None:

@@ -4,15 +4,20 @@ Notation. One *impact table* is one stage pair and one dimension (or intersectio
 
 - ``t`` = 0.80, the four-fifths threshold; ``IR_g`` the impact ratio of group g against the reference group r.
 - ``gap(IR) = clip((t - IR) / t, 0, 1)``: 0 at or above 0.80, 0.5 at 0.40, 1 at 0.
-- ``n_eff = n_g * n_r / (n_g + n_r)``, the effective size of the comparison of g with r.
-- ``e(n) = n / (n + h)`` with ``h`` = 20 (the low-sample line): the weight of the evidence behind a gap;
-  0.5 at 20 candidates, 0.83 at 100, 0.98 at 1,000.
+- ``s = min(n_g * x_r / n_r, x_r)``: the selections behind the comparison of g with r, counted as the smaller of
+  the reference's selections and the selections g would have at the reference's rate. Candidates are the wrong unit:
+  a shown->hired table of 5,000 candidates per group with 3 hires in the reference says almost nothing about a
+  ratio, and the information in a ratio (the inverse of the Katz variance of its log, about ``s / 2`` when both
+  groups have ``s`` selections) grows with selections. It does not use g's own selections, so the weight does not
+  vanish when g has none (IR = 0 on 100 expected selections is strong evidence).
+- ``e(s) = s / (s + h)`` with ``h`` = 20 selections: the weight of the evidence behind a gap; 0.13 at 3 selections,
+  0.5 at 20, 0.83 at 100, 0.98 at 1,000.
 - ``w_d`` = 1 for a single dimension, 0.5 for an intersection (intersections are many small, overlapping cells
   adjusted with Benjamini-Hochberg, so one of them counts half as much as a single dimension).
 
 Components (``None`` when their input is absent; the composite then shares the weights among the others):
 
-- ``adverse_impact`` = max over compared groups of ``w_d * gap(IR_g) * e(n_eff)``. Compared groups: not the
+- ``adverse_impact`` = max over compared groups of ``w_d * gap(IR_g) * e(s)``. Compared groups: not the
   reference, not left out under the 2% rule, with a defined ratio. **Resampled** in the bootstrap.
 - ``evidence`` = max over adverse groups that are significant after adjustment and practically significant (no
   flip-flop) of ``w_d * min(1, log10(p_adjusted) / log10(0.001))``: 0 with no such finding, 0.43 at p = 0.05,
@@ -24,7 +29,7 @@ Components (``None`` when their input is absent; the composite then shares the w
   Exp(g) / max Exp. Not resampled (position weights are not binomial counts).
 - ``slate`` = max over dimensions of (concentrated slates / assessed slates), summed over the rows given (e.g. the
   days of the window). Not resampled.
-- ``trend`` = max over group series of ``w_d * e(n_last) * clip(-drop / 0.20, 0, 1)`` where ``drop`` is the fitted
+- ``trend`` = max over group series of ``w_d * n_last / (n_last + 20) * clip(-drop / 0.20, 0, 1)``, ``drop`` the fitted
   change of the impact ratio over the last 90 days (least-squares slope times the days spanned, at least 14 points):
   a fitted fall of 0.20 (parity 1.0 down to the 0.80 line) or more counts fully. Not resampled.
 """
@@ -40,6 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fairness_pipeline.metrics.impact import MIN_REFERENCE_CANDIDATES, MIN_REFERENCE_SELECTIONS, is_unknown_group
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 
 COMPONENTS: tuple[str, ...] = ("adverse_impact", "evidence", "scoring_rate", "exposure", "slate", "trend")
@@ -49,7 +55,8 @@ RESAMPLED: frozenset[str] = frozenset({"adverse_impact", "scoring_rate"})
 AUDIT_NAMES: tuple[str, ...] = ("scoring_rate", "exposure", "slate")
 
 FORMULAS: dict[str, str] = {
-    "adverse_impact": "max over compared groups of w_d * clip((0.80 - IR) / 0.80, 0, 1) * n_eff / (n_eff + 20)",
+    "adverse_impact": "max over compared groups of w_d * clip((0.80 - IR) / 0.80, 0, 1) * s / (s + 20), "
+    "s = min(n_g * x_r / n_r, x_r) selections",
     "evidence": "max over significant, practically significant adverse groups of "
     "w_d * min(1, log10(p_adjusted) / log10(0.001))",
     "scoring_rate": "adverse_impact formula on scoring rates (share of each group scoring above the median)",
@@ -65,12 +72,17 @@ class ComponentSettings:
 
     threshold: float = 0.80
     evidence_half_n: float = 20.0
+    """``h`` of the evidence weight: selections for the count components, candidates for the trend."""
     intersection_weight: float = 0.5
     strong_p: float = 0.001
     trend_full_drop: float = 0.20
     trend_days: int = 90
     trend_min_points: int = 14
     min_share: float = 0.02
+    min_reference_candidates: int = MIN_REFERENCE_CANDIDATES
+    """A group can be the reference of a count table only with this many candidates (metrics.impact's rule)."""
+    min_reference_selections: int = MIN_REFERENCE_SELECTIONS
+    """... and this many selections (observed counts decide, so the pool is the same in every resample)."""
 
 
 @dataclass(frozen=True)
@@ -111,9 +123,16 @@ def gap(ratio: np.ndarray | float, threshold: float) -> np.ndarray:
 
 
 def evidence_weight(n: np.ndarray | float, half_n: float) -> np.ndarray:
-    """``n / (n + half_n)``: how much a gap measured on ``n`` candidates counts."""
+    """``n / (n + half_n)``: how much a gap measured on ``n`` (selections, or candidates for trends) counts."""
     n = np.asarray(n, dtype=float)
     return n / (n + half_n)
+
+
+def comparison_selections(n_g: np.ndarray, x_r: np.ndarray, n_r: np.ndarray) -> np.ndarray:
+    """``s = min(n_g * x_r / n_r, x_r)``: the selections behind comparing g with r (module docstring)."""
+    n_g, x_r, n_r = (np.asarray(v, dtype=float) for v in (n_g, x_r, n_r))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(n_r > 0, np.minimum(n_g * x_r / np.where(n_r > 0, n_r, 1.0), x_r), 0.0)
 
 
 # --- count tables: the part of the composite that the bootstrap recomputes -------------------------------------------
@@ -124,8 +143,11 @@ class CountTable:
     """One impact table reduced to what the count-based formula needs: its *eligible* groups only.
 
     Eligible: n > 0 and not left out under the 2% rule (every non-empty group when none reaches 2%). Only they can be
-    the reference or be compared, so the others play no part. Groups are ordered by n descending, then name, so that
-    ``argmax`` over tied rates picks the reference as ``metrics.impact.choose_reference`` does.
+    the reference or be compared, so the others play no part. ``can_reference`` marks the groups that may be the
+    reference (as in ``metrics.impact``: not ``unknown``, at least ``min_reference_candidates`` candidates and
+    ``min_reference_selections`` selections); ``compared`` the groups compared with it (not ``unknown``). Groups are
+    ordered by n descending, then name, so that ``argmax`` over tied rates picks the reference as
+    ``metrics.impact.choose_reference`` does.
     """
 
     stage_pair: str
@@ -134,6 +156,8 @@ class CountTable:
     groups: tuple[str, ...]
     n: np.ndarray
     x: np.ndarray
+    can_reference: np.ndarray
+    compared: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -178,14 +202,21 @@ def count_tables(frame: pd.DataFrame | None, settings: ComponentSettings, defaul
             continue
         n, x, groups = n[keep], x[keep], groups[keep]
         order = np.lexsort((groups, -n))  # n descending, then name
+        n, x, groups = n[order], x[order], groups[order]
+        known = ~np.array([is_unknown_group(g) for g in groups], dtype=bool)
+        can_reference = known & (n >= settings.min_reference_candidates) & (x >= settings.min_reference_selections)
+        if not can_reference.any():
+            continue  # no eligible reference: nothing is compared in this table
         tables.append(
             CountTable(
                 str(pair),
                 str(dimension),
                 dimension_weight(str(dimension), settings),
-                tuple(groups[order].tolist()),
-                n[order],
-                x[order],
+                tuple(groups.tolist()),
+                n,
+                x,
+                can_reference,
+                known,
             )
         )
     offsets = tuple(np.cumsum([0, *(len(t.groups) for t in tables)]).tolist())
@@ -208,16 +239,16 @@ def adverse_impact_from_counts(
     for table, start, stop in zip(tables.tables, tables.offsets[:-1], tables.offsets[1:], strict=True):
         xs, n = x[:, start:stop], table.n
         rates = xs / n
-        ref = np.argmax(rates, axis=1)
+        ref = np.argmax(np.where(table.can_reference, rates, -np.inf), axis=1)
         x_r = np.take_along_axis(xs, ref[:, None], axis=1)
         n_r = n[ref][:, None]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(x_r > 0, (xs * n_r) / (n * x_r), np.nan)
-        compared = np.arange(len(n))[None, :] != ref[:, None]
-        n_eff = n * n_r / (n + n_r)
+        compared = (np.arange(len(n))[None, :] != ref[:, None]) & table.compared
+        selections = comparison_selections(n, x_r, n_r)
         score = np.where(
             compared,
-            table.weight * gap(ratio, settings.threshold) * evidence_weight(n_eff, settings.evidence_half_n),
+            table.weight * gap(ratio, settings.threshold) * evidence_weight(selections, settings.evidence_half_n),
             0.0,
         )
         table_best = score.max(axis=1)
@@ -232,7 +263,8 @@ def adverse_impact_from_counts(
                 "x": int(xs[0, g]),
                 "reference_group": table.groups[int(ref[0])],
                 "gap": float(gap(ratio[0, g], settings.threshold)),
-                "evidence_weight": float(evidence_weight(n_eff[0, g], settings.evidence_half_n)),
+                "selections": float(selections[0, g]),
+                "evidence_weight": float(evidence_weight(selections[0, g], settings.evidence_half_n)),
             }
         best = np.maximum(best, table_best)
     return best, drivers
