@@ -47,6 +47,7 @@ def test_affected_range_covers_every_later_window() -> None:
     assert affected_range([date(2026, 3, 5)], date(2026, 3, 9)) == (date(2026, 3, 5), date(2026, 3, 9))
 
 
+@pytest.mark.slow
 def test_late_events_sensor_requests_one_run_and_advances_its_cursor(db_url: str, instance) -> None:
     config = synthetic.GeneratorConfig(seed=3, start=START, days=4, tenants=1, events_per_day=300)
     conn = psycopg2.connect(db_url)

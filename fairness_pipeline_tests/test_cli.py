@@ -148,6 +148,7 @@ def _section(output: str, title: str, next_title: str) -> str:
     return output[start : output.index(next_title, start)]
 
 
+@pytest.mark.slow
 def test_demo_shows_each_planted_finding(external_db: str) -> None:
     """The demo end to end (30 days, default volume): each planted bias is reported in its section, in tenant-1. The
     period is fixed (the README's excerpt): the generated events, and so the fair tenant's chance findings, depend on

@@ -17,6 +17,8 @@ from fairness_pipeline.defs.runs import run_range
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.store.urls import sqlalchemy_url
 
+pytestmark = pytest.mark.slow  # Dagster runs of the whole graph
+
 START = date(2026, 3, 1)
 DAYS = 9
 WINDOW = 7

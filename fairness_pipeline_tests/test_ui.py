@@ -15,6 +15,8 @@ from fairness_pipeline import synthetic
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.store import connection
 
+pytestmark = pytest.mark.slow  # a real Dagster webserver and daemon
+
 DAY = "2026-03-02"
 
 
@@ -106,7 +108,6 @@ def test_ui_shows_the_graph_and_runs_a_materialisation(
     conn.close()
 
 
-@pytest.mark.slow
 def test_kill_of_the_ui_command_stops_every_dagster_process(db_url: str, tmp_path: Path) -> None:
     import os
     import signal
