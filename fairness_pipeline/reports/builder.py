@@ -480,7 +480,7 @@ def _recommendations(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     out = [{"priority": level, "source": "risk level", "action": a} for a in risk.get("actions", [])]
     for table, row in _findings(report, "adverse_impact")[:KEY_FINDINGS]:
         shortfall = row.get("shortfall")
-        gap = f" ({shortfall} selection(s) short of the reference rate)" if isinstance(shortfall, int) else ""
+        gap = f" ({words.fmt_count(shortfall)} selection(s) short of the reference rate)" if shortfall else ""
         out.append(
             {
                 "priority": level,

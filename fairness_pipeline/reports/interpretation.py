@@ -8,6 +8,7 @@ suppressed group's numbers are gone and its sentence says so instead.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from numbers import Real
 from typing import Any
 
 from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, VERDICT_ADJUSTMENT
@@ -110,10 +111,13 @@ def fmt_p(value: Any) -> str:
 
 
 def fmt_count(value: Any) -> str:
-    """Counts as text: integers with thousands separators, suppressed counts as they are ('< 5')."""
+    """Counts as text: whole numbers (also 484.0, as counts read back from a table arrive) with thousands
+    separators, suppressed counts as they are ('< 5')."""
     if value is None:
         return "n/a"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+    if isinstance(value, Real) and not isinstance(value, bool) and float(value).is_integer():
+        return f"{int(value):,}"
+    return str(value)
 
 
 def stage_label(stage_pair: str) -> str:
@@ -166,7 +170,7 @@ def group_sentence(table: Mapping[str, Any], row: Mapping[str, Any], k: int) -> 
             ratio=fmt_ratio(row.get("impact_ratio")),
             method=method_label(row.get("adjustment_method")),
             p=fmt_p(row.get("p_adjusted")),
-            shortfall=TEMPLATES["shortfall"].format(shortfall=shortfall) if shortfall else "",
+            shortfall=TEMPLATES["shortfall"].format(shortfall=fmt_count(shortfall)) if shortfall else "",
         )
     if finding == "insufficient_evidence":
         small = TEMPLATES["small_numbers"] if row.get("low_sample") or row.get("flip_flop") else ""
