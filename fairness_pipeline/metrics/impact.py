@@ -160,6 +160,14 @@ def no_reference_reason(
     return f"{NO_REFERENCE_REASON}: no {rule}"
 
 
+def can_be_reference(
+    n: np.ndarray, x: np.ndarray, unknown: np.ndarray, min_reference_candidates: int, min_reference_selections: int
+) -> np.ndarray:
+    """Per group, whether it is a stable enough yardstick to be the reference (the share rule apart): known, with at
+    least ``min_reference_candidates`` candidates and ``min_reference_selections`` selections."""
+    return (n > 0) & ~unknown & (n >= min_reference_candidates) & (x >= min_reference_selections)
+
+
 class _Tables:
     """Per-row facts of many counts tables at once (rows of one table share the values of ``keys``)."""
 
@@ -181,12 +189,8 @@ class _Tables:
         self.total = np.bincount(self.table, weights=self.n, minlength=1)[self.table].astype(np.int64)
         self.meets_share = _meets_share(self.n, self.total, min_share)
         self.unknown = unknown_mask(clean["group"])
-        eligible = (
-            (self.n > 0)
-            & self.meets_share
-            & ~self.unknown
-            & (self.n >= min_reference_candidates)
-            & (self.x >= min_reference_selections)
+        eligible = self.meets_share & can_be_reference(
+            self.n, self.x, self.unknown, min_reference_candidates, min_reference_selections
         )
         if declared_reference is not None:
             declared = np.asarray(declared_reference, dtype=object)

@@ -45,7 +45,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairness_pipeline.metrics.impact import MIN_REFERENCE_CANDIDATES, MIN_REFERENCE_SELECTIONS, is_unknown_group
+from fairness_pipeline.metrics.impact import (
+    MIN_REFERENCE_CANDIDATES,
+    MIN_REFERENCE_SELECTIONS,
+    can_be_reference,
+    unknown_mask,
+)
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 
 COMPONENTS: tuple[str, ...] = ("adverse_impact", "evidence", "scoring_rate", "exposure", "slate", "trend")
@@ -203,8 +208,11 @@ def count_tables(frame: pd.DataFrame | None, settings: ComponentSettings, defaul
         n, x, groups = n[keep], x[keep], groups[keep]
         order = np.lexsort((groups, -n))  # n descending, then name
         n, x, groups = n[order], x[order], groups[order]
-        known = ~np.array([is_unknown_group(g) for g in groups], dtype=bool)
-        can_reference = known & (n >= settings.min_reference_candidates) & (x >= settings.min_reference_selections)
+        unknown = unknown_mask(groups)
+        known = ~unknown
+        can_reference = can_be_reference(
+            n, x, unknown, settings.min_reference_candidates, settings.min_reference_selections
+        )
         if not can_reference.any():
             continue  # no eligible reference: nothing is compared in this table
         tables.append(
