@@ -369,6 +369,7 @@ def test_impact_ratios_of_a_stage_pair_and_dimension_published(server: Server, t
         ("stage_pair=shown-%3Ehired", "unknown stage pair 'shown->hired'"),
         ("stage_pair=bogus", "unknown stage pair"),
         ("dimension=gender", "unknown dimension 'gender'"),
+        ("dimension=company_tier+specialty", "unknown dimension 'company_tier+specialty'"),
         ("dimension=experience_band&stage_pair=shortlisted-%3Econtacted", "unknown dimension 'experience_band'"),
     ],
 )

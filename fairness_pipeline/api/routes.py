@@ -237,6 +237,7 @@ def impact_ratios(
 ) -> Any:
     """Impact ratios of one window, stage pair and dimension (the published report's table), with the scoring-rate,
     rank-exposure and trend audits of the same dimension."""
+    dimension = dimension.replace(" ", "+")  # an unencoded '+' of an intersection arrives as a space
     window_end, report = published_report(conn, tenant, optional_day(day, "date"))
     selection = [t for t in report["detailed_analysis"] if t["kind"] == "selection"]
     pairs = list(dict.fromkeys(t["stage_pair"] for t in selection))
