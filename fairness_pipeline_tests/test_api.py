@@ -470,6 +470,16 @@ def test_request_size_is_bounded(server: Server, tokens: dict[str, str]) -> None
     status, _, _ = server.call("POST", "/v1/tenants/tenant-1/reviews", tokens["t1_review"], {"reason": "y" * 2001})
     assert status == 422  # under the byte bound, over the reason's length
 
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:  # no Content-Length: the bound is counted while the chunks arrive
+        chunks = (b'{"reason": "' if i == 0 else b"z" * 1024 for i in range(40))
+        headers = {"Authorization": f"Bearer {tokens['t1_review']}", "Content-Type": "application/json"}
+        conn.request("POST", "/v1/tenants/tenant-1/reviews", body=chunks, headers=headers, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 413 and json.loads(response.read())["status"] == 413
+    finally:
+        conn.close()
+
 
 # --- the OpenAPI document, tokens at rest, logs, load ------------------------------------------------------------
 
