@@ -20,6 +20,7 @@ from fairness_pipeline import settings
 from fairness_pipeline.cli.alerts import alerts_app
 from fairness_pipeline.cli.database import open_database, require_tenant, resolve_url
 from fairness_pipeline.cli.errors import FairnessGroup
+from fairness_pipeline.cli.lifecycle import erase, retention_app
 from fairness_pipeline.cli.output import (
     EXIT_STOPPED,
     EXIT_USAGE,
@@ -44,6 +45,8 @@ app = typer.Typer(
 db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=True, **NO_PRETTY_EXCEPTIONS)
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(retention_app, name="retention")
+app.command("erase")(erase)
 
 
 # --- db ---------------------------------------------------------------------------------------------------------
