@@ -311,3 +311,48 @@ def test_cli_erase_prints_counts_without_the_id(people, cli, monkeypatch):
     assert unknown.exit_code == 2 and "unknown tenant 't9'" in unknown.output
     table = runner.invoke(app, ["erase", "--tenant", "t1", "--candidate", "cand-70"])
     assert table.exit_code == 0 and "selection_events" in table.stdout and "cand-70" not in table.output
+
+
+def test_erasure_waits_for_a_pipeline_write_of_its_days(people, db_url):
+    """A run writing D2's day summaries holds their partition lock: the erasure waits for it to commit, then erases
+    what it wrote."""
+    import threading
+
+    import psycopg2
+
+    from fairness_pipeline.store.partition_lock import lock_partition
+
+    writer = psycopg2.connect(db_url)
+    erasing = psycopg2.connect(db_url)
+    try:
+        with writer.cursor() as cur:
+            lock_partition(cur, "candidate_daily_stages", D2)
+            cur.execute(
+                "INSERT INTO candidate_daily_stages (tenant_id, day, event_type, candidate_id, first_at, events) "
+                "VALUES ('t1', %s, 'contacted', 'cand-7', %s, 1)",
+                (D2, at(D2)),
+            )
+        done: list[store.Erasure] = []
+        thread = threading.Thread(
+            target=lambda: done.append(
+                store.erase_candidate(
+                    erasing,
+                    "t1",
+                    "cand-7",
+                    subject_hash=None,
+                    candidate_pattern=field_pattern("cand-7"),
+                    tenant_pattern=field_pattern("t1"),
+                )
+            )
+        )
+        thread.start()
+        thread.join(timeout=2)
+        assert thread.is_alive() and not done  # waiting at the lock
+        writer.commit()
+        thread.join(timeout=30)
+        assert done and done[0].rows_by_table["candidate_daily_stages"] == 2 + 1
+    finally:
+        writer.close()
+        erasing.close()
+    with people.cursor() as cur:
+        assert count(cur, "candidate_daily_stages", "candidate_id = 'cand-7' AND tenant_id = 't1'") == 0

@@ -10,13 +10,16 @@ candidate's rows in one transaction and records the erasure without the id; the 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 import typer
 
 from fairness_pipeline.cli.database import open_database, require_tenant
 from fairness_pipeline.cli.output import EXIT_USAGE, console, fail, table_console
+
+WINDOW_DAYS = 30
+"""The windows' length: an erased day changes the windows ending on it and on the 29 days after."""
 
 retention_app = typer.Typer(
     help="Delete data older than the retention policy allows.",
@@ -104,8 +107,11 @@ def erase(
     for name, rows in done.rows_by_table.items():
         table.add_row(name, f"{rows:,}")
     table_console().print(table)
-    span = f"{done.days[0]} .. {done.days[-1]}" if done.days else "none"
-    console.print(
-        f"{done.rows:,} row(s) removed; {len(done.days)} day(s) ({span}) marked for recomputation: the "
-        "erasure_recompute_sensor re-runs them and the windows containing them"
-    )
+    console.print(f"{done.rows:,} row(s) removed from the tables above")
+    if done.days:
+        first, last = done.days[0], min(done.days[-1] + timedelta(days=WINDOW_DAYS - 1), date.today() - timedelta(1))
+        console.print(
+            f"{len(done.days)} day(s) marked for recomputation ({first} .. {done.days[-1]}): the "
+            "erasure_recompute_sensor re-runs them and the windows containing them; without the Dagster daemon, "
+            f"run `fairness-pipeline run --start {first} --end {max(first, last)}`"
+        )
