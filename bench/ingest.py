@@ -1,4 +1,4 @@
-"""Benchmark of ``fairness-pipeline ingest``: events per second and peak memory, 100k vs 1M events.
+"""Benchmark of ``fairness-pipeline ingest``: events per second and peak memory, 100k vs 1M events, against COPY.
 
 Run: ``.venv/bin/python bench/ingest.py`` (a few minutes). Options: ``--sizes 100000,1000000``, ``--jsonl`` (also
 time JSON Lines files), ``--no-trace`` (skip the tracemalloc runs), ``--keep`` (keep the temporary directory).
@@ -9,6 +9,11 @@ the child's own peak RSS from ``os.wait4``. A second child runs ``ingest_file`` 
 server with tracemalloc on, for the peak of the Python heap and of Arrow's memory pool (tracemalloc slows Python, so
 its time is not reported). A third measurement, in this process, times parsing and the checks alone (no database).
 Every server started is stopped at the end, even on errors or Ctrl-C.
+
+Yardsticks, in the same server and run, just before the CLI: plain ``COPY`` of the same file into copies of the
+table (``LIKE selection_events`` with its defaults and checks): bare (no index), with the primary key alone, with the
+indexes the table had before migration 019 (key + six btrees), and with the table's current indexes. The CLI's rate
+is reported as a ratio to each (issue 17's target: at least 0.5x of the key-alone COPY).
 
 The machine may be shared: the load average before and after is printed, because other work on the same cores makes
 the wall-clock figures worse.
@@ -99,6 +104,65 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         subprocess.run([CLI, "db", "stop"], env=self.env, capture_output=True, check=False)
+
+
+OLD_INDEXES = (
+    "(tenant_id, timestamp)",
+    "(search_id)",
+    "(event_type)",
+    "(tenant_id, company_tier, experience_band, specialty)",
+    "(timestamp)",
+    "(created_at)",
+)
+"""The secondary btrees of selection_events before migration 019."""
+YARDSTICKS = {
+    "bare": "LIKE selection_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS",
+    "key": "LIKE selection_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS, PRIMARY KEY (event_id)",
+    "before 019": "LIKE selection_events INCLUDING DEFAULTS INCLUDING CONSTRAINTS, PRIMARY KEY (event_id)",
+    "current": "LIKE selection_events INCLUDING ALL",
+}
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def copy_yardsticks(url: str, path: Path) -> dict[str, tuple[float, float]]:
+    """Seconds and server CPU seconds to COPY ``path`` (CSV with a header) into each yardstick table, created and
+    dropped in turn."""
+    import psycopg2
+    from psycopg2 import sql
+
+    from fairness_pipeline.events.vocabulary import EVENT_COLUMNS
+
+    copy = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv, HEADER true)")
+    columns = sql.SQL(", ").join(map(sql.Identifier, EVENT_COLUMNS))
+    seconds = {}
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+            for name, definition in YARDSTICKS.items():
+                table = sql.Identifier("bench_copy_" + name.replace(" ", "_"))
+                cur.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+                cur.execute(sql.SQL("CREATE TABLE {} (" + definition + ")").format(table))
+                if name == "before 019":
+                    for columns_sql in OLD_INDEXES:
+                        cur.execute(sql.SQL("CREATE INDEX ON {} " + columns_sql).format(table))
+                cur.execute("CHECKPOINT")
+                with open(path, "rb") as data:
+                    started, cpu = time.perf_counter(), process_cpu(backend)
+                    cur.copy_expert(copy.format(table, columns), data, size=1 << 20)
+                    seconds[name] = (time.perf_counter() - started, process_cpu(backend) - cpu)
+                cur.execute(sql.SQL("DROP TABLE {}").format(table))
+            cur.execute("CHECKPOINT")
+    finally:
+        conn.close()
+    return seconds
 
 
 def run_child(args: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
@@ -201,6 +265,8 @@ def main() -> None:
                 )
                 with Server(work / f"home-{fmt}-{rows}") as server:
                     info = info or versions(server.url)
+                    yardsticks = copy_yardsticks(server.url, path)
+                    time.sleep(0.5)  # let the postmaster reap the yardsticks' backend before counting CPU
                     server_cpu = server.cpu_seconds()
                     elapsed, cpu, rss, out = run_child([CLI, "ingest", "--json", str(path)], server.env)
                     time.sleep(0.5)  # let the postmaster reap the backend
@@ -218,13 +284,15 @@ def main() -> None:
                     "parse": parse_only(path),
                     "cpu": cpu,
                     "server_cpu": server_cpu,
+                    "copy": yardsticks,
                 }
                 if not args.no_trace:
                     with Server(work / f"home-{fmt}-{rows}-trace") as server:
                         _, _, _, out = run_child([sys.executable, "-c", TRACE_CHILD, str(path), server.url], server.env)
                     result.update(json.loads(out.strip().splitlines()[-1]))
                 print(
-                    f"  {fmt} {rows:,}: {elapsed:.1f}s, {rows / elapsed:,.0f} events/s, peak RSS {rss / 2**20:.0f} MiB",
+                    f"  {fmt} {rows:,}: {elapsed:.1f}s, {rows / elapsed:,.0f} events/s, RSS {rss / 2**20:.0f} MiB; "
+                    + ", ".join(f"COPY {k} {rows / v:,.0f}/s" for k, (v, _) in yardsticks.items()),
                     file=sys.stderr,
                 )
                 results.append(result)
@@ -266,6 +334,14 @@ def report(results: list[dict], info: dict[str, str], load_before: str, load_aft
     widths = [max(len(row[i]) for row in [columns, *table]) for i in range(len(columns))]
     for row in [columns, *table]:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+    print("\nCOPY of the same file in the same server just before the CLI (events/s; CLI rate as a ratio to it):")
+    for r in results:
+        cells = [
+            f"{name} {r['rows'] / secs:,.0f}/s, {cpu:.1f} CPU s (CLI {r['rate'] * secs / r['rows']:.2f}x)"
+            for name, (secs, cpu) in r["copy"].items()
+        ]
+        print(f"  {r['rows']:,} {r['format']}: " + "; ".join(cells))
+        print(f"    CLI: {r['rate']:,.0f}/s, {r['cpu']:.1f} client + {r['server_cpu']:.1f} server CPU s")
     for fmt in sorted({r["format"] for r in results}):
         rows = sorted((r for r in results if r["format"] == fmt), key=lambda r: r["rows"])
         if len(rows) >= 2:

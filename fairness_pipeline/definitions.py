@@ -18,6 +18,7 @@ from fairness_pipeline.defs.automation import (
 )
 from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.defs.retention import erasure_recompute_sensor, retention_job, retention_schedule
 
 
 def build_definitions(database: FairnessDatabase | None = None) -> dg.Definitions:
@@ -25,9 +26,15 @@ def build_definitions(database: FairnessDatabase | None = None) -> dg.Definition
     return dg.Definitions(
         assets=dg.load_assets_from_package_module(assets),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
-        jobs=[fairness_job, event_days_job, metrics_job, alert_job, deliver_and_escalate_job],
-        schedules=[nightly_schedule, alert_delivery_schedule],
-        sensors=[late_events_sensor, run_failure_sensor, risk_alert_sensor, automation_condition_sensor],
+        jobs=[fairness_job, event_days_job, metrics_job, alert_job, deliver_and_escalate_job, retention_job],
+        schedules=[nightly_schedule, alert_delivery_schedule, retention_schedule],
+        sensors=[
+            late_events_sensor,
+            run_failure_sensor,
+            risk_alert_sensor,
+            automation_condition_sensor,
+            erasure_recompute_sensor,
+        ],
         resources={"database": database or FairnessDatabase(), **alert_resources()},
     )
 

@@ -14,12 +14,14 @@ def test_every_schedule_and_sensor_runs_by_default() -> None:
     assert schedules == {
         "nightly_schedule": dg.DefaultScheduleStatus.RUNNING,
         "alert_delivery_schedule": dg.DefaultScheduleStatus.RUNNING,
+        "retention_schedule": dg.DefaultScheduleStatus.RUNNING,
     }
     assert sensors == {
         "late_events_sensor": dg.DefaultSensorStatus.RUNNING,
         "run_failure_sensor": dg.DefaultSensorStatus.RUNNING,
         "risk_alert_sensor": dg.DefaultSensorStatus.RUNNING,
         "automation_condition_sensor": dg.DefaultSensorStatus.RUNNING,
+        "erasure_recompute_sensor": dg.DefaultSensorStatus.RUNNING,
     }
 
 

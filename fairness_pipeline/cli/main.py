@@ -21,6 +21,7 @@ from fairness_pipeline.cli.alerts import alerts_app
 from fairness_pipeline.cli.api import api_app
 from fairness_pipeline.cli.database import open_database, require_tenant, resolve_url
 from fairness_pipeline.cli.errors import FairnessGroup
+from fairness_pipeline.cli.lifecycle import erase, retention_app
 from fairness_pipeline.cli.output import (
     EXIT_STOPPED,
     EXIT_USAGE,
@@ -46,6 +47,8 @@ db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(api_app, name="api")
+app.add_typer(retention_app, name="retention")
+app.command("erase")(erase)
 
 
 # --- db ---------------------------------------------------------------------------------------------------------

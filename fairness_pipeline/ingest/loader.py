@@ -37,6 +37,7 @@ from fairness_pipeline.ingest.reader import (
 )
 from fairness_pipeline.ingest.storable import STORED_COLUMNS, check_columns, text_columns
 from fairness_pipeline.queries import ingest as q
+from fairness_pipeline.store.event_indexes import summarize_event_ranges
 
 T = TypeVar("T")
 _DONE = object()
@@ -91,13 +92,16 @@ def store_all(conn, chunks: Iterable[PreparedChunk], source: str) -> IngestCount
 
 
 def analyze(conn, counts: IngestCounts) -> None:
-    """Refresh the planner's statistics of the tables a load wrote to (a bulk COPY leaves them stale)."""
+    """Refresh the planner's statistics of the tables a load wrote to (a bulk COPY leaves them stale), and summarise
+    the new block ranges of the events' BRIN indexes."""
     written = ((q.ANALYZE_EVENTS, counts.inserted), (q.ANALYZE_REJECTS, counts.rejected))
     statements = [statement for statement, rows in written if rows]
     if statements:
         with conn, conn.cursor() as cur:
             for statement in statements:
                 cur.execute(statement)
+            if counts.inserted:
+                summarize_event_ranges(cur)
 
 
 def prefetched(items: Iterator[T]) -> Iterator[T]:
