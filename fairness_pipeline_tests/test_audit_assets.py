@@ -479,31 +479,6 @@ def test_approaching_threshold_from_the_stored_series(db_url: str) -> None:
     assert len(metadata["missing_upstream_days"].value[as_of.isoformat()]) == 14
 
 
-# --- the asset module's fast paths against the domain functions ----------------------------------------------------
-
-
-def test_series_slopes_equal_ratio_slopes() -> None:
-    rng = np.random.default_rng(5)
-    as_of = date(2026, 4, 1)
-    rows = []
-    for tenant in ("t1", "t2"):
-        for index in range(150):
-            days = rng.choice(np.arange(-16, 1), size=int(rng.integers(1, 17)), replace=False)
-            slope = rng.uniform(-0.02, 0.01)
-            for day in days:
-                value = np.nan if rng.random() < 0.1 else 0.9 + slope * (day + 16) + rng.normal(0, 0.02)
-                rows.append((tenant, "shown->clicked", "company_tier", f"g{index}", as_of + timedelta(days=int(day)),
-                             value))  # fmt: skip
-    series = pd.DataFrame(rows, columns=[*TABLE_KEYS, "group", "window_end", "impact_ratio"])
-    for options in ({}, {"horizon_days": 10.0, "min_points": 3, "threshold": 0.85}):
-        ours = audit_assets.series_slopes(series, as_of=as_of, keys=list(TABLE_KEYS), **options)
-        expected = trends.ratio_slopes(series, as_of=as_of, **options)
-        pd.testing.assert_frame_equal(ours, expected, check_exact=True)
-        assert ours["approaching_threshold"].fillna(False).any()
-    with pytest.raises(ValueError, match="more than one row"):
-        audit_assets.series_slopes(pd.concat([series, series]), as_of=as_of, keys=list(TABLE_KEYS))
-
-
 # --- coded window reads ---------------------------------------------------------------------------------------------
 
 
