@@ -26,7 +26,12 @@ from psycopg2 import sql
 
 from fairness_pipeline import synthetic
 from fairness_pipeline.audits import exposure, scoring, slates, trends
-from fairness_pipeline.audits.from_events import first_shown_candidates, shown_impressions, window_cells
+from fairness_pipeline.audits.from_events import (
+    first_shown_candidates,
+    search_aggregates,
+    shown_impressions,
+    window_cells,
+)
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.assets import audits as audit_assets
 from fairness_pipeline.defs.assets import metrics as metric_assets
@@ -149,7 +154,7 @@ def _oracle_aggregates(events: pd.DataFrame, first: date, last: date) -> pd.Data
     shown["day"] = shown.groupby(["tenant_id", "search_id"])["day"].transform("min")
     stamp_day = shown["timestamp"].dt.tz_convert("UTC").dt.date
     keep = (shown["day"] >= first) & (shown["day"] <= last) & (stamp_day == shown["day"])
-    return exposure.search_aggregates(shown[keep], keys=("tenant_id", "day"))
+    return search_aggregates(shown[keep], keys=("tenant_id", "day"))
 
 
 def _compare(ours: pd.DataFrame, oracle: pd.DataFrame, keys: list[str]) -> None:
