@@ -47,13 +47,13 @@ from fairness_pipeline.audits.from_events import (
     window_cells,
 )
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSION_VALUES, DIMENSIONS, UNKNOWN_GROUP
-from fairness_pipeline.metrics.window import AnalysisSettings, group_counts, impacts_for_counts
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, AnalysisSettings, group_counts, impacts_for_counts
 from fairness_pipeline.reports.builder import build_report
 from fairness_pipeline.risk.assessment import assess, scope_impacts
 from fairness_pipeline.risk.classification import load_rules
+from fairness_pipeline.risk.levels import LEVELS
 
-LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-WINDOW_DAYS = 30
+WINDOW_DAYS = DEFAULT_ANALYSIS.window_days
 PLANTED = ("company_tier", "startup")
 PLANTED_PAIR = "shown->shortlisted"
 RULE_IDS = tuple(rule.id for rule in load_rules().rules)
