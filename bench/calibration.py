@@ -40,15 +40,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fairness_pipeline import synthetic
 from fairness_pipeline.audits import exposure, scoring, slates
-from fairness_pipeline.audits.from_events import first_shown_candidates, shown_impressions, window_cells
+from fairness_pipeline.audits.from_events import (
+    first_shown_candidates,
+    search_aggregates,
+    shown_impressions,
+    window_cells,
+)
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSION_VALUES, DIMENSIONS, UNKNOWN_GROUP
-from fairness_pipeline.metrics.window import AnalysisSettings, group_counts, impacts_for_counts
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, AnalysisSettings, group_counts, impacts_for_counts
 from fairness_pipeline.reports.builder import build_report
 from fairness_pipeline.risk.assessment import assess, scope_impacts
 from fairness_pipeline.risk.classification import load_rules
+from fairness_pipeline.risk.levels import LEVELS
 
-LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-WINDOW_DAYS = 30
+WINDOW_DAYS = DEFAULT_ANALYSIS.window_days
 PLANTED = ("company_tier", "startup")
 PLANTED_PAIR = "shown->shortlisted"
 RULE_IDS = tuple(rule.id for rule in load_rules().rules)
@@ -172,7 +177,7 @@ def generator_window(
     candidates = first_shown_candidates(events, first, last)
     scores = scoring.scoring_rate_ratios(scoring.scoring_cells(candidates), settings)
     shown = shown_impressions(events, first, last)
-    aggregates = exposure.search_aggregates(shown, keys=("tenant_id", "day"))
+    aggregates = search_aggregates(shown, keys=("tenant_id", "day"))
     ranks = exposure.rank_exposure(aggregates, settings, n_boot=n_boot, seed=seed)
     slate = slates.slate_concentration(aggregates, keys=("tenant_id", "day"), window_days=WINDOW_DAYS).summary
     fair = impacts if factor is None else impacts[impacts["tenant_id"] != "tenant-1"]

@@ -15,13 +15,13 @@ import pandas as pd
 
 from fairness_pipeline.events.vocabulary import DIMENSIONS, EVENT_TYPES, stage_pair_name
 from fairness_pipeline.metrics.seed_format import tenant_metrics_json
-from fairness_pipeline.metrics.window import AnalysisSettings, analyse_window
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, AnalysisSettings, analyse_window
 from fairness_pipeline.queries import analysis as q
 
 
 @dataclass(frozen=True)
 class WorkerRequest:
-    days: int = 30
+    days: int = DEFAULT_ANALYSIS.window_days
     end: date | None = None
     tenant_id: str | None = None
     dimension: str | None = None

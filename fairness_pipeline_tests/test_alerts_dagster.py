@@ -18,6 +18,8 @@ from fairness_pipeline.defs.alerting import (
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline_tests.test_alerts_support import SECRET, T0, SmtpSink, WebhookReceiver, connection, query
 
+pytestmark = pytest.mark.slow  # Dagster runs of the alert jobs
+
 ENV_VARS = (
     "FAIRNESS_WEBHOOK_URL", "FAIRNESS_WEBHOOK_SECRET", "FAIRNESS_WEBHOOK_TIMEOUT", "FAIRNESS_WEBHOOK_RETRIES",
     "FAIRNESS_WEBHOOK_BACKOFF", "FAIRNESS_SMTP_HOST", "FAIRNESS_SMTP_PORT", "FAIRNESS_SMTP_FROM", "FAIRNESS_SMTP_TO",

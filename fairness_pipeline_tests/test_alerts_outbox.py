@@ -7,11 +7,9 @@ import shutil
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 import pytest
-from psycopg2 import sql
 
 from fairness_pipeline.alerts import (
     DeliveryError,
@@ -27,7 +25,6 @@ from fairness_pipeline.alerts import (
     window_start,
 )
 from fairness_pipeline.store.migrations import migrate, migrations_dir
-from fairness_pipeline_tests.conftest import TEMPLATE
 from fairness_pipeline_tests.test_alerts_support import (
     DAY,
     SECRET,
@@ -314,23 +311,6 @@ def _deliver_first_alert(url: str) -> tuple[int, str]:
         alert = raise_alert(conn, _payload(level="MEDIUM"), T0)  # no review item: the outbox alone
         [attempt] = deliver_pending(conn, [LogChannel()], T0)
     return alert.id, str(attempt.delivery_id)
-
-
-@pytest.fixture
-def second_db_url(pg_admin_url: str, template_url: str):
-    """Another fresh database on the same server: a second deployment."""
-    name = f"fairness_test_{uuid.uuid4().hex[:12]}"
-    admin = psycopg2.connect(pg_admin_url)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE)))
-    url = urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
-    try:
-        yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.close()
 
 
 def test_delivery_ids_differ_across_databases_and_after_a_reset(db_url: str, second_db_url: str) -> None:

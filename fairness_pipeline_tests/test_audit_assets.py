@@ -12,10 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
 import numpy as np
@@ -26,7 +23,12 @@ from psycopg2 import sql
 
 from fairness_pipeline import synthetic
 from fairness_pipeline.audits import exposure, scoring, slates, trends
-from fairness_pipeline.audits.from_events import first_shown_candidates, shown_impressions, window_cells
+from fairness_pipeline.audits.from_events import (
+    first_shown_candidates,
+    search_aggregates,
+    shown_impressions,
+    window_cells,
+)
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.assets import audits as audit_assets
 from fairness_pipeline.defs.assets import metrics as metric_assets
@@ -35,8 +37,6 @@ from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_STA
 from fairness_pipeline.events.vocabulary import DIMENSIONS
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
-from fairness_pipeline.store.urls import sqlalchemy_url
-from fairness_pipeline_tests.conftest import TEMPLATE
 
 WINDOW = 7
 LAST = date(2026, 3, 18)  # a Wednesday: the slate day has a full weekday's searches
@@ -62,24 +62,6 @@ def _admin(url: str, statement: sql.Composable) -> None:
             cur.execute(statement)
     finally:
         conn.close()
-
-
-@pytest.fixture(scope="module")
-def module_db_url(pg_admin_url: str, template_url: str) -> Iterator[str]:
-    """A fresh migrated database shared by the tests of this module (the graph runs once)."""
-    name = f"fairness_audits_{uuid.uuid4().hex[:12]}"
-    _admin(
-        pg_admin_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(TEMPLATE))
-    )
-    yield urlunsplit(urlsplit(pg_admin_url)._replace(path=f"/{name}"))
-    _admin(pg_admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-@pytest.fixture(scope="module")
-def module_instance(module_db_url: str) -> Iterator[dg.DagsterInstance]:
-    overrides = {"storage": {"postgres": {"postgres_url": sqlalchemy_url(module_db_url)}}}
-    with dg.instance_for_test(overrides=overrides) as instance:
-        yield instance
 
 
 def _query(db_url: str, statement: str, params: dict | None = None) -> pd.DataFrame:
@@ -149,7 +131,7 @@ def _oracle_aggregates(events: pd.DataFrame, first: date, last: date) -> pd.Data
     shown["day"] = shown.groupby(["tenant_id", "search_id"])["day"].transform("min")
     stamp_day = shown["timestamp"].dt.tz_convert("UTC").dt.date
     keep = (shown["day"] >= first) & (shown["day"] <= last) & (stamp_day == shown["day"])
-    return exposure.search_aggregates(shown[keep], keys=("tenant_id", "day"))
+    return search_aggregates(shown[keep], keys=("tenant_id", "day"))
 
 
 def _compare(ours: pd.DataFrame, oracle: pd.DataFrame, keys: list[str]) -> None:
@@ -189,6 +171,7 @@ def _singles(table: pd.DataFrame) -> pd.DataFrame:
 # --- SQL inputs against pandas --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_search_aggregates_match_the_pandas_reference(graph: pd.DataFrame, module_db_url: str) -> None:
     conn = psycopg2.connect(module_db_url)
     try:
@@ -229,6 +212,7 @@ def test_search_aggregates_match_the_pandas_reference(graph: pd.DataFrame, modul
     _compare(scoring_sql, oracle_cells, ["tenant_id", *DIMENSIONS])
 
 
+@pytest.mark.slow
 def test_window_cells_from_the_day_arrays_equal_the_sql(graph: pd.DataFrame, module_db_url: str) -> None:
     conn = psycopg2.connect(module_db_url)
     try:
@@ -251,6 +235,7 @@ def test_window_cells_from_the_day_arrays_equal_the_sql(graph: pd.DataFrame, mod
 # --- stored audits against the domain functions on pandas inputs ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_stored_audits_equal_the_oracle(graph: pd.DataFrame, module_db_url: str) -> None:
     first, last = SETTINGS.window(LAST)
     params = {"d": LAST}
@@ -280,6 +265,7 @@ def test_stored_audits_equal_the_oracle(graph: pd.DataFrame, module_db_url: str)
     _compare(stored, oracle, [*TABLE_KEYS, "group"])
 
 
+@pytest.mark.slow
 def test_stored_previous_week_is_reused_until_a_day_of_it_is_summarised_again(graph, module_db_url: str) -> None:
     weekly = dataclasses.replace(SETTINGS, window_days=7)
     week_end = LAST - timedelta(days=7)
@@ -302,6 +288,7 @@ def test_stored_previous_week_is_reused_until_a_day_of_it_is_summarised_again(gr
 # --- planted findings -----------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_planted_score_bias_gives_a_scoring_finding_in_tenant_1_only(graph, module_db_url: str) -> None:
     table = _singles(_stored(module_db_url, "scoring_rate_ratios", "window_end = %(d)s", {"d": LAST}))
     assert _findings(table, "adverse_impact") == {("tenant-1", "experience_band", "15+")}
@@ -310,6 +297,7 @@ def test_planted_score_bias_gives_a_scoring_finding_in_tenant_1_only(graph, modu
     assert table["median_score"].notna().all()
 
 
+@pytest.mark.slow
 def test_planted_rank_bias_gives_an_exposure_finding_in_tenant_1_only(graph, module_db_url: str) -> None:
     table = _singles(_stored(module_db_url, "rank_exposure", "window_end = %(d)s", {"d": LAST}))
     low = _findings(table, "low_exposure")
@@ -323,6 +311,7 @@ def test_planted_rank_bias_gives_an_exposure_finding_in_tenant_1_only(graph, mod
     assert startup["ratio_ci_high"] < 1 and startup["skew_at_k"] < 1 and startup["merit_ci_high"] < 1
 
 
+@pytest.mark.slow
 def test_planted_slate_concentration_is_found_in_tenant_1_only(graph, module_db_url: str) -> None:
     table = _stored(module_db_url, "slate_concentration", "day = %(d)s", {"d": LAST}).set_index(
         ["tenant_id", "dimension"]
@@ -339,6 +328,7 @@ def test_planted_slate_concentration_is_found_in_tenant_1_only(graph, module_db_
     assert groups.loc[~planted, "concentrated"].sum() == others["concentrated"].sum()
 
 
+@pytest.mark.slow
 def test_bias_starting_in_the_second_week_is_worsening(graph, module_db_url: str) -> None:
     table = _stored(module_db_url, "fairness_trends", "window_end = %(d)s", {"d": LAST})
     headline = _singles(table[table["stage_pair"] == "shown->shortlisted"])
@@ -355,6 +345,7 @@ def test_bias_starting_in_the_second_week_is_worsening(graph, module_db_url: str
 # --- the seed-shaped document, metadata, re-runs --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bias_metrics_documents_carry_the_audits(graph, module_db_url: str, module_instance) -> None:
     documents = _query(module_db_url, "SELECT tenant_id, metrics_json FROM bias_metrics WHERE window_end = %(d)s "
                        "ORDER BY tenant_id", {"d": LAST})  # fmt: skip
@@ -397,6 +388,7 @@ def test_bias_metrics_documents_carry_the_audits(graph, module_db_url: str, modu
     assert "startup" in metadata.metadata["preview"].value
 
 
+@pytest.mark.slow
 def test_rerun_changes_nothing(graph, module_db_url: str, module_instance) -> None:
     def snapshot() -> dict[str, pd.DataFrame]:
         result = {}
@@ -431,6 +423,7 @@ def test_rerun_changes_nothing(graph, module_db_url: str, module_instance) -> No
 # --- approaching threshold: a hand-made impact-ratio series ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_approaching_threshold_from_the_stored_series(db_url: str) -> None:
     """Impact ratios stored for 14 windows (no events): the asset fits the slopes of the stored series."""
     as_of = date(2026, 5, 20)
@@ -479,31 +472,6 @@ def test_approaching_threshold_from_the_stored_series(db_url: str) -> None:
     assert len(metadata["missing_upstream_days"].value[as_of.isoformat()]) == 14
 
 
-# --- the asset module's fast paths against the domain functions ----------------------------------------------------
-
-
-def test_series_slopes_equal_ratio_slopes() -> None:
-    rng = np.random.default_rng(5)
-    as_of = date(2026, 4, 1)
-    rows = []
-    for tenant in ("t1", "t2"):
-        for index in range(150):
-            days = rng.choice(np.arange(-16, 1), size=int(rng.integers(1, 17)), replace=False)
-            slope = rng.uniform(-0.02, 0.01)
-            for day in days:
-                value = np.nan if rng.random() < 0.1 else 0.9 + slope * (day + 16) + rng.normal(0, 0.02)
-                rows.append((tenant, "shown->clicked", "company_tier", f"g{index}", as_of + timedelta(days=int(day)),
-                             value))  # fmt: skip
-    series = pd.DataFrame(rows, columns=[*TABLE_KEYS, "group", "window_end", "impact_ratio"])
-    for options in ({}, {"horizon_days": 10.0, "min_points": 3, "threshold": 0.85}):
-        ours = audit_assets.series_slopes(series, as_of=as_of, keys=list(TABLE_KEYS), **options)
-        expected = trends.ratio_slopes(series, as_of=as_of, **options)
-        pd.testing.assert_frame_equal(ours, expected, check_exact=True)
-        assert ours["approaching_threshold"].fillna(False).any()
-    with pytest.raises(ValueError, match="more than one row"):
-        audit_assets.series_slopes(pd.concat([series, series]), as_of=as_of, keys=list(TABLE_KEYS))
-
-
 # --- coded window reads ---------------------------------------------------------------------------------------------
 
 
@@ -535,6 +503,7 @@ def test_coded_window_read_maps_blank_and_missing_to_unknown(conn) -> None:
     assert frame["search_id"].tolist() == [(1 << 32) | 1, (1 << 32) | 2, (1 << 32) | 3]
 
 
+@pytest.mark.slow
 def test_days_without_events_give_empty_reads_and_no_day_arrays(db_url: str) -> None:
     """A backfill's first windows reach back before the first event: those days have nothing to read or store."""
     day = date(2026, 3, 1)

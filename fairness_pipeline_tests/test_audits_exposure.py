@@ -22,10 +22,9 @@ from fairness_pipeline.audits.exposure import (
     exposure_table,
     position_weight,
     rank_exposure,
-    search_aggregates,
     stratum_rng,
 )
-from fairness_pipeline.audits.from_events import shown_impressions
+from fairness_pipeline.audits.from_events import search_aggregates, shown_impressions
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.metrics.window import AnalysisSettings
 from fairness_pipeline.synthetic import GeneratorConfig, generate_events

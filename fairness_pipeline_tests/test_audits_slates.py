@@ -11,8 +11,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binomtest
 
-from fairness_pipeline.audits.exposure import search_aggregates
-from fairness_pipeline.audits.from_events import shown_impressions
+from fairness_pipeline.audits.from_events import search_aggregates, shown_impressions
 from fairness_pipeline.audits.slates import (
     DOMINANT_COLUMNS,
     NO_ASSESSED_REASON,

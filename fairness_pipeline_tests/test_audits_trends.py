@@ -222,6 +222,43 @@ def test_slope_undefined_cases() -> None:
     assert table.loc["no_latest", "trend_undefined_reason"] == "no impact ratio for the as-of window"
 
 
+def test_many_series_at_once_match_linregress_per_series() -> None:
+    """300 random series with gaps and undefined ratios, against a per-series oracle (scipy's linregress)."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for tenant in ("t1", "t2"):
+        for index in range(150):
+            days = rng.choice(np.arange(-16, 1), size=int(rng.integers(1, 17)), replace=False)
+            slope = rng.uniform(-0.02, 0.01)
+            for day in days:
+                value = np.nan if rng.random() < 0.1 else 0.9 + slope * (day + 16) + rng.normal(0, 0.02)
+                when = AS_OF + dt.timedelta(days=int(day))
+                rows.append((tenant, "shown->clicked", "company_tier", f"g{index}", when, value))
+    series = pd.DataFrame(rows, columns=[*TABLE_KEYS, "group", "window_end", "impact_ratio"])
+    for horizon, min_points, threshold in ((30.0, 7, 0.80), (10.0, 3, 0.85)):
+        table = ratio_slopes(series, as_of=AS_OF, horizon_days=horizon, min_points=min_points, threshold=threshold)
+        recent = series[series["window_end"] > AS_OF - dt.timedelta(days=14)]
+        assert len(table) == recent.groupby(["tenant_id", "group"]).ngroups
+        checked = 0
+        for row in table.itertuples():
+            part = recent[(recent["tenant_id"] == row.tenant_id) & (recent["group"] == row.group)]
+            defined = part[np.isfinite(part["impact_ratio"])]
+            assert row.windows_used == len(defined)
+            latest = defined.loc[defined["window_end"] == AS_OF, "impact_ratio"]
+            if latest.empty or len(defined) < min_points:
+                assert math.isnan(row.slope_per_day) and pd.isna(row.approaching_threshold)
+                continue
+            fit = linregress([(d - AS_OF).days for d in defined["window_end"]], defined["impact_ratio"])
+            assert row.slope_per_day == pytest.approx(fit.slope, abs=1e-12)
+            value = float(latest.iloc[0])
+            expected = value >= threshold and fit.slope < 0 and (value - threshold) / -fit.slope <= horizon
+            assert bool(row.approaching_threshold) == expected
+            checked += 1
+        assert checked > 50 and table["approaching_threshold"].fillna(False).any()
+    with pytest.raises(ValueError, match="more than one row"):
+        ratio_slopes(pd.concat([series, series]), as_of=AS_OF)
+
+
 def test_fairness_trends_joins_both() -> None:
     series = _series([0.95 - 0.005 * i for i in range(14)])
     current = _counts([("faang", 100, 60), ("startup", 100, 30)])

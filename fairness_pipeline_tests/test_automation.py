@@ -14,15 +14,8 @@ from fairness_pipeline.defs.automation import affected_range, late_events_sensor
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG, run_range
 from fairness_pipeline.ingest.frames import load_frames
-from fairness_pipeline.store.urls import sqlalchemy_url
 
 START = date(2026, 3, 1)
-
-
-@pytest.fixture
-def instance(db_url: str):
-    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": sqlalchemy_url(db_url)}}}) as inst:
-        yield inst
 
 
 def _execute(db_url: str, statement: str, params: tuple = ()) -> None:
@@ -93,6 +86,7 @@ def test_late_events_sensor_requests_one_run_and_advances_its_cursor(db_url: str
     assert not third.run_requests
 
 
+@pytest.mark.slow
 def test_failed_run_raises_one_operational_alert(db_url: str, instance) -> None:
     from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.automation import run_failure_sensor
@@ -131,6 +125,7 @@ def test_failed_run_raises_one_operational_alert(db_url: str, instance) -> None:
     assert deliveries and all(channel == "log" for channel, _ in deliveries)
 
 
+@pytest.mark.slow
 def test_risk_sensor_alerts_tenants_at_or_above_high_once(db_url: str, instance) -> None:
     from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.automation import risk_alert_sensor

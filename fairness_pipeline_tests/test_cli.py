@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
@@ -17,23 +15,6 @@ from fairness_pipeline.cli.main import app
 from fairness_pipeline.store import connection
 
 runner = CliRunner()
-
-
-@contextmanager
-def cli_database(url: str, monkeypatch: pytest.MonkeyPatch, home: Path) -> Iterator[str]:
-    """Point the CLI at a database as a user would, through FAIRNESS_DATABASE_URL (and FAIRNESS_HOME at ``home``)."""
-    monkeypatch.setenv("FAIRNESS_DATABASE_URL", url)
-    monkeypatch.setenv("FAIRNESS_HOME", str(home))
-    connection.database_url.cache_clear()
-    yield url
-    connection.database_url.cache_clear()
-
-
-@pytest.fixture
-def external_db(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
-    """The CLI on the test database."""
-    with cli_database(db_url, monkeypatch, tmp_path / "home") as url:
-        yield url
 
 
 def _generate(tmp_path: Path, name: str, *extra: str) -> Path:
@@ -125,6 +106,7 @@ def reachable_dir() -> Path:
     shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_embedded_server_start_status_stop(reachable_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FAIRNESS_DATABASE_URL", raising=False)
     monkeypatch.setenv("FAIRNESS_HOME", str(reachable_dir / "home"))

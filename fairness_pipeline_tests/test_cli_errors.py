@@ -18,17 +18,11 @@ import pytest
 from typer.testing import CliRunner
 
 from fairness_pipeline.cli.main import app
-from fairness_pipeline_tests.test_cli import cli_database
+from fairness_pipeline_tests.conftest import cli_database
 
 runner = CliRunner()
 UNREACHABLE = "postgresql://fairness:secret@127.0.0.1:1/nothing"
 """Port 1 on the loopback: connection refused at once."""
-
-
-@pytest.fixture
-def external_db(db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
-    with cli_database(db_url, monkeypatch, tmp_path / "home") as url:
-        yield url
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.runs import run_range
 from fairness_pipeline.ingest.frames import load_frames
-from fairness_pipeline.store.urls import sqlalchemy_url
 
 pytestmark = pytest.mark.slow  # Dagster runs of the whole graph
 
@@ -28,13 +27,6 @@ SEED_DIMENSION_KEYS = {
     "demographic_parity_difference", "adverse_impact_detected", "adverse_impact_groups", "low_sample_groups",
     "significance_tests", "warnings",
 }  # fmt: skip
-
-
-@pytest.fixture
-def instance(db_url: str):
-    overrides = {"storage": {"postgres": {"postgres_url": sqlalchemy_url(db_url)}}}
-    with dg.instance_for_test(overrides=overrides) as dagster_instance:
-        yield dagster_instance
 
 
 def _generate(db_url: str, bias: tuple[str, ...], seed: int = 11) -> pd.DataFrame:

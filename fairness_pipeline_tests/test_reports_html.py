@@ -78,6 +78,7 @@ def report_page(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_dom_holds_the_charts_and_text(report_page: Path, tmp_path: Path) -> None:
     result = run_chromium(tmp_path, "--dump-dom", report_page.as_uri())
     assert result.returncode == 0, result.stderr[-2000:]
@@ -96,6 +97,7 @@ def test_dom_holds_the_charts_and_text(report_page: Path, tmp_path: Path) -> Non
     assert not re.search(r"<script", result.stdout, re.IGNORECASE)
 
 
+@pytest.mark.slow
 def test_screenshot_is_a_non_blank_page(report_page: Path, tmp_path: Path) -> None:
     shot = tmp_path / "report.png"
     result = run_chromium(tmp_path, "--window-size=1200,2000", f"--screenshot={shot}", report_page.as_uri())

@@ -7,10 +7,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-"""Risk levels, least to most severe."""
+from fairness_pipeline.risk import levels as risk_levels
 
-REVIEW_LEVELS = frozenset({"HIGH", "CRITICAL"})
+LEVELS = risk_levels.LEVELS
+"""Risk levels, least to most severe (declared in ``risk.levels``)."""
+
+REVIEW_LEVELS = frozenset(risk_levels.levels_at_or_above(risk_levels.REVIEW_FLOOR))
 """Levels whose alerts open a human review item."""
 
 PRIORITIES = ("critical", "high", "medium", "low")

@@ -11,3 +11,15 @@
 Inputs are groups or per-search aggregates that SQL can produce; each module documents the columns it expects and
 the rules for ties, missing scores, missing ranks and small slates. Rules come from ``docs/fairness-methods.md``.
 """
+
+AUDIT_TABLES: dict[str, str] = {
+    "scoring_rate": "scoring_rate_ratios",
+    "exposure": "rank_exposure",
+    "slate": "slate_concentration",
+    "trend": "fairness_trends",
+}
+"""Each audit's short name (risk inputs and components, report sections) and the Dagster asset and table holding it:
+the one place the two names of an audit meet."""
+
+RISK_AUDITS: tuple[str, ...] = ("scoring_rate", "exposure", "slate")
+"""The audits whose tables feed the risk components as they are (the trend component reads the impact-ratio series)."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
+from fairness_pipeline.audits.exposure import AGGREGATE_COLUMNS, DEFAULT_TOP_K, position_weight
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSIONS, stage_pair_name
 
 
@@ -66,3 +68,57 @@ def window_cells(
     out = pd.concat(parts, ignore_index=True)
     out[["n", "x"]] = out[["n", "x"]].astype("int64")
     return out
+
+
+def search_aggregates(
+    impressions: pd.DataFrame,
+    *,
+    keys: Sequence[str] = ("tenant_id",),
+    dimensions: Sequence[str] = DIMENSIONS,
+    k: int = DEFAULT_TOP_K,
+) -> pd.DataFrame:
+    """Per-search aggregates from one row per shown impression (``keys``, ``search_id``, dimensions, rank, score).
+
+    Returns ``keys`` + search_id + dimensions + :data:`AGGREGATE_COLUMNS`, one row per combination present (missing
+    dimension values stay null). This is the reference implementation of what SQL should compute.
+    """
+    keys, dims = list(keys), list(dimensions)
+    needed = [*keys, "search_id", *dims, "rank", "score"]
+    missing = [c for c in needed if c not in impressions.columns]
+    if missing:
+        raise ValueError(f"impression frame lacks columns {missing}")
+    frame = impressions[[*keys, "search_id", *dims]].reset_index(drop=True).copy()
+    rank = pd.to_numeric(impressions["rank"], errors="coerce").astype(float).reset_index(drop=True)
+    score = pd.to_numeric(impressions["score"], errors="coerce").astype(float).reset_index(drop=True)
+    ranked = rank.notna() & (rank >= 1)
+    scored = ranked & score.notna()
+    weight = pd.Series(np.where(ranked, position_weight(rank.where(ranked, 1.0)), 0.0))
+    frame["shown"] = 1
+    frame["ranked"] = ranked.astype("int64")
+    frame["weight_sum"] = weight
+    frame["top_k"] = (ranked & (rank <= k)).astype("int64")
+    frame["scored"] = scored.astype("int64")
+    frame["score_sum"] = score.where(scored, 0.0)
+    frame["scored_weight_sum"] = weight.where(scored, 0.0)
+    frame["merit_weight_sum"] = 0.0
+    search = [*keys, "search_id"]
+    sub = pd.DataFrame({"rank": rank, "score": score}).assign(**{c: frame[c] for c in search})[scored]
+    if len(sub):
+        by_rank = sub.sort_values([*search, "rank"], kind="stable")
+        by_score = sub.sort_values(
+            [*search, "score", "rank"], ascending=[*[True] * len(search), False, True], kind="stable"
+        )
+        slot_rank = by_rank.groupby(search, sort=False, dropna=False).cumcount()
+        slot_score = by_score.groupby(search, sort=False, dropna=False).cumcount()
+        positions = pd.Series(
+            by_rank["rank"].to_numpy(),
+            index=pd.MultiIndex.from_frame(by_rank[search].assign(slot=slot_rank.to_numpy())),
+        )
+        merit_rank = positions.reindex(pd.MultiIndex.from_frame(by_score[search].assign(slot=slot_score.to_numpy())))
+        frame.loc[by_score.index, "merit_weight_sum"] = position_weight(merit_rank.to_numpy())
+    out = frame.groupby([*keys, "search_id", *dims], dropna=False, sort=True, as_index=False)[
+        list(AGGREGATE_COLUMNS)
+    ].sum()
+    for col in ("shown", "ranked", "top_k", "scored"):
+        out[col] = out[col].astype("int64")
+    return out.reset_index(drop=True)

@@ -101,8 +101,11 @@ def coded_scoring_cells(tenant_id: str, scores: np.ndarray, codes: np.ndarray) -
     scores = np.asarray(scores, dtype=np.float64)
     scored = ~np.isnan(scores)
     median = float(np.median(scores[scored])) if scored.any() else math.nan
-    counts = {"n": scored.astype(float), "x": (scores > median).astype(float),  # NaN > M and s > NaN are False
-              "missing_score": (~scored).astype(float)}  # fmt: skip
+    counts = {
+        "n": scored.astype(float),
+        "x": (scores > median).astype(float),  # NaN > M and s > NaN are False
+        "missing_score": (~scored).astype(float),
+    }
     frame = cell_frame(np.asarray(codes, dtype=np.int64).reshape(len(scores), len(DIMENSIONS)), counts)
     frame.insert(0, "tenant_id", tenant_id)
     frame["median_score"] = median

@@ -39,10 +39,11 @@ from scipy.stats import binom, binomtest
 
 from fairness_pipeline.audits._common import adjust_p_values, analysis_dimensions, dimension_name, group_codes
 from fairness_pipeline.events.vocabulary import DIMENSIONS
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 
 DEFAULT_CONCENTRATION = 0.70
 DEFAULT_MIN_SLATE = 5
-DEFAULT_WINDOW_DAYS = 30
+DEFAULT_WINDOW_DAYS = DEFAULT_ANALYSIS.window_days
 """Days of the metric window whose days are adjusted together (Bonferroni across days)."""
 ADJUSTMENT_METHOD = "holm across dimensions, bonferroni across the window's days"
 NO_ASSESSED_REASON = "no slate of at least the minimum size"
@@ -84,7 +85,7 @@ def slate_concentration(
     pairs: bool = False,
     concentration: float = DEFAULT_CONCENTRATION,
     min_slate: int = DEFAULT_MIN_SLATE,
-    alpha: float = 0.05,
+    alpha: float = DEFAULT_ANALYSIS.alpha,
     window_days: int = DEFAULT_WINDOW_DAYS,
 ) -> SlateConcentration:
     """Count and share of concentrated slates per key (tenant, day) and dimension, and the groups that dominate.
@@ -126,16 +127,22 @@ def slate_concentration(
         top = per_search.argmax(axis=1)  # ties: the first group by name (irrelevant when concentrated)
         top_count = per_search.max(axis=1)
         concentrated = assessed & (top_count * limit.denominator > limit.numerator * size)
-        shares = np.bincount(key_of_search[search_of_row] * n_groups + codes, weights=shown,
-                             minlength=n_keys * n_groups).reshape(n_keys, n_groups)  # fmt: skip
+        shares = np.bincount(
+            key_of_search[search_of_row] * n_groups + codes, weights=shown, minlength=n_keys * n_groups
+        ).reshape(n_keys, n_groups)
         for k in range(n_keys):
             mine = key_of_search == k
             prefix = key_values.iloc[k].to_dict() if keys else {}
             probs = shares[k] / shares[k].sum() if shares[k].sum() else shares[k]
             summary, dominant = _key_rows(
-                name, size[mine & assessed], int((mine & has_slate & ~assessed).sum()),
-                top[mine & concentrated], [str(g) for g in groups], probs, limit,
-            )  # fmt: skip
+                name,
+                size[mine & assessed],
+                int((mine & has_slate & ~assessed).sum()),
+                top[mine & concentrated],
+                [str(g) for g in groups],
+                probs,
+                limit,
+            )
             summaries.append({**prefix, **summary})
             dominants.extend({**prefix, **row} for row in dominant)
     summary = pd.DataFrame(summaries, columns=[*keys, *SUMMARY_COLUMNS])
@@ -172,8 +179,13 @@ def _key_rows(
     assessed = int(sizes.size)
     concentrated = int(dominant_codes.size)
     row: dict[str, object] = dict.fromkeys(SUMMARY_COLUMNS)
-    row.update(dimension=dimension, searches=assessed + too_small, assessed=assessed, too_small=too_small,
-               concentrated=concentrated)  # fmt: skip
+    row.update(
+        dimension=dimension,
+        searches=assessed + too_small,
+        assessed=assessed,
+        too_small=too_small,
+        concentrated=concentrated,
+    )
     dominant: list[dict[str, object]] = []
     if not assessed:
         row.update(concentrated_share=math.nan, expected_share=math.nan, undefined_reason=NO_ASSESSED_REASON)
@@ -222,8 +234,9 @@ def _adjust(summary: pd.DataFrame, keys: list[str], alpha: float, window_days: i
     for col in ("concentrated_share", "expected_share"):
         summary[col] = summary[col].astype(float)
     for col in ("dimension", "top_group", "undefined_reason"):
-        summary[col] = pd.Series([None if v is None or v != v else v for v in summary[col]], index=summary.index,
-                                 dtype=object)  # fmt: skip
+        summary[col] = pd.Series(
+            [None if v is None or v != v else v for v in summary[col]], index=summary.index, dtype=object
+        )
     return summary
 
 

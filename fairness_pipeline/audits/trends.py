@@ -40,7 +40,7 @@ from scipy.stats import norm
 
 from fairness_pipeline.metrics.impact import adjusted_p_values, first_reasons, impact_ratio_tables, katz_log_ratio
 from fairness_pipeline.metrics.selection_rates import is_intersection, validate_counts
-from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, TABLE_KEYS, AnalysisSettings
 
 DEFAULT_SLOPE_WINDOWS = 14
 DEFAULT_HORIZON_DAYS = 30
@@ -136,8 +136,10 @@ def week_over_week(
         len(out),
     )
     tested = reasons == None  # noqa: E711 (elementwise on an object array)
-    columns = {c: np.full(len(out), np.nan) for c in ("ratio_current", "ratio_previous", "ratio_change", "log_change",
-                                                       "se", "z", "p_value", "p_adjusted")}  # fmt: skip
+    columns = {
+        c: np.full(len(out), np.nan)
+        for c in ("ratio_current", "ratio_previous", "ratio_change", "log_change", "se", "z", "p_value", "p_adjusted")
+    }
     if tested.any():
         g, gn, r, rn = x[tested], n[tested], x_r[tested], n_r[tested]
         pg, pgn, pr, prn = x_p[tested], n_p[tested], x_rp[tested], n_rp[tested]
@@ -156,8 +158,9 @@ def week_over_week(
     for name, values in columns.items():
         out[name] = values
     significant = np.where(tested, columns["p_adjusted"] < settings.alpha, False)
-    out["adjustment_method"] = np.where(tested, np.where(np.broadcast_to(intersectional, (len(out),)), "fdr_bh",
-                                                         "holm"), None).astype(object)  # fmt: skip
+    out["adjustment_method"] = np.where(
+        tested, np.where(np.broadcast_to(intersectional, (len(out),)), "fdr_bh", "holm"), None
+    ).astype(object)
     out["significant"] = pd.array(np.where(tested, significant, None).tolist(), dtype="boolean")
     for flag, direction in (("worsening", -1), ("improving", 1)):
         moved = significant & (np.sign(columns["log_change"]) == direction)
@@ -205,13 +208,14 @@ def ratio_slopes(
     windows: int = DEFAULT_SLOPE_WINDOWS,
     horizon_days: float = DEFAULT_HORIZON_DAYS,
     min_points: int = DEFAULT_MIN_POINTS,
-    threshold: float = 0.80,
+    threshold: float = DEFAULT_ANALYSIS.threshold,
 ) -> pd.DataFrame:
     """Slope of each group's impact-ratio series and the "approaching threshold" flag (see the module doc).
 
     ``series``: ``keys`` + group + window_end (date) + impact_ratio (NaN when undefined), one row per daily window, as
     stored in the impact-ratio table. ``as_of`` defaults to the latest window_end. Returns ``keys`` +
-    :data:`SLOPE_COLUMNS`, one row per (keys, group) with any row in the last ``windows`` days.
+    :data:`SLOPE_COLUMNS`, one row per (keys, group) with any row in the last ``windows`` days, sorted by them. One
+    grouping for all series, then numpy per series (about 1,600 series per window take milliseconds).
     """
     keys = list(keys)
     missing = [c for c in (*keys, "group", "window_end", "impact_ratio") if c not in series.columns]
@@ -221,22 +225,26 @@ def ratio_slopes(
         raise ValueError("windows and min_points must be at least 2")
     frame = series[[*keys, "group", "window_end", "impact_ratio"]].copy()
     frame["window_end"] = pd.to_datetime(frame["window_end"]).dt.date
-    if as_of is None:
-        if frame.empty:
-            return pd.DataFrame(columns=[*keys, *SLOPE_COLUMNS])
+    if as_of is None and len(frame):
         as_of = max(frame["window_end"])
-    first = as_of - dt.timedelta(days=windows - 1)
-    frame = frame[(frame["window_end"] >= first) & (frame["window_end"] <= as_of)]
+    if as_of is not None:
+        first = as_of - dt.timedelta(days=windows - 1)
+        frame = frame[(frame["window_end"] >= first) & (frame["window_end"] <= as_of)].reset_index(drop=True)
     if frame.duplicated([*keys, "group", "window_end"]).any():
         raise ValueError("impact-ratio series has more than one row per group and window_end")
-    frame["day"] = [(d - as_of).days for d in frame["window_end"]]
-    frame["impact_ratio"] = pd.to_numeric(frame["impact_ratio"], errors="coerce").astype(float)
     rows = []
-    for key_values, part in frame.groupby([*keys, "group"], sort=True, dropna=False):
-        key_values = key_values if isinstance(key_values, tuple) else (key_values,)
-        row: dict[str, Any] = dict(zip([*keys, "group"], key_values, strict=True))
-        row.update(_slope_row(part, as_of, horizon_days, min_points, threshold))
-        rows.append(row)
+    if len(frame):
+        codes = frame.groupby([*keys, "group"], sort=True, dropna=False).ngroup().to_numpy()
+        order = np.argsort(codes, kind="stable")  # series by series, rows in their given order
+        bounds = np.flatnonzero(np.diff(codes[order])) + 1
+        days = np.array([(d - as_of).days for d in frame["window_end"]], dtype=float)
+        ratios = pd.to_numeric(frame["impact_ratio"], errors="coerce").to_numpy(dtype=float)
+        labels = {c: frame[c].tolist() for c in (*keys, "group")}
+        for rows_of_series in np.split(order, bounds):
+            row: dict[str, Any] = {c: values[rows_of_series[0]] for c, values in labels.items()}
+            series_days, series_ratios = days[rows_of_series], ratios[rows_of_series]
+            row.update(_slope_row(series_days, series_ratios, as_of, horizon_days, min_points, threshold))
+            rows.append(row)
     out = pd.DataFrame(rows, columns=[*keys, *SLOPE_COLUMNS])
     out["windows_used"] = out["windows_used"].astype("int64")
     for col in ("latest_ratio", "slope_per_day", "days_to_threshold"):
@@ -246,22 +254,25 @@ def ratio_slopes(
     return out
 
 
-def _slope_row(part: pd.DataFrame, as_of: dt.date, horizon: float, min_points: int, threshold: float) -> dict:
-    defined = part[np.isfinite(part["impact_ratio"])]
-    latest = defined.loc[defined["day"] == 0, "impact_ratio"]
-    row: dict[str, Any] = {"as_of": as_of, "windows_used": len(defined), "latest_ratio": math.nan,
-                           "slope_per_day": math.nan, "days_to_threshold": math.nan, "adverse_now": None,
-                           "approaching_threshold": None, "trend_undefined_reason": None}  # fmt: skip
-    if latest.empty:
+def _slope_row(
+    days: np.ndarray, ratios: np.ndarray, as_of: dt.date, horizon: float, min_points: int, threshold: float
+) -> dict[str, Any]:
+    """The slope columns of one series: ``days`` before ``as_of`` (0 = as_of, negative before), ``ratios`` NaN when
+    undefined."""
+    defined = np.isfinite(ratios)
+    x, y = days[defined], ratios[defined]
+    row: dict[str, Any] = dict.fromkeys(("latest_ratio", "slope_per_day", "days_to_threshold"), math.nan)
+    row.update(as_of=as_of, windows_used=int(defined.sum()), adverse_now=None, approaching_threshold=None)
+    row["trend_undefined_reason"] = None
+    latest = y[x == 0]
+    if latest.size == 0:
         row["trend_undefined_reason"] = "no impact ratio for the as-of window"
         return row
-    row["latest_ratio"] = value = float(latest.iloc[0])
+    row["latest_ratio"] = value = float(latest[0])
     row["adverse_now"] = value < threshold
-    if len(defined) < min_points:
+    if x.size < min_points:
         row["trend_undefined_reason"] = f"fewer than {min_points} windows with an impact ratio"
         return row
-    x = defined["day"].to_numpy(dtype=float)
-    y = defined["impact_ratio"].to_numpy(dtype=float)
     if np.ptp(x) == 0:
         row["trend_undefined_reason"] = "a single window"
         return row
@@ -292,8 +303,15 @@ def fairness_trends(
     """
     settings = settings or AnalysisSettings()
     keys = list(keys)
-    slopes = ratio_slopes(series, as_of=as_of, keys=keys, windows=windows, horizon_days=horizon_days,
-                          min_points=min_points, threshold=settings.threshold)  # fmt: skip
+    slopes = ratio_slopes(
+        series,
+        as_of=as_of,
+        keys=keys,
+        windows=windows,
+        horizon_days=horizon_days,
+        min_points=min_points,
+        threshold=settings.threshold,
+    )
     wow = week_over_week(current, previous, settings, keys=keys)
     merged = slopes.merge(wow, on=[*keys, "group"], how="outer", sort=True)
     for col in ("adverse_now", "approaching_threshold", "significant", "worsening"):

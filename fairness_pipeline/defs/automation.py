@@ -12,10 +12,12 @@ from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_jo
 from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 from fairness_pipeline.queries import analysis as q
+from fairness_pipeline.risk.levels import LEVELS, REVIEW_FLOOR
 
 NIGHTLY_HOUR_ENV = "FAIRNESS_NIGHTLY_HOUR"
-WINDOW_DAYS = 30
+WINDOW_DAYS = DEFAULT_ANALYSIS.window_days
 COMMIT_LAG = timedelta(minutes=2)
 """Rows are stamped with their transaction's start time; reading only up to now - lag lets open transactions commit
 before the cursor passes them."""
@@ -105,7 +107,6 @@ def run_failure_sensor(context: dg.RunFailureSensorContext) -> dg.RunRequest:
 
 
 ALERT_LEVEL_ENV = "FAIRNESS_ALERT_LEVEL"
-LEVELS = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 
 
 def levels_at_or_above(level: str) -> list[str]:
@@ -129,7 +130,7 @@ def risk_alert_sensor(context: dg.SensorEvaluationContext, asset_event: dg.Event
     partition = asset_event.dagster_event.partition if asset_event.dagster_event else None
     if partition is None:
         return dg.SkipReason("materialisation without a partition")
-    levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, "HIGH"))
+    levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, REVIEW_FLOOR))
     database: FairnessDatabase = context.resources.database
     with database.connect() as conn, conn.cursor() as cur:
         cur.execute(risk_queries.ASSESSMENTS_AT_LEAST, {"window_end": date.fromisoformat(partition), "levels": levels})

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
+
 DAGSTER_RANGE_START_TAG = "dagster/asset_partition_range_start"
 DAGSTER_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
@@ -47,7 +49,9 @@ METRIC_ASSETS = (
 """Assets whose config takes ``window_days`` (``slate_concentration`` is per day and has no window)."""
 
 
-def run_range(instance, first_day: date, last_day: date, *, window_days: int = 30, database=None) -> list[RunSummary]:
+def run_range(
+    instance, first_day: date, last_day: date, *, window_days: int = DEFAULT_ANALYSIS.window_days, database=None
+) -> list[RunSummary]:
     """Materialise ``first_day .. last_day`` (and the event days their windows lack) through Dagster.
 
     ``database`` is a ``FairnessDatabase`` resource (default: FAIRNESS_DATABASE_URL or the embedded server).

@@ -41,6 +41,14 @@ Z_TEST = "two_proportion_z"
 ZERO_REFERENCE_REASON = "reference selection rate is 0"
 UNKNOWN_GROUP_REASON = "unknown group: counted and reported, never compared"
 NO_REFERENCE_REASON = "no eligible reference group"
+ALPHA = 0.05
+"""Significance level of the tests."""
+THRESHOLD = 0.80
+"""The four-fifths rule: a ratio strictly below it is adverse (and, when significant, a practical finding)."""
+MIN_SHARE = 0.02
+"""A group under this share of the table's candidates is left out of the comparisons (the 2% rule)."""
+MIN_SAMPLE = 20
+"""Groups with fewer candidates are flagged as low samples."""
 MIN_REFERENCE_CANDIDATES = 30
 """Default least number of candidates of a reference group (see docs/fairness-methods.md, Calibration)."""
 MIN_REFERENCE_SELECTIONS = 5
@@ -119,7 +127,7 @@ def adjusted_p_values(p_values: np.ndarray, family: np.ndarray, fdr: bool | np.n
 
 def choose_reference(
     counts: pd.DataFrame,
-    min_share: float = 0.02,
+    min_share: float = MIN_SHARE,
     *,
     min_reference_candidates: int = MIN_REFERENCE_CANDIDATES,
     min_reference_selections: int = MIN_REFERENCE_SELECTIONS,
@@ -213,10 +221,10 @@ def impact_ratio_table(
     counts: pd.DataFrame,
     *,
     intersectional: bool = False,
-    alpha: float = 0.05,
-    threshold: float = 0.80,
-    min_share: float = 0.02,
-    min_sample: int = 20,
+    alpha: float = ALPHA,
+    threshold: float = THRESHOLD,
+    min_share: float = MIN_SHARE,
+    min_sample: int = MIN_SAMPLE,
     min_reference_candidates: int = MIN_REFERENCE_CANDIDATES,
     min_reference_selections: int = MIN_REFERENCE_SELECTIONS,
     declared_reference: str | None = None,
@@ -245,10 +253,10 @@ def impact_ratio_tables(
     keys: list[str],
     *,
     intersectional: bool | np.ndarray | pd.Series = False,
-    alpha: float = 0.05,
-    threshold: float = 0.80,
-    min_share: float = 0.02,
-    min_sample: int = 20,
+    alpha: float = ALPHA,
+    threshold: float = THRESHOLD,
+    min_share: float = MIN_SHARE,
+    min_sample: int = MIN_SAMPLE,
     min_reference_candidates: int = MIN_REFERENCE_CANDIDATES,
     min_reference_selections: int = MIN_REFERENCE_SELECTIONS,
     declared_reference: np.ndarray | pd.Series | None = None,

@@ -15,9 +15,13 @@ import pandas as pd
 
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSION_VALUES, DIMENSIONS, stage_pair_name
 from fairness_pipeline.metrics.impact import (
+    ALPHA,
     IMPACT_COLUMNS,
     MIN_REFERENCE_CANDIDATES,
     MIN_REFERENCE_SELECTIONS,
+    MIN_SAMPLE,
+    MIN_SHARE,
+    THRESHOLD,
     impact_ratio_tables,
 )
 from fairness_pipeline.metrics.selection_rates import (
@@ -31,23 +35,32 @@ from fairness_pipeline.metrics.selection_rates import (
 
 TABLE_KEYS = ["tenant_id", "stage_pair", "dimension"]
 
+HEADLINE_STAGE_PAIR = stage_pair_name("shown", "shortlisted")
+"""The stage pair that headlines previews, the demo and reports: shortlisting among shown candidates."""
+
 
 @dataclass(frozen=True)
 class AnalysisSettings:
-    """Thresholds of fairness-methods.md; every one is a default that configuration can change."""
+    """Thresholds of fairness-methods.md; every one is a default that configuration can change.
+
+    The defaults are the project's one declaration of these rules (:data:`DEFAULT_ANALYSIS`): the Dagster config
+    classes, the window partition mapping, the risk components and the audits take theirs from here.
+    """
 
     window_days: int = 30
     stage_pairs: tuple[tuple[str, str], ...] = DEFAULT_STAGE_PAIRS
-    alpha: float = 0.05
-    threshold: float = 0.80
-    min_share: float = 0.02
-    min_sample: int = 20
+    alpha: float = ALPHA
+    threshold: float = THRESHOLD
+    min_share: float = MIN_SHARE
+    min_sample: int = MIN_SAMPLE
     intersections: bool = True
     dimensions: tuple[str, ...] = field(default=DIMENSIONS)
     min_reference_candidates: int = MIN_REFERENCE_CANDIDATES
     """A reference group needs at least this many candidates (and ``min_share``, and a known value)."""
     min_reference_selections: int = MIN_REFERENCE_SELECTIONS
     """... and at least this many selections."""
+    trend_days: int = 90
+    """Days of impact-ratio history behind the risk trend component and the reports' trend charts."""
     reference_groups: tuple[tuple[str, str], ...] = ()
     """(dimension, group) pairs: a reference declared before looking for that dimension (or intersection, e.g.
     ``("company_tier+experience_band", "enterprise|3-7")``); its tests need no omnibus gate. It must be eligible."""
@@ -75,6 +88,11 @@ class AnalysisSettings:
     def window(self, window_end: date) -> tuple[date, date]:
         """First and last day (inclusive) of the window ending on ``window_end``."""
         return window_end - timedelta(days=self.window_days - 1), window_end
+
+
+DEFAULT_ANALYSIS = AnalysisSettings()
+"""The analysis settings of the code location. Its ``window_days`` is the longest window a run may analyse: the
+window partition mapping (``defs.partitions.window_mapping``) declares those days upstream of each window."""
 
 
 @dataclass(frozen=True)

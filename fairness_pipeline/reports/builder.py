@@ -23,12 +23,13 @@ import pandas as pd
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, stage_pair_name
 from fairness_pipeline.metrics.impact import impact_ratio_table, is_unknown_group
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, HEADLINE_STAGE_PAIR
 from fairness_pipeline.reports import interpretation as words
 from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, VERDICT_ADJUSTMENT, verdict_adjustment
 from fairness_pipeline.risk.components import is_intersection, normalise
 
 SCHEMA_VERSION = "1.0"
-DEFAULT_HEADLINE_STAGE_PAIR = "shown->shortlisted"
+DEFAULT_HEADLINE_STAGE_PAIR = HEADLINE_STAGE_PAIR
 DEFAULT_EXPLANATION = (
     "Selection events logged by the search product (candidates shown to recruiters and the later stages they "
     "reached), validated, then counted per candidate over the window: the population of a stage pair is the "
@@ -228,16 +229,16 @@ def build_report(
     *,
     data_source: str,
     min_cell: int = 5,
-    window_days: int = 30,
+    window_days: int = DEFAULT_ANALYSIS.window_days,
     headline_stage_pair: str = DEFAULT_HEADLINE_STAGE_PAIR,
     data_explanation: str = DEFAULT_EXPLANATION,
     tool_distribution_date: date | None = None,
     generated_at: datetime | None = None,
-    trend_days: int = 90,
-    threshold: float = 0.80,
-    alpha: float = 0.05,
-    min_share: float = 0.02,
-    min_sample: int = 20,
+    trend_days: int = DEFAULT_ANALYSIS.trend_days,
+    threshold: float = DEFAULT_ANALYSIS.threshold,
+    alpha: float = DEFAULT_ANALYSIS.alpha,
+    min_share: float = DEFAULT_ANALYSIS.min_share,
+    min_sample: int = DEFAULT_ANALYSIS.min_sample,
 ) -> dict[str, Any]:
     """The internal (unsuppressed) report of one tenant and window.
 

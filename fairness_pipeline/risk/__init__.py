@@ -1,27 +1,36 @@
 """Risk classification of one tenant and day: components, composite score with a bootstrap interval, risk level.
 
 Pure Python on the impact tables of ``fairness_pipeline.metrics``; no Dagster, no database. Entry point: ``assess``.
+The names below are imported on first use, so that ``risk.levels`` (read by the alerts) costs no pandas or scipy.
 """
 
-from fairness_pipeline.risk.assessment import ComponentScore, RiskAssessment, assess
-from fairness_pipeline.risk.classification import BANDS, LEVELS, RulesError, load_rules
-from fairness_pipeline.risk.components import COMPONENTS, RESAMPLED, ComponentSettings
-from fairness_pipeline.risk.profiles import PROFILES_ENV, ProfileError, WeightProfile, get_profile, load_profiles
+from __future__ import annotations
 
-__all__ = [
-    "BANDS",
-    "COMPONENTS",
-    "LEVELS",
-    "PROFILES_ENV",
-    "RESAMPLED",
-    "ComponentScore",
-    "ComponentSettings",
-    "ProfileError",
-    "RiskAssessment",
-    "RulesError",
-    "WeightProfile",
-    "assess",
-    "get_profile",
-    "load_profiles",
-    "load_rules",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "ComponentScore": "assessment",
+    "RiskAssessment": "assessment",
+    "assess": "assessment",
+    "BANDS": "classification",
+    "RulesError": "classification",
+    "load_rules": "classification",
+    "COMPONENTS": "components",
+    "RESAMPLED": "components",
+    "ComponentSettings": "components",
+    "LEVELS": "levels",
+    "PROFILES_ENV": "profiles",
+    "ProfileError": "profiles",
+    "WeightProfile": "profiles",
+    "get_profile": "profiles",
+    "load_profiles": "profiles",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

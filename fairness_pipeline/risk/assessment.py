@@ -34,7 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairness_pipeline.risk.classification import LEVELS, classify, load_rules
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
+from fairness_pipeline.risk.classification import classify, load_rules
 from fairness_pipeline.risk.components import (
     COMPONENTS,
     RESAMPLED,
@@ -47,6 +48,7 @@ from fairness_pipeline.risk.components import (
     is_intersection,
     normalise,
 )
+from fairness_pipeline.risk.levels import LEVELS
 from fairness_pipeline.risk.profiles import get_profile
 
 CONFIDENCE = 0.95
@@ -174,7 +176,7 @@ def scope_impacts(
     return verdict_adjustment(rows.reset_index(drop=True))
 
 
-VERDICT_ALPHA = 0.05
+VERDICT_ALPHA = DEFAULT_ANALYSIS.alpha
 VERDICT_ADJUSTMENT = "weighted holm across every test of the verdict"
 SCORING_ADJUSTMENT = "weighted holm across the tenant's scoring-rate tests"
 """The same tenant-wide adjustment applied by reports to a tenant's scoring-rate tests, as one family."""

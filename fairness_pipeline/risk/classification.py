@@ -18,19 +18,20 @@ from typing import Any
 
 import pandas as pd
 
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 from fairness_pipeline.risk.components import ComponentValue, is_intersection
+from fairness_pipeline.risk.levels import LEVELS
 from fairness_pipeline.risk.profiles import read_yaml
 
 SHIPPED_RULES = Path(__file__).with_name("rules.yaml")
-LEVELS: tuple[str, ...] = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
 BANDS: tuple[str, ...] = ("EXCELLENT", "GOOD", "MODERATE", "POOR", "CRITICAL")
 EFFECTS: tuple[str, ...] = ("at_least", "at_most", "set")
 SCOPES: tuple[str, ...] = ("all", "single")
 
 CONDITIONS: dict[str, dict[str, Any]] = {
-    "significant_adverse": {"below": 0.80, "practical": True, "scope": "all"},
-    "insufficient_evidence": {"below": 0.80, "scope": "single"},
-    "adverse_impact": {"below": 0.80, "scope": "all"},
+    "significant_adverse": {"below": DEFAULT_ANALYSIS.threshold, "practical": True, "scope": "all"},
+    "insufficient_evidence": {"below": DEFAULT_ANALYSIS.threshold, "scope": "single"},
+    "adverse_impact": {"below": DEFAULT_ANALYSIS.threshold, "scope": "all"},
     "components_at_least": {"value": 0.60, "count": 2},
     "no_comparison": {},
 }

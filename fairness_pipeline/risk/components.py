@@ -45,19 +45,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fairness_pipeline.metrics.impact import (
-    MIN_REFERENCE_CANDIDATES,
-    MIN_REFERENCE_SELECTIONS,
-    can_be_reference,
-    unknown_mask,
-)
+from fairness_pipeline.audits import RISK_AUDITS
+from fairness_pipeline.metrics.impact import can_be_reference, unknown_mask
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 
 COMPONENTS: tuple[str, ...] = ("adverse_impact", "evidence", "scoring_rate", "exposure", "slate", "trend")
 """Known component names, in the order reports list them."""
 RESAMPLED: frozenset[str] = frozenset({"adverse_impact", "scoring_rate"})
 """Components recomputed on every bootstrap resample (those computed from binomial group counts)."""
-AUDIT_NAMES: tuple[str, ...] = ("scoring_rate", "exposure", "slate")
+AUDIT_NAMES: tuple[str, ...] = RISK_AUDITS
 
 FORMULAS: dict[str, str] = {
     "adverse_impact": "max over compared groups of w_d * clip((0.80 - IR) / 0.80, 0, 1) * s / (s + 20), "
@@ -75,18 +72,18 @@ FORMULAS: dict[str, str] = {
 class ComponentSettings:
     """Constants of the component formulas (module docstring); each is a documented default."""
 
-    threshold: float = 0.80
+    threshold: float = DEFAULT_ANALYSIS.threshold
     evidence_half_n: float = 20.0
     """``h`` of the evidence weight: selections for the count components, candidates for the trend."""
     intersection_weight: float = 0.5
     strong_p: float = 0.001
     trend_full_drop: float = 0.20
-    trend_days: int = 90
+    trend_days: int = DEFAULT_ANALYSIS.trend_days
     trend_min_points: int = 14
-    min_share: float = 0.02
-    min_reference_candidates: int = MIN_REFERENCE_CANDIDATES
+    min_share: float = DEFAULT_ANALYSIS.min_share
+    min_reference_candidates: int = DEFAULT_ANALYSIS.min_reference_candidates
     """A group can be the reference of a count table only with this many candidates (metrics.impact's rule)."""
-    min_reference_selections: int = MIN_REFERENCE_SELECTIONS
+    min_reference_selections: int = DEFAULT_ANALYSIS.min_reference_selections
     """... and this many selections (observed counts decide, so the pool is the same in every resample)."""
 
 

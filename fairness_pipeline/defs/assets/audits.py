@@ -10,7 +10,6 @@ asset replaces its partition's rows, so re-runs never duplicate.
 
 import dataclasses
 import io
-import math
 import time
 from collections.abc import Sequence
 from datetime import date, timedelta
@@ -23,13 +22,7 @@ from psycopg2.extras import execute_values
 
 from fairness_pipeline.audits import exposure, scoring, slates, trends
 from fairness_pipeline.defs.assets.events import store_candidate_arrays
-from fairness_pipeline.defs.assets.metrics import (
-    HEADLINE_STAGE_PAIR,
-    WindowConfig,
-    impact_ratios,
-    missing_summary_days,
-    window_mapping,
-)
+from fairness_pipeline.defs.assets.metrics import WindowConfig, impact_ratios, missing_summary_days
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
 from fairness_pipeline.defs.partitions import (
     PARTITION_WRITES_POOL,
@@ -38,11 +31,18 @@ from fairness_pipeline.defs.partitions import (
     downstream_automation,
     partition_days,
     single_run,
+    window_mapping,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_module
-from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
+from fairness_pipeline.metrics.window import (
+    DEFAULT_ANALYSIS,
+    HEADLINE_STAGE_PAIR,
+    TABLE_KEYS,
+    AnalysisSettings,
+    group_counts,
+)
 from fairness_pipeline.queries import audits as q
 from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
 from fairness_pipeline.store.partition_lock import lock_partition, partition_transaction
@@ -84,7 +84,7 @@ class SlateConfig(dg.Config):
     """A slate is concentrated when one group holds strictly more than this share of it."""
     min_slate: int = slates.DEFAULT_MIN_SLATE
     """Slates with fewer shown candidates are counted but not assessed."""
-    alpha: float = 0.05
+    alpha: float = DEFAULT_ANALYSIS.alpha
     intersections: bool = False
     """Also assess the pairwise intersections (the seed asks per dimension)."""
 
@@ -688,11 +688,11 @@ def trends_table(
     config: TrendConfig,
 ) -> pd.DataFrame:
     """``audits.trends.fairness_trends`` (slopes joined with the week-over-week test), with the slopes computed by
-    :func:`series_slopes`; integer counts stay nullable. Empty frame when there is nothing."""
+    :func:`audits.trends.ratio_slopes`; integer counts stay nullable. Empty frame when there is nothing."""
     if series.empty and current.empty:
         return pd.DataFrame(columns=TREND_INSERT_COLUMNS)
     keys = list(TABLE_KEYS)
-    slopes = series_slopes(series, as_of=as_of, keys=keys, horizon_days=config.horizon_days,
+    slopes = trends.ratio_slopes(series, as_of=as_of, keys=keys, horizon_days=config.horizon_days,
                            min_points=config.min_points, threshold=settings.threshold)  # fmt: skip
     wow = trends.week_over_week(current, previous, settings, keys=keys)
     table = slopes.merge(wow, on=[*keys, "group"], how="outer", sort=True)
@@ -701,65 +701,3 @@ def trends_table(
     for column in ("windows_used", "n_current", "x_current", "n_previous", "x_previous"):
         table[column] = table[column].astype("Int64")
     return table.reset_index(drop=True)
-
-
-def series_slopes(
-    series: pd.DataFrame,
-    *,
-    as_of: date,
-    keys: list[str],
-    windows: int = trends.DEFAULT_SLOPE_WINDOWS,
-    horizon_days: float = trends.DEFAULT_HORIZON_DAYS,
-    min_points: int = trends.DEFAULT_MIN_POINTS,
-    threshold: float = 0.80,
-) -> pd.DataFrame:
-    """``audits.trends.ratio_slopes`` for many series at once: the same rules, the same numpy arithmetic per series
-    (identical floats), without a pandas selection per series (~1,600 series per window: seconds -> milliseconds)."""
-    frame = series[[*keys, "group", "window_end", "impact_ratio"]].copy()
-    frame["window_end"] = pd.to_datetime(frame["window_end"]).dt.date
-    first = as_of - timedelta(days=windows - 1)
-    frame = frame[(frame["window_end"] >= first) & (frame["window_end"] <= as_of)].reset_index(drop=True)
-    if frame.empty or frame.duplicated([*keys, "group", "window_end"]).any():  # its empty table, or its error
-        return trends.ratio_slopes(series, as_of=as_of, keys=keys, windows=windows, horizon_days=horizon_days,
-                                   min_points=min_points, threshold=threshold)  # fmt: skip
-    codes = frame.groupby([*keys, "group"], sort=True, dropna=False).ngroup().to_numpy()
-    order = np.argsort(codes, kind="stable")  # series by series, rows in their given order (as ratio_slopes)
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
-    days = np.array([(d - as_of).days for d in frame["window_end"]], dtype=float)
-    ratios = pd.to_numeric(frame["impact_ratio"], errors="coerce").to_numpy(dtype=float)
-    labels = {c: frame[c].tolist() for c in (*keys, "group")}
-    rows = []
-    for rows_of_series in np.split(order, bounds):
-        x, y = days[rows_of_series], ratios[rows_of_series]
-        defined = np.isfinite(y)
-        x, y = x[defined], y[defined]
-        row = {c: values[rows_of_series[0]] for c, values in labels.items()}
-        row.update(as_of=as_of, windows_used=int(defined.sum()), latest_ratio=math.nan, slope_per_day=math.nan,
-                   days_to_threshold=math.nan, adverse_now=None, approaching_threshold=None,
-                   trend_undefined_reason=None)  # fmt: skip
-        latest = y[x == 0]
-        if latest.size == 0:
-            row["trend_undefined_reason"] = "no impact ratio for the as-of window"
-        else:
-            row["latest_ratio"] = value = float(latest[0])
-            row["adverse_now"] = value < threshold
-            if x.size < min_points:
-                row["trend_undefined_reason"] = f"fewer than {min_points} windows with an impact ratio"
-            elif np.ptp(x) == 0:
-                row["trend_undefined_reason"] = "a single window"
-            else:
-                slope = float(np.sum((x - x.mean()) * (y - y.mean())) / np.sum((x - x.mean()) ** 2))
-                row["slope_per_day"] = slope
-                if slope < 0:
-                    row["days_to_threshold"] = (value - threshold) / -slope
-                row["approaching_threshold"] = bool(
-                    value >= threshold and slope < 0 and row["days_to_threshold"] <= horizon_days
-                )
-        rows.append(row)
-    out = pd.DataFrame(rows, columns=[*keys, *trends.SLOPE_COLUMNS])
-    out["windows_used"] = out["windows_used"].astype("int64")
-    for column in ("latest_ratio", "slope_per_day", "days_to_threshold"):
-        out[column] = out[column].astype(float)
-    for column in ("adverse_now", "approaching_threshold"):
-        out[column] = pd.array([None if v is None else bool(v) for v in out[column]], dtype="boolean")
-    return out

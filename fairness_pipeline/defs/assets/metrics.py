@@ -1,11 +1,13 @@
 """Metric-layer assets: selection-rate frames over 30-day windows, impact ratios, seed-shaped bias metrics."""
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 from psycopg2.extras import execute_values
+from pydantic import Field
 
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
 from fairness_pipeline.defs.partitions import (
@@ -14,38 +16,39 @@ from fairness_pipeline.defs.partitions import (
     downstream_automation,
     partition_days,
     single_run,
+    window_mapping,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.metrics import selection_rates
 from fairness_pipeline.metrics.impact import IMPACT_COLUMNS
-from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts, impacts_for_counts
+from fairness_pipeline.metrics.window import (
+    DEFAULT_ANALYSIS,
+    HEADLINE_STAGE_PAIR,
+    TABLE_KEYS,
+    AnalysisSettings,
+    group_counts,
+    impacts_for_counts,
+)
 from fairness_pipeline.queries import analysis as q
 from fairness_pipeline.store.partition_lock import partition_transaction
 
-DEFAULT_WINDOW_DAYS = 30
-HEADLINE_STAGE_PAIR = "shown->shortlisted"
-
 
 class WindowConfig(dg.Config):
-    """Analysis settings of fairness-methods.md; each has the documented default."""
+    """Analysis settings of fairness-methods.md; the defaults are ``metrics.window.DEFAULT_ANALYSIS``.
 
-    window_days: int = DEFAULT_WINDOW_DAYS
-    alpha: float = 0.05
-    threshold: float = 0.80
-    min_share: float = 0.02
-    min_sample: int = 20
+    ``window_days`` may shorten the window (tests do) but not lengthen it past the code location's window, from
+    which ``window_mapping`` declares the upstream days: lineage then always covers the days a run reads.
+    """
+
+    window_days: int = Field(default=DEFAULT_ANALYSIS.window_days, ge=1, le=DEFAULT_ANALYSIS.window_days)
+    alpha: float = DEFAULT_ANALYSIS.alpha
+    threshold: float = DEFAULT_ANALYSIS.threshold
+    min_share: float = DEFAULT_ANALYSIS.min_share
+    min_sample: int = DEFAULT_ANALYSIS.min_sample
 
     def settings(self) -> AnalysisSettings:
-        return AnalysisSettings(
-            window_days=self.window_days, alpha=self.alpha, threshold=self.threshold, min_share=self.min_share,
-            min_sample=self.min_sample,
-        )  # fmt: skip
-
-
-window_mapping = dg.TimeWindowPartitionMapping(
-    start_offset=-(DEFAULT_WINDOW_DAYS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-)
-"""A window ending on day D reads the candidate days D-29 .. D."""
+        own = {name: getattr(self, name) for name in WindowConfig.model_fields}
+        return dataclasses.replace(DEFAULT_ANALYSIS, **own)
 
 
 def missing_summary_days(cur, first_day: date, last_day: date) -> list[date]:

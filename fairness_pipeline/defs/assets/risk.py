@@ -6,6 +6,7 @@ from datetime import timedelta
 import dagster as dg
 import pandas as pd
 
+from fairness_pipeline.audits import AUDIT_TABLES, RISK_AUDITS
 from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
 from fairness_pipeline.defs.partitions import (
     PARTITION_WRITES_POOL,
@@ -15,13 +16,15 @@ from fairness_pipeline.defs.partitions import (
     single_run,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 from fairness_pipeline.queries import analysis as analysis_queries
 from fairness_pipeline.queries import risk as q
+from fairness_pipeline.risk.levels import LEVELS
 from fairness_pipeline.store.partition_lock import partition_transaction
 
-AUDIT_ASSETS = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "fairness_trends")
-REPORT_TREND_DAYS = 90
-LEVEL_ORDER = ("LOW", "MEDIUM", "HIGH", "CRITICAL")
+AUDIT_ASSETS = tuple(AUDIT_TABLES.values())
+REPORT_TREND_DAYS = DEFAULT_ANALYSIS.trend_days
+LEVEL_ORDER = LEVELS
 
 
 class RiskConfig(dg.Config):
@@ -30,7 +33,7 @@ class RiskConfig(dg.Config):
     profile: str = "default"
     context: str | None = None
     seed: int = 0
-    window_days: int = 30
+    window_days: int = DEFAULT_ANALYSIS.window_days
     min_cell: int = 5
     data_source: str = (
         "selection_events logged by the search product (shown, clicked, shortlisted, contacted, interviewed, hired), "
@@ -60,9 +63,7 @@ def window_inputs(cur, window_end) -> dict[str, pd.DataFrame]:
 
 
 def _audits(inputs: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-    return {
-        name: inputs[name] for name in ("scoring_rate", "exposure", "slate") if name in inputs and len(inputs[name])
-    }
+    return {name: inputs[name] for name in RISK_AUDITS if name in inputs and len(inputs[name])}
 
 
 ASSESSMENT_SCHEMA = column_schema(
