@@ -18,6 +18,7 @@ import typer
 
 from fairness_pipeline import settings
 from fairness_pipeline.cli.alerts import alerts_app
+from fairness_pipeline.cli.attributes import attributes_app
 from fairness_pipeline.cli.database import open_database, require_tenant, resolve_url
 from fairness_pipeline.cli.errors import FairnessGroup
 from fairness_pipeline.cli.output import (
@@ -44,6 +45,7 @@ app = typer.Typer(
 db_app = typer.Typer(help="The project's PostgreSQL database.", no_args_is_help=True, **NO_PRETTY_EXCEPTIONS)
 app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
+app.add_typer(attributes_app, name="attributes")
 
 
 # --- db ---------------------------------------------------------------------------------------------------------
