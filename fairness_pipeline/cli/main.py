@@ -336,7 +336,7 @@ def worker(
     if not documents:
         result: object = {"error": "No data", "period": {"days": days}}
     elif dimension:
-        blocks = {t: d["dimensions"].get(dimension) for t, d in documents.items()}
+        blocks = {t: seed_worker.dimension_block(d, dimension) for t, d in documents.items()}
         result = blocks[tenant_id] if tenant_id else blocks
     else:
         result = documents[tenant_id] if tenant_id else documents
