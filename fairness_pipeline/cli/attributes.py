@@ -25,6 +25,22 @@ attributes_app = typer.Typer(
 )
 
 
+ATTRIBUTES_OPTION_HELP = (
+    "Also write a matching self-identification file (.csv or .jsonl) for every generated candidate, for "
+    "'attributes load'; --bias and the other planted effects accept its dimensions (--bias sex=female:0.7)."
+)
+
+
+def write_generated_attributes(config, path: Path) -> None:
+    """``generate --attributes FILE``: the self-identification file of ``config``'s candidates."""
+    from fairness_pipeline import synthetic
+
+    fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+    with console.status(f"writing self-identification into {path}"):
+        count = synthetic.write_attributes(config, path, fmt)
+    console.print(f"wrote the self-identification of {count:,} candidates to {path}")
+
+
 def _catalogue():
     from fairness_pipeline.catalogue import CatalogueError, load_catalogue
 

@@ -18,7 +18,7 @@ import typer
 
 from fairness_pipeline import settings
 from fairness_pipeline.cli.alerts import alerts_app
-from fairness_pipeline.cli.attributes import attributes_app
+from fairness_pipeline.cli.attributes import ATTRIBUTES_OPTION_HELP, attributes_app, write_generated_attributes
 from fairness_pipeline.cli.database import open_database, require_tenant, resolve_url
 from fairness_pipeline.cli.errors import FairnessGroup
 from fairness_pipeline.cli.output import (
@@ -168,6 +168,7 @@ def generate(
     biased_tenant: Annotated[
         list[str] | None, typer.Option(help="Plant the biases only in this tenant (repeatable; default: all).")
     ] = None,
+    attributes: Annotated[Path | None, typer.Option(help=ATTRIBUTES_OPTION_HELP)] = None,
 ) -> None:
     """Generate synthetic selection events with a realistic funnel and optional planted bias."""
     from fairness_pipeline import synthetic
@@ -191,6 +192,8 @@ def generate(
         )
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+    if attributes is not None:
+        write_generated_attributes(config, attributes)
     frames = synthetic.generate_events(config)
     if out is not None:
         fmt = "jsonl" if out.suffix.lower() in (".jsonl", ".ndjson") else "csv"
