@@ -147,3 +147,29 @@ def test_the_planted_findings_and_the_catalogue_layout_of_the_document(conn, tmp
     assert list(alone["dimensions"]) == [] and list(alone["intersections"]) == ["sex+race_ethnicity"]
     with pytest.raises(ValueError, match="--dimension: unknown dimension 'gender'"):
         WorkerRequest(dimension="gender").validate()
+
+
+def test_the_worker_command_prints_an_attribute_dimension_or_intersection(
+    db_url: str, conn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from fairness_pipeline.cli.main import app
+    from fairness_pipeline.store import connection
+
+    _load(conn, _candidates(), tmp_path)
+    monkeypatch.setenv("FAIRNESS_DATABASE_URL", db_url)
+    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))
+    connection.database_url.cache_clear()
+    runner = CliRunner()
+    base = ["worker", "--end", END.isoformat(), "--tenant-id", "t1"]
+    result = runner.invoke(app, [*base, "--dimension", "sex+race_ethnicity"])
+    assert result.exit_code == 0, result.output
+    block = json.loads(result.stdout)
+    assert block["dimension"] == "sex+race_ethnicity" and block["reference_group"] == "male|white"
+    assert block["sample_sizes"]["unknown|unknown"] == 25
+    bad = runner.invoke(app, [*base, "--dimension", "gender"])
+    assert bad.exit_code == 2 and "unknown dimension 'gender'" in bad.stderr
+    connection.database_url.cache_clear()

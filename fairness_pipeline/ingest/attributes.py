@@ -95,15 +95,16 @@ def parse_chunk(
 ) -> tuple[list[AttributeRow], list[AttributeReject]]:
     """The chunk's lines as attribute rows, and the lines rejected with their reasons (in line order)."""
     layout = attribute_layout(catalogue)
+    attributes = catalogue.attribute_dimensions
+    checked = (*ID_COLUMNS, COLLECTED_AT, *attributes)
+    # per attribute, each distinct answer's code (or why it is not one): a file holds few distinct answers
+    answers: dict[str, dict[str, str | CatalogueError | None]] = {name: {} for name in attributes}
     rejects = [AttributeReject(r.line_number, r.raw_record, r.reason) for r in chunk.rejects]
     rows: list[AttributeRow] = []
     columns = [column.to_pylist() for column in chunk.columns] if chunk.columns is not None else []
     for position, (number, raw) in enumerate(zip(chunk.line_numbers, chunk.raw_records, strict=True)):
         record = {name: (column[position] or "").strip() for name, column in zip(layout.columns, columns, strict=True)}
-        reasons: list[str] = []
-        for name in (*ID_COLUMNS, COLLECTED_AT, *catalogue.attribute_dimensions):
-            if "\x00" in record[name]:
-                reasons.append(f"NUL character in {name}")
+        reasons = [f"NUL character in {name}" for name in checked if "\x00" in record[name]]
         for name in ID_COLUMNS:
             if not record[name]:
                 reasons.append(f"empty {name}")
@@ -115,11 +116,19 @@ def parse_chunk(
         except ValueError as exc:
             reasons.append(str(exc))
         values: dict[str, str | None] = {}
-        for name in catalogue.attribute_dimensions:
-            try:
-                values[name] = catalogue.code_for(name, record[name])
-            except CatalogueError as exc:
-                reasons.append(str(exc))
+        for name in attributes:
+            known = answers[name]
+            answer = record[name]
+            if answer not in known:
+                try:
+                    known[answer] = catalogue.code_for(name, answer)
+                except CatalogueError as exc:
+                    known[answer] = exc
+            code = known[answer]
+            if isinstance(code, CatalogueError):
+                reasons.append(str(code))
+            else:
+                values[name] = code
         if reasons:
             ids = [record[name] for name in ID_COLUMNS]
             readable = all(0 < len(value) <= MAX_ID_LENGTH and "\x00" not in value for value in ids)

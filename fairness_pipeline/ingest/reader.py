@@ -76,8 +76,9 @@ class Reject:
 class ParsedChunk:
     """Records of one chunk, in line order: those that parsed (``line_numbers``, ``raw_records``) and ``rejects``.
 
-    The text values of the parsed records ('' = missing) are given either as ``columns``, Arrow string arrays in
-    ``EVENT_COLUMNS`` order (the file readers), or as ``rows``, lists in ``EVENT_COLUMNS`` order (API callers).
+    The text values of the parsed records ('' = missing) are given either as ``columns``, Arrow string arrays in the
+    order of the layout's columns (the file readers; ``EVENT_COLUMNS`` by default), or as ``rows``, lists in
+    ``EVENT_COLUMNS`` order (API callers).
     """
 
     line_numbers: list[int] = field(default_factory=list)
