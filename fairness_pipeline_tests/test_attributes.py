@@ -280,3 +280,58 @@ def test_cli_load_json_counts_and_delete(db_url: str, tmp_path: Path, monkeypatc
     assert json.loads(listed.stdout)["dimensions"]["sex"]["values"] == {"male": "Male", "female": "Female"}
     connection.database_url.cache_clear()
     assert packaged_catalogue().attribute_dimensions == ("sex", "race_ethnicity")
+
+
+def test_generated_self_identification_loads_and_the_worker_matches_a_pandas_oracle(
+    db_url: str, conn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAIRNESS_DATABASE_URL", db_url)
+    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))
+    connection.database_url.cache_clear()
+    path = tmp_path / "self-id.jsonl"
+    generated = runner.invoke(
+        app,
+        [
+            "generate",
+            "--to-db",
+            "--attributes",
+            str(path),
+            "--start",
+            "2026-03-02",
+            "--days",
+            "5",
+            "--tenants",
+            "1",
+            "--events-per-day",
+            "3000",
+            "--bias",
+            "sex=female:0.5",
+        ],
+    )
+    assert generated.exit_code == 0, generated.output
+    loaded = runner.invoke(app, ["attributes", "load", str(path), "--json"])
+    assert loaded.exit_code == 0, loaded.output
+    with conn.cursor() as cur:
+        cur.execute("SELECT candidate_id, event_type FROM selection_events")
+        events = pd.DataFrame(cur.fetchall(), columns=["candidate_id", "event_type"])
+    counts = json.loads(loaded.stdout)
+    assert counts == {"read": events["candidate_id"].nunique(), "stored": counts["read"], "unchanged": 0, "rejected": 0}
+    worker = runner.invoke(
+        app, ["worker", "--end", "2026-03-06", "--days", "5", "--tenant-id", "tenant-1", "--dimension", "sex"]
+    )
+    assert worker.exit_code == 0, worker.output
+    block = json.loads(worker.stdout)
+    # oracle: the answers of the file, each candidate's first shown event, selected when shortlisted
+    answers = pd.read_json(path, lines=True, dtype=False).set_index("candidate_id")["sex"]
+    groups = answers.where(answers.isin(["male", "female"]), "unknown")
+    shown = events[events["event_type"] == "shown"]["candidate_id"].drop_duplicates()
+    shortlisted = set(events.loc[events["event_type"] == "shortlisted", "candidate_id"])
+    table = pd.DataFrame({"group": groups.loc[shown].to_numpy(), "selected": shown.isin(shortlisted).to_numpy()})
+    oracle = table.groupby("group")["selected"].agg(n="size", x="sum")
+    assert {g: n for g, n in block["sample_sizes"].items() if n} == oracle["n"].to_dict()
+    rates = oracle["x"] / oracle["n"]
+    assert block["reference_group"] == "male"
+    assert block["impact_ratios"]["female"] == pytest.approx(rates["female"] / rates["male"], rel=1e-12)
+    assert block["impact_ratios"]["female"] == pytest.approx(0.5, abs=0.12)  # the planted factor
+    assert block["unknown_count"] == oracle.loc["unknown", "n"]
+    connection.database_url.cache_clear()

@@ -510,7 +510,7 @@ def test_the_attributes_file_covers_every_candidate_with_realistic_shares(tmp_pa
     events, attributes = _generate_with_attributes(tmp_path)
     assert list(attributes.columns) == ["tenant_id", "candidate_id", "sex", "race_ethnicity"]
     assert attributes["candidate_id"].is_unique
-    assert set(events["candidate_id"]) <= set(attributes["candidate_id"])  # every generated candidate
+    assert set(events["candidate_id"]) == set(attributes["candidate_id"])  # every candidate of the events
     for name, shares in (("sex", (0.58, 0.42)), ("race_ethnicity", (0.11, 0.44, 0.09, 0.008, 0.27, 0.03, 0.052))):
         answers = attributes[name]
         unknown = answers.isin(["", "declined"])
@@ -554,7 +554,12 @@ def test_attribute_biases_parse_against_the_catalogue() -> None:
         parse_bias("gender=female:0.7")
 
 
-def test_attributes_do_not_change_the_events() -> None:
+def test_the_whole_pool_has_attributes_and_they_do_not_change_the_events() -> None:
+    from fairness_pipeline.synthetic import attribute_frames
+
+    pool = pd.concat(attribute_frames(GeneratorConfig(seed=2, days=2, tenants=2, events_per_day=500)))
+    assert len(pool) == 2 * GeneratorConfig(seed=2, days=2, events_per_day=500).pool_size
+
     plain = GeneratorConfig(seed=2, days=2, tenants=1, events_per_day=500)
     without_answers = dataclasses.replace(plain, attribute_unknown_share=0.5)
     for a, b in zip(generate_events(plain), generate_events(without_answers), strict=True):

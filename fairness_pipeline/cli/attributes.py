@@ -8,13 +8,17 @@ the dimension catalogue in force (``FAIRNESS_DIMENSIONS`` applied). Nothing prin
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fairness_pipeline.cli.database import open_database
 from fairness_pipeline.cli.output import EXIT_USAGE, console, fail, table_console
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 attributes_app = typer.Typer(
     help="Candidate attributes (self-identified sex, race/ethnicity, ...) and the dimension catalogue.",
@@ -26,19 +30,26 @@ attributes_app = typer.Typer(
 
 
 ATTRIBUTES_OPTION_HELP = (
-    "Also write a matching self-identification file (.csv or .jsonl) for every generated candidate, for "
-    "'attributes load'; --bias and the other planted effects accept its dimensions (--bias sex=female:0.7)."
+    "Also write a matching self-identification file (.csv or .jsonl) for every candidate of the generated events, "
+    "for 'attributes load'; --bias and the other planted effects accept its dimensions (--bias sex=female:0.7)."
 )
 
 
-def write_generated_attributes(config, path: Path) -> None:
-    """``generate --attributes FILE``: the self-identification file of ``config``'s candidates."""
+def generated_frames(config, attributes: Path | None) -> Iterator[pd.DataFrame]:
+    """``generate``'s event frames; with ``--attributes FILE``, once they are all out, the self-identification file of
+    every candidate they hold."""
     from fairness_pipeline import synthetic
 
-    fmt = "jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv"
-    with console.status(f"writing self-identification into {path}"):
-        count = synthetic.write_attributes(config, path, fmt)
-    console.print(f"wrote the self-identification of {count:,} candidates to {path}")
+    candidates: dict[str, set[str]] = {}
+    for frame in synthetic.generate_events(config):
+        if attributes is not None:
+            for tenant, ids in frame.groupby("tenant_id")["candidate_id"]:
+                candidates.setdefault(str(tenant), set()).update(ids.unique())
+        yield frame
+    if attributes is not None:
+        fmt = "jsonl" if attributes.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+        count = synthetic.write_attributes(config, attributes, fmt, candidates)
+        console.print(f"wrote the self-identification of {count:,} candidates to {attributes}")
 
 
 def _catalogue():

@@ -18,7 +18,7 @@ import typer
 
 from fairness_pipeline import settings
 from fairness_pipeline.cli.alerts import alerts_app
-from fairness_pipeline.cli.attributes import ATTRIBUTES_OPTION_HELP, attributes_app, write_generated_attributes
+from fairness_pipeline.cli.attributes import ATTRIBUTES_OPTION_HELP, attributes_app, generated_frames
 from fairness_pipeline.cli.database import open_database, require_tenant, resolve_url
 from fairness_pipeline.cli.errors import FairnessGroup
 from fairness_pipeline.cli.output import (
@@ -192,9 +192,7 @@ def generate(
         )
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    if attributes is not None:
-        write_generated_attributes(config, attributes)
-    frames = synthetic.generate_events(config)
+    frames = generated_frames(config, attributes)
     if out is not None:
         fmt = "jsonl" if out.suffix.lower() in (".jsonl", ".ndjson") else "csv"
         with console.status(f"generating {days} days into {out}"):

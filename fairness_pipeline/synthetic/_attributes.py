@@ -4,7 +4,7 @@ catalogue), drawn once per tenant pool from their own random streams, and the ma
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -54,9 +54,12 @@ def draw_attributes(config: GeneratorConfig, index: int, pool: int) -> dict[str,
     return codes
 
 
-def attribute_frames(config: GeneratorConfig) -> Iterator[pd.DataFrame]:
-    """The self-identification rows of every generated candidate (each tenant's whole pool), one frame per tenant:
-    tenant_id, candidate_id, then each attribute's code, ``declined`` or blank (missing)."""
+def attribute_frames(
+    config: GeneratorConfig, candidates: Mapping[str, Set[str]] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The self-identification rows of each tenant's candidates, one frame per tenant: tenant_id, candidate_id, then
+    each attribute's code, ``declined`` or blank (missing). ``candidates`` keeps only those ids per tenant (those
+    of the generated events, say); by default the whole pool."""
     catalogue = load_catalogue()
     for index, tenant_id in enumerate(config.tenant_ids):
         pool = config.pool_size
@@ -70,10 +73,19 @@ def attribute_frames(config: GeneratorConfig) -> Iterator[pd.DataFrame]:
             values = lookup[codes]
             values[(codes == -1) & declined] = "declined"
             columns[name] = values
-        yield pd.DataFrame({name: pd.Series(values, dtype=TEXT_DTYPE) for name, values in columns.items()})
+        frame = pd.DataFrame({name: pd.Series(values, dtype=TEXT_DTYPE) for name, values in columns.items()})
+        if candidates is not None:
+            frame = frame[frame["candidate_id"].isin(candidates.get(tenant_id, set())).to_numpy()]
+        yield frame.reset_index(drop=True)
 
 
-def write_attributes(config: GeneratorConfig, path: str | Path, fmt: Literal["csv", "jsonl"] = "csv") -> int:
-    """Write the self-identification file matching ``config``'s events; return the number of candidates."""
+def write_attributes(
+    config: GeneratorConfig,
+    path: str | Path,
+    fmt: Literal["csv", "jsonl"] = "csv",
+    candidates: Mapping[str, Set[str]] | None = None,
+) -> int:
+    """Write the self-identification file matching ``config``'s events (``candidates``: only those ids per tenant);
+    return the number of candidates written."""
     columns = ("tenant_id", "candidate_id", *load_catalogue().attribute_dimensions)
-    return write_rows(attribute_frames(config), path, columns, fmt, what="attribute")
+    return write_rows(attribute_frames(config, candidates), path, columns, fmt, what="attribute")
