@@ -114,6 +114,34 @@ def test_a_later_load_replaces_a_value_and_keeps_when_it_changed(conn, tmp_path:
     assert table_counts(conn) == {"attributes": 6, "history": 7, "rejects": 0}
 
 
+def test_a_first_known_answer_after_unknown_ones_holds_from_the_beginning(conn, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "a.csv",
+        [
+            "tenant_id,candidate_id,collected_at,sex",
+            "t1,c1,2026-03-01,declined",
+            "t1,c1,2026-03-05,",  # still unknown: unchanged
+            "t1,c1,2026-03-10,female",  # first known answer: replaces the unknown history
+            "t1,c1,2026-03-20,declined",  # withdrawn: unknown from then on
+            "t1,c1,2026-03-25,male",  # a later known answer after a known one: from its collected_at
+        ],
+    )
+    counts = load_attribute_file(conn, path, loaded_at=LOADED_AT + timedelta(days=30))
+    assert counts.as_dict() == {"read": 5, "stored": 4, "unchanged": 1, "rejected": 0}
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT value, valid_from = '-infinity', valid_to FROM candidate_attribute_history"
+            " WHERE attribute = 'sex' ORDER BY valid_from"
+        )
+        assert cur.fetchall() == [
+            ("female", True, datetime(2026, 3, 20, tzinfo=UTC)),
+            (None, False, datetime(2026, 3, 25, tzinfo=UTC)),
+            ("male", False, None),
+        ]
+        cur.execute("SELECT value, changed_at FROM candidate_attributes WHERE attribute = 'sex'")
+        assert cur.fetchall() == [("male", datetime(2026, 3, 25, tzinfo=UTC))]
+
+
 def test_lines_of_one_candidate_apply_in_file_order(conn, tmp_path: Path) -> None:
     path = write(
         tmp_path / "a.csv",
@@ -232,21 +260,23 @@ def test_values_in_force_at_the_first_baseline_event_match_a_pandas_oracle(conn,
     got = attribute_values_at(conn, "t1", ["sex", "race_ethnicity"], window_start, window_stop)
 
     # Oracle: each candidate's first shown event in the window, then the answer in force at that time: a candidate's
-    # first answer holds from the beginning of time, a different later answer from its collected_at.
+    # first answer holds from the beginning of time, and so does its first known answer after only unknown ones; any
+    # other different answer holds from its collected_at.
     shown = events[(events["tenant_id"] == "t1") & (events["event_type"] == "shown")]
     shown = shown[(shown["timestamp"] >= window_start) & (shown["timestamp"] < window_stop)]
     firsts = shown.sort_values(["timestamp", "event_id"]).groupby("candidate_id", as_index=False).first()
     answers = pd.concat(loads, ignore_index=True)
-    answers["code"] = answers["sex"].map({"male": "male", "female": "female", "declined": None})
+    answers["code"] = [{"male": "male", "female": "female"}.get(answer) for answer in answers["sex"]]
     answers["collected_at"] = pd.to_datetime(answers["collected_at"])
 
     def in_force(candidate: str, at: datetime) -> str | None:
         timeline: list[tuple[pd.Timestamp, str | None]] = []  # (in force from, value), in load order
         for row in answers[answers["candidate_id"] == candidate].itertuples():
-            if not timeline:
-                timeline.append((pd.Timestamp.min.tz_localize(UTC), row.code))
-            elif row.code != timeline[-1][1]:
-                timeline.append((row.collected_at, row.code))
+            answer = None if pd.isna(row.code) else row.code
+            if not timeline or (answer is not None and all(code is None for _, code in timeline)):
+                timeline = [(pd.Timestamp.min.tz_localize(UTC), answer)]
+            elif answer != timeline[-1][1]:
+                timeline.append((row.collected_at, answer))
         return next((code for since, code in reversed(timeline) if since <= at), None)
 
     def known(value: object) -> object:

@@ -173,3 +173,37 @@ def test_the_worker_command_prints_an_attribute_dimension_or_intersection(
     bad = runner.invoke(app, [*base, "--dimension", "gender"])
     assert bad.exit_code == 2 and "unknown dimension 'gender'" in bad.stderr
     connection.database_url.cache_clear()
+
+
+def test_a_dimension_added_in_a_user_file_is_loaded_and_analysed(
+    conn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalogue = tmp_path / "dimensions.yaml"
+    catalogue.write_text(
+        "dimensions:\n"
+        "  veteran:\n"
+        "    label: Protected veteran\n"
+        "    source: attribute\n"
+        "    values: {protected_veteran: Protected veteran, not_veteran: Not a protected veteran}\n"
+        "intersections:\n"
+        "  - [sex, veteran]\n"
+    )
+    monkeypatch.setenv("FAIRNESS_DIMENSIONS", str(catalogue))
+    candidates = _candidates()
+    _load(conn, candidates, tmp_path)  # sex and race only: veteran is unknown for now
+    veterans = candidates.iloc[::4]  # every fourth candidate is a protected veteran, the others are not
+    lines = ["tenant_id,candidate_id,veteran,sex,race_ethnicity"] + [
+        f"t1,{c},{'protected_veteran' if c in set(veterans['candidate_id']) else 'Not a protected veteran'},"
+        f"{'' if pd.isna(s) else s},{'' if pd.isna(r) else r}"
+        for c, s, r in candidates[["candidate_id", "sex", "race_ethnicity"]].itertuples(index=False)
+    ]
+    (tmp_path / "veterans.csv").write_text("\n".join(lines) + "\n")
+    counts = load_attribute_file(conn, tmp_path / "veterans.csv", loaded_at=datetime(2026, 4, 2, tzinfo=UTC))
+    assert counts.rejected == 0 and counts.read == len(candidates)
+    document = compute(conn, WorkerRequest(end=END, tenant_id="t1"))["t1"]
+    assert set(document["intersections"]) == {"sex+veteran"}
+    veteran = document["dimensions"]["veteran"]
+    oracle = candidates.assign(veteran=np.where(candidates.index % 4 == 0, "protected_veteran", "not_veteran"))
+    expected = oracle.groupby("veteran")["selected"].agg(["size", "mean"])
+    assert veteran["sample_sizes"] == {"not_veteran": 750, "protected_veteran": 250}
+    assert veteran["selection_rates"] == pytest.approx(expected["mean"].to_dict())

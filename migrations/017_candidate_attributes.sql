@@ -15,7 +15,8 @@ CREATE TABLE IF NOT EXISTS candidate_attributes (
 
 -- Every value a candidate's attribute has had: the value in force at time t is the row with
 -- valid_from <= t AND (valid_to IS NULL OR t < valid_to). A candidate's first value has valid_from -infinity (it
--- describes the person, also before it was collected); a changed value is in force from its collected_at.
+-- describes the person, also before it was collected), and so has its first known value after only unknown ones
+-- (which it replaces); a changed value is in force from its collected_at.
 CREATE TABLE IF NOT EXISTS candidate_attribute_history (
     tenant_id       VARCHAR(255) NOT NULL,
     candidate_id    VARCHAR(255) NOT NULL,
