@@ -3,6 +3,11 @@
 ``fairness-pipeline worker`` answers like ``scripts/bias_metrics_worker.py`` (same flags, same JSON keys) without
 Dagster, for one window and one stage pair. Unlike the seed it never pools tenants: without ``--tenant-id`` it
 returns one document per tenant.
+
+Dimensions are the catalogue's (``fairness_pipeline.catalogue``): the event proxies, the candidate attributes (the
+value in force at each candidate's first baseline event of the window, joined per tenant and candidate in SQL;
+a candidate without one is ``unknown``) and the declared intersections. ``unknown`` is counted and reported
+(``unknown_count``), never the reference.
 """
 
 from __future__ import annotations
@@ -11,12 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import pandas as pd
-
-from fairness_pipeline.events.vocabulary import DIMENSIONS, EVENT_TYPES, stage_pair_name
+from fairness_pipeline.catalogue import CatalogueError, load_catalogue
+from fairness_pipeline.events.vocabulary import EVENT_TYPES, stage_pair_name
 from fairness_pipeline.metrics.seed_format import tenant_metrics_json
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, AnalysisSettings, analyse_window
-from fairness_pipeline.queries import analysis as q
+from fairness_pipeline.store.attributes import window_cells_with_attributes
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class WorkerRequest:
     end: date | None = None
     tenant_id: str | None = None
     dimension: str | None = None
+    """A catalogue dimension or declared intersection (``sex+race_ethnicity``); None: all of them."""
     baseline_event: str = "shown"
     selection_event: str = "shortlisted"
 
@@ -34,8 +39,16 @@ class WorkerRequest:
         for name, value in (("--baseline-event", self.baseline_event), ("--selection-event", self.selection_event)):
             if value not in EVENT_TYPES:
                 raise ValueError(f"{name} {value!r} is not one of {', '.join(EVENT_TYPES)}")
-        if self.dimension is not None and self.dimension not in DIMENSIONS:
-            raise ValueError(f"--dimension {self.dimension!r} is not one of {', '.join(DIMENSIONS)}")
+        if self.dimension is not None:
+            try:
+                load_catalogue().parts(self.dimension)
+            except CatalogueError as exc:
+                raise ValueError(f"--dimension: {exc}") from None
+
+    def dimension_sets(self) -> list[tuple[str, ...]]:
+        """The dimensions and intersections to analyse."""
+        catalogue = load_catalogue()
+        return catalogue.analysis_dimensions() if self.dimension is None else [catalogue.parts(self.dimension)]
 
 
 def compute(conn, request: WorkerRequest, now: datetime | None = None) -> dict[str, dict[str, Any]]:
@@ -49,23 +62,26 @@ def compute(conn, request: WorkerRequest, now: datetime | None = None) -> dict[s
     first_day, last_day = settings.window(end)
     window_start = datetime(first_day.year, first_day.month, first_day.day, tzinfo=UTC)
     window_stop = datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC) + timedelta(days=1)
-    params = {
-        "pair_names": settings.stage_pair_names,
-        "baselines": [request.baseline_event],
-        "selections": [request.selection_event],
-        "window_start": window_start,
-        "window_stop": window_stop,
-        "tenant_id": request.tenant_id,
-    }
-    with conn.cursor() as cur:
-        cur.execute(q.WINDOW_CELLS_FROM_EVENTS, params)
-        cells = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-    analysis = analyse_window(cells, settings)
     pair = stage_pair_name(request.baseline_event, request.selection_event)
-    dimensions = [request.dimension] if request.dimension else None
+    dimension_sets = request.dimension_sets()
+    attributes = [d for d in load_catalogue().attribute_dimensions if any(d in dims for dims in dimension_sets)]
+    cells = window_cells_with_attributes(
+        conn,
+        stage_pairs=[(pair, request.baseline_event, request.selection_event)],
+        attributes=attributes,
+        window_start=window_start,
+        window_stop=window_stop,
+        tenant_id=request.tenant_id,
+    )
+    analysis = analyse_window(cells, settings, dimension_sets)
     documents = {}
     for tenant in sorted(cells["tenant_id"].unique()) if len(cells) else []:
         documents[tenant] = tenant_metrics_json(
-            analysis.frames, analysis.impacts, tenant, end, settings, now, stage_pair=pair, dimensions=dimensions
+            analysis.frames, analysis.impacts, tenant, end, settings, now, stage_pair=pair
         )
     return documents
+
+
+def dimension_block(document: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The block of one dimension (under ``dimensions``) or intersection (under ``intersections``) of a document."""
+    return document["dimensions"].get(name) or document.get("intersections", {}).get(name)

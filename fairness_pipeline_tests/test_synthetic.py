@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import (
     DIMENSION_VALUES,
     DIMENSIONS,
@@ -468,3 +469,98 @@ def test_slate_concentration_replaces_a_share_of_slates(plain_slates: pd.DataFra
     assert in_slate.groupby("search_id")["candidate_id"].nunique().eq(20).all()
     faang_ranks = in_slate.loc[in_slate["company_tier"] == "faang", "rank"]
     assert 9.5 < faang_ranks.mean() < 11.5  # shuffled within the slate, not stacked on top
+
+
+# --- self-identified attributes ------------------------------------------------------------------------------------
+
+
+def _generate_with_attributes(tmp_path: Path, *extra: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Events and the self-identification file of one ``generate --attributes`` run, read back with pandas."""
+    from typer.testing import CliRunner
+
+    from fairness_pipeline.cli.main import app
+
+    events, attributes = tmp_path / "events.csv", tmp_path / "self-id.csv"
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--out",
+            str(events),
+            "--attributes",
+            str(attributes),
+            "--seed",
+            "5",
+            "--start",
+            "2026-03-02",
+            "--days",
+            "10",
+            "--tenants",
+            "1",
+            "--events-per-day",
+            str(LARGE_EVENTS_PER_DAY),
+            *extra,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(events), pd.read_csv(attributes, keep_default_na=False)
+
+
+def test_the_attributes_file_covers_every_candidate_with_realistic_shares(tmp_path: Path) -> None:
+    events, attributes = _generate_with_attributes(tmp_path)
+    assert list(attributes.columns) == ["tenant_id", "candidate_id", "sex", "race_ethnicity"]
+    assert attributes["candidate_id"].is_unique
+    assert set(events["candidate_id"]) == set(attributes["candidate_id"])  # every candidate of the events
+    for name, shares in (("sex", (0.58, 0.42)), ("race_ethnicity", (0.11, 0.44, 0.09, 0.008, 0.27, 0.03, 0.052))):
+        answers = attributes[name]
+        unknown = answers.isin(["", "declined"])
+        assert 0.05 < unknown.mean() < 0.07, name  # attribute_unknown_share = 0.06
+        assert 0.55 < (answers[unknown] == "declined").mean() < 0.78, name  # two thirds declined, the rest blank
+        observed = answers[~unknown].value_counts(normalize=True)
+        values = DIMENSION_VALUES.get(name) or load_catalogue().values(name)
+        assert set(observed.index) == set(values), name
+        for value, share in zip(values, shares, strict=True):
+            assert observed[value] == pytest.approx(share, abs=0.01), (name, value)
+    race = attributes.loc[~attributes["race_ethnicity"].isin(["", "declined"]), "race_ethnicity"]
+    assert list(race.value_counts(normalize=True).loc[lambda s: s < 0.02].index) == [
+        "native_hawaiian_or_pacific_islander"
+    ]
+
+
+def test_a_bias_planted_on_an_attribute_appears_in_the_files(tmp_path: Path) -> None:
+    events, attributes = _generate_with_attributes(tmp_path, "--bias", "sex=female:0.7")
+    joined = events.merge(attributes, on=["tenant_id", "candidate_id"], how="left", validate="many_to_one")
+    assert joined["sex"].notna().all()
+    # The bias multiplies P(shortlisted | clicked): per event, shortlisted / clicked by sex.
+    stages = joined[joined["event_type"].isin(["clicked", "shortlisted"])]
+    counts = stages.groupby(["sex", "event_type"]).size().unstack()
+    conditional = counts["shortlisted"] / counts["clicked"]
+    assert counts.loc["female", "clicked"] > 5000
+    assert conditional["female"] / conditional["male"] == pytest.approx(0.7, abs=0.05)
+    # ... and in the unique-candidate shown->shortlisted rates, the impact ratio the audit measures
+    rates = shortlist_rates(joined, "sex")
+    assert rates.loc["female", "rate"] / rates.loc["male", "rate"] == pytest.approx(0.7, abs=0.06)
+    # the proxies are independent of sex, so they stay fair
+    tiers = shortlist_rates(joined, "company_tier").drop("unknown")["rate"]
+    assert tiers.min() / tiers.max() > 0.85
+
+
+def test_attribute_biases_parse_against_the_catalogue() -> None:
+    assert parse_bias("sex=female:0.7") == PlantedBias("sex", "female", 0.7)
+    assert str(parse_rank_bias("race_ethnicity=asian:3")) == "race_ethnicity=asian:3"
+    with pytest.raises(ValueError, match="unknown group 'f' for sex; expected one of male, female, unknown"):
+        parse_bias("sex=f:0.7")
+    with pytest.raises(ValueError, match=r"unknown dimension 'gender'; expected one of company_tier, .*, sex"):
+        parse_bias("gender=female:0.7")
+
+
+def test_the_whole_pool_has_attributes_and_they_do_not_change_the_events() -> None:
+    from fairness_pipeline.synthetic import attribute_frames
+
+    pool = pd.concat(attribute_frames(GeneratorConfig(seed=2, days=2, tenants=2, events_per_day=500)))
+    assert len(pool) == 2 * GeneratorConfig(seed=2, days=2, events_per_day=500).pool_size
+
+    plain = GeneratorConfig(seed=2, days=2, tenants=1, events_per_day=500)
+    without_answers = dataclasses.replace(plain, attribute_unknown_share=0.5)
+    for a, b in zip(generate_events(plain), generate_events(without_answers), strict=True):
+        pd.testing.assert_frame_equal(a, b)

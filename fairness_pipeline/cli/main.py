@@ -19,6 +19,7 @@ import typer
 from fairness_pipeline import settings
 from fairness_pipeline.cli.alerts import alerts_app
 from fairness_pipeline.cli.api import api_app
+from fairness_pipeline.cli.attributes import ATTRIBUTES_OPTION_HELP, attributes_app, generated_frames
 from fairness_pipeline.cli.database import open_database, require_tenant, resolve_url
 from fairness_pipeline.cli.errors import FairnessGroup
 from fairness_pipeline.cli.lifecycle import erase, retention_app
@@ -49,6 +50,7 @@ app.add_typer(alerts_app, name="alerts")
 app.add_typer(api_app, name="api")
 app.add_typer(retention_app, name="retention")
 app.command("erase")(erase)
+app.add_typer(attributes_app, name="attributes")
 
 
 # --- db ---------------------------------------------------------------------------------------------------------
@@ -171,6 +173,7 @@ def generate(
     biased_tenant: Annotated[
         list[str] | None, typer.Option(help="Plant the biases only in this tenant (repeatable; default: all).")
     ] = None,
+    attributes: Annotated[Path | None, typer.Option(help=ATTRIBUTES_OPTION_HELP)] = None,
 ) -> None:
     """Generate synthetic selection events with a realistic funnel and optional planted bias."""
     from fairness_pipeline import synthetic
@@ -194,7 +197,7 @@ def generate(
         )
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
-    frames = synthetic.generate_events(config)
+    frames = generated_frames(config, attributes)
     if out is not None:
         fmt = "jsonl" if out.suffix.lower() in (".jsonl", ".ndjson") else "csv"
         with console.status(f"generating {days} days into {out}"):
@@ -339,7 +342,7 @@ def worker(
     if not documents:
         result: object = {"error": "No data", "period": {"days": days}}
     elif dimension:
-        blocks = {t: d["dimensions"].get(dimension) for t, d in documents.items()}
+        blocks = {t: seed_worker.dimension_block(d, dimension) for t, d in documents.items()}
         result = blocks[tenant_id] if tenant_id else blocks
     else:
         result = documents[tenant_id] if tenant_id else documents

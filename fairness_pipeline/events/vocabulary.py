@@ -1,26 +1,30 @@
 """The allowed values of selection events, declared once.
 
-The CHECK constraints in ``migrations/`` repeat these lists in SQL; a test compares the two so they cannot drift.
+The dimension values come from the packaged dimension catalogue (``fairness_pipeline/catalogue/dimensions.yaml``):
+only its ``event`` dimensions, the columns of ``selection_events``; candidate attributes such as ``sex`` are read
+from the catalogue itself (``catalogue.load_catalogue``). The CHECK constraints in ``migrations/`` repeat these lists
+in SQL; a test compares the two so they cannot drift.
 """
 
 from __future__ import annotations
 
+from fairness_pipeline.catalogue import UNKNOWN, packaged_catalogue
+
 EVENT_TYPES: tuple[str, ...] = ("shown", "clicked", "shortlisted", "contacted", "interviewed", "hired")
 """Funnel stages in order."""
 
-COMPANY_TIERS: tuple[str, ...] = ("faang", "enterprise", "startup", "other")
-EXPERIENCE_BANDS: tuple[str, ...] = ("0-3", "3-7", "7-15", "15+")
-SPECIALTIES: tuple[str, ...] = ("backend", "frontend", "fullstack", "devops", "data", "ml", "mobile", "other")
+_CATALOGUE = packaged_catalogue()
 
-DIMENSION_VALUES: dict[str, tuple[str, ...]] = {
-    "company_tier": COMPANY_TIERS,
-    "experience_band": EXPERIENCE_BANDS,
-    "specialty": SPECIALTIES,
-}
-"""Monitored proxy dimensions and their allowed values. A missing value is allowed and analysed as ``unknown``."""
+DIMENSION_VALUES: dict[str, tuple[str, ...]] = {name: _CATALOGUE.values(name) for name in _CATALOGUE.event_dimensions}
+"""Monitored proxy dimensions (the catalogue's event dimensions) and their allowed values. A missing value is allowed
+and analysed as ``unknown``."""
+
+COMPANY_TIERS: tuple[str, ...] = DIMENSION_VALUES["company_tier"]
+EXPERIENCE_BANDS: tuple[str, ...] = DIMENSION_VALUES["experience_band"]
+SPECIALTIES: tuple[str, ...] = DIMENSION_VALUES["specialty"]
 
 DIMENSIONS: tuple[str, ...] = tuple(DIMENSION_VALUES)
-UNKNOWN_GROUP = "unknown"
+UNKNOWN_GROUP = UNKNOWN
 
 EVENT_COLUMNS: tuple[str, ...] = (
     "event_id",

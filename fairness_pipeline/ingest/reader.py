@@ -41,6 +41,19 @@ _BLANK = " \t\r\x0b\x0c"
 """A line of only these characters (what ``bytes.strip`` removes) is blank: it is not a record."""
 
 
+@dataclass(frozen=True)
+class ColumnLayout:
+    """The columns a file is read into (in order), those that may not be missing, and whether other columns or
+    keys are refused (a CSV header naming another column: the file; a JSON key: the record)."""
+
+    columns: tuple[str, ...]
+    required: tuple[str, ...]
+    known_only: bool = False
+
+
+EVENT_LAYOUT = ColumnLayout(EVENT_COLUMNS, REQUIRED_COLUMNS)
+
+
 class UnreadableFileError(Exception):
     """The file cannot be read at all (missing, unknown format, no usable header), or not to its end.
 
@@ -63,8 +76,9 @@ class Reject:
 class ParsedChunk:
     """Records of one chunk, in line order: those that parsed (``line_numbers``, ``raw_records``) and ``rejects``.
 
-    The text values of the parsed records ('' = missing) are given either as ``columns``, Arrow string arrays in
-    ``EVENT_COLUMNS`` order (the file readers), or as ``rows``, lists in ``EVENT_COLUMNS`` order (API callers).
+    The text values of the parsed records ('' = missing) are given either as ``columns``, Arrow string arrays in the
+    order of the layout's columns (the file readers; ``EVENT_COLUMNS`` by default), or as ``rows``, lists in
+    ``EVENT_COLUMNS`` order (API callers).
     """
 
     line_numbers: list[int] = field(default_factory=list)
@@ -99,20 +113,26 @@ def _open(path: Path) -> BinaryIO:
 
 
 def read_chunks(
-    path: Path, *, chunk_rows: int = DEFAULT_CHUNK_ROWS, on_bytes: Callable[[int], None] | None = None
+    path: Path,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_bytes: Callable[[int], None] | None = None,
+    layout: ColumnLayout | None = None,
 ) -> Iterator[ParsedChunk]:
     """Parse ``path`` chunk by chunk. ``on_bytes`` is called with the number of bytes consumed (for progress).
+    ``layout`` gives the columns to read (default: the event columns).
 
     When the data breaks off (a truncated or corrupt compressed file), every record before the break is yielded,
     the incomplete line at the break is rejected, and then ``UnreadableFileError`` says where it happened.
     """
     fmt = file_format(path)
+    layout = layout or EVENT_LAYOUT
     with _open(path) as handle:
         lines = _Lines(handle, path, on_bytes)
         if fmt == "csv":
-            yield from _csv_chunks(path, lines, chunk_rows)
+            yield from _csv_chunks(path, lines, chunk_rows, layout)
         else:
-            yield from _jsonl_chunks(lines, chunk_rows)
+            yield from _jsonl_chunks(lines, chunk_rows, layout)
         if lines.error is not None:
             if lines.broken_line is not None:
                 number = lines.count = lines.count + 1
@@ -281,7 +301,7 @@ def _decoded_lines_one_by_one(
     return texts, numbers
 
 
-def _csv_chunks(path: Path, lines: _Lines, chunk_rows: int) -> Iterator[ParsedChunk]:
+def _csv_chunks(path: Path, lines: _Lines, chunk_rows: int, layout: ColumnLayout) -> Iterator[ParsedChunk]:
     """Chunks of about ``chunk_rows`` lines; a record whose quoted field is still open at the end of a chunk is
     carried over to the next one (whole), unless it already spans a whole chunk."""
     header_text = _header(path, lines)
@@ -289,13 +309,19 @@ def _csv_chunks(path: Path, lines: _Lines, chunk_rows: int) -> Iterator[ParsedCh
         header = [name.strip().lstrip("\ufeff") for name in next(csv.reader([header_text]))]
     except csv.Error as exc:
         raise UnreadableFileError(f"{path}: the header line is not valid CSV ({exc})") from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    missing = [c for c in layout.required if c not in header]
     if missing:
         raise UnreadableFileError(
             f"{path}: the header lacks required column(s) {', '.join(missing)}; expected columns: "
-            + ",".join(EVENT_COLUMNS)
+            + ",".join(layout.columns)
         )
-    positions = [header.index(c) if c in header else None for c in EVENT_COLUMNS]
+    unknown = [c for c in header if c not in layout.columns]
+    if layout.known_only and unknown:
+        raise UnreadableFileError(
+            f"{path}: the header names unknown column(s) {', '.join(unknown)}; known columns: "
+            + ",".join(layout.columns)
+        )
+    positions = [header.index(c) if c in header else None for c in layout.columns]
     carried: list[bytes] = []
     while (raw := lines.batch(chunk_rows)) or carried:
         first_number = lines.count - len(raw) - len(carried) + 1
@@ -437,12 +463,12 @@ def _parse_special(
     return plain, parsed, None
 
 
-def _jsonl_chunks(lines: _Lines, chunk_rows: int) -> Iterator[ParsedChunk]:
+def _jsonl_chunks(lines: _Lines, chunk_rows: int, layout: ColumnLayout) -> Iterator[ParsedChunk]:
     while raw := lines.batch(chunk_rows):
-        yield _jsonl_chunk(raw, lines.count - len(raw) + 1)
+        yield _jsonl_chunk(raw, lines.count - len(raw) + 1, layout)
 
 
-def _jsonl_chunk(raw: list[bytes], first_number: int) -> ParsedChunk:
+def _jsonl_chunk(raw: list[bytes], first_number: int, layout: ColumnLayout = EVENT_LAYOUT) -> ParsedChunk:
     chunk = ParsedChunk()
     texts, numbers, _ = _decoded_lines(raw, first_number, chunk.rejects)
     records: list[dict] = []
@@ -456,15 +482,18 @@ def _jsonl_chunk(raw: list[bytes], first_number: int) -> ParsedChunk:
             chunk.rejects.append(Reject(number, text, "not a JSON object"))
             continue
         # Arrow and PostgreSQL need valid UTF-8: json turns a lone "\\ud800" escape into a lone surrogate
-        if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(record)):
+        if ("\\ud" in text or "\\uD" in text) and (bad := _lone_surrogate(record, layout.columns)):
             chunk.rejects.append(Reject(number, text, f"bad encoding: {bad}"))
+            continue
+        if layout.known_only and (unknown := [str(key) for key in record if key not in layout.columns]):
+            chunk.rejects.append(Reject(number, text, f"unknown key(s) {', '.join(unknown)}"))
             continue
         records.append(record)
         chunk.line_numbers.append(number)
         chunk.raw_records.append(text)
     columns: list[pa.Array] = []
     wrong: dict[int, list[str]] = {}  # position of a record -> why its values cannot be stored
-    for name in EVENT_COLUMNS:
+    for name in layout.columns:
         column, kinds = _json_column(list(map(dict.get, records, repeat(name))))
         columns.append(column)
         for position, kind in kinds:
@@ -481,9 +510,9 @@ def _jsonl_chunk(raw: list[bytes], first_number: int) -> ParsedChunk:
     return chunk
 
 
-def _lone_surrogate(record: dict) -> str | None:
+def _lone_surrogate(record: dict, columns: tuple[str, ...] = EVENT_COLUMNS) -> str | None:
     """Why a value of ``record`` cannot be stored as UTF-8 (a ``\\ud800``-style escape without its pair), if so."""
-    for column in EVENT_COLUMNS:
+    for column in columns:
         value = record.get(column)
         if isinstance(value, str):
             try:

@@ -7,13 +7,15 @@ on those groups, never on events.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
 
-from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSION_VALUES, DIMENSIONS, stage_pair_name
+from fairness_pipeline.catalogue import load_catalogue
+from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSIONS, stage_pair_name
 from fairness_pipeline.metrics.impact import (
     ALPHA,
     IMPACT_COLUMNS,
@@ -103,8 +105,11 @@ class WindowAnalysis:
     """``TABLE_KEYS`` + ``IMPACT_COLUMNS``: impact ratios, tests and checks per group."""
 
 
-def group_counts(cells: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:
-    """Per (tenant, stage pair, dimension, group) counts, for each dimension and pairwise intersection.
+def group_counts(
+    cells: pd.DataFrame, settings: AnalysisSettings, dimension_sets: Sequence[tuple[str, ...]] | None = None
+) -> pd.DataFrame:
+    """Per (tenant, stage pair, dimension, group) counts, for each dimension and pairwise intersection (or for each
+    of ``dimension_sets``, e.g. the catalogue's ``analysis_dimensions()``).
 
     One pandas grouping per dimension (all tenants and stage pairs at once). Rows are ordered by tenant, stage pair,
     dimension in ``analysis_dimensions`` order, then group. Every allowed value of a single dimension is listed, with
@@ -116,11 +121,13 @@ def group_counts(cells: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFram
     cells = cells.reset_index(drop=True)
     pairs = cells[["tenant_id", "stage_pair"]].drop_duplicates()
     parts = []
-    for position, dims in enumerate(analysis_dimensions(settings.dimensions, pairs=settings.intersections)):
+    if dimension_sets is None:
+        dimension_sets = analysis_dimensions(settings.dimensions, pairs=settings.intersections)
+    for position, dims in enumerate(dimension_sets):
         labelled = cells[["tenant_id", "stage_pair", "n", "x"]].assign(group=group_labels(cells, dims))
         counts = labelled.groupby(["tenant_id", "stage_pair", "group"], sort=False, as_index=False)[["n", "x"]].sum()
         if len(dims) == 1:
-            grid = pairs.merge(pd.DataFrame({"group": DIMENSION_VALUES[dims[0]]}), how="cross")
+            grid = pairs.merge(pd.DataFrame({"group": load_catalogue().values(dims[0])}), how="cross")
             present = grid.merge(counts[["tenant_id", "stage_pair", "group"]], how="left", indicator=True)
             absent = grid[(present["_merge"] == "left_only").to_numpy()].assign(n=0, x=0)
             counts = pd.concat([counts, absent], ignore_index=True)
@@ -150,8 +157,10 @@ def impacts_for_counts(counts: pd.DataFrame, settings: AnalysisSettings) -> pd.D
     )
 
 
-def analyse_window(cells: pd.DataFrame, settings: AnalysisSettings) -> WindowAnalysis:
+def analyse_window(
+    cells: pd.DataFrame, settings: AnalysisSettings, dimension_sets: Sequence[tuple[str, ...]] | None = None
+) -> WindowAnalysis:
     """Selection-rate frames (one fairlearn ``MetricFrame`` for all tables) and impact ratios for a window."""
-    counts = group_counts(cells, settings)
+    counts = group_counts(cells, settings, dimension_sets)
     frames = selection_rate_frames(counts, keys=TABLE_KEYS)
     return WindowAnalysis(frames=frames[[*TABLE_KEYS, *FRAME_COLUMNS]], impacts=impacts_for_counts(counts, settings))

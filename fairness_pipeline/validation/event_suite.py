@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fairness_pipeline.catalogue import packaged_catalogue
 from fairness_pipeline.events import vocabulary
 
 if TYPE_CHECKING:
@@ -111,11 +112,12 @@ EXPECTATIONS: tuple[EventExpectation, ...] = (
     # Required values (NOT NULL in the table).
     *(_expect(f"{c}_not_null", "ExpectColumnValuesToNotBeNull", c) for c in vocabulary.REQUIRED_COLUMNS),
     _expect("candidate_id_not_empty", "ExpectColumnValueLengthsToBeBetween", "candidate_id", min_value=1),
-    # Allowed values; nulls are ignored by GX map expectations, so a missing dimension is valid ("unknown").
+    # Allowed values; nulls are ignored by GX map expectations, so a missing dimension is valid ("unknown"). The
+    # dimension values are the catalogue's event dimensions (the columns of selection_events).
     _expect("event_type_in_set", "ExpectColumnValuesToBeInSet", "event_type", value_set=list(vocabulary.EVENT_TYPES)),
     *(
-        _expect(f"{d}_in_set", "ExpectColumnValuesToBeInSet", d, value_set=list(values))
-        for d, values in vocabulary.DIMENSION_VALUES.items()
+        _expect(f"{d}_in_set", "ExpectColumnValuesToBeInSet", d, value_set=list(packaged_catalogue().values(d)))
+        for d in packaged_catalogue().event_dimensions
     ),
     # VARCHAR limits of the table.
     *(

@@ -1,0 +1,91 @@
+"""Self-identified attributes of the synthetic candidates (sex, race/ethnicity, any attribute dimension of the
+catalogue), drawn once per tenant pool from their own random streams, and the matching self-identification file."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator, Mapping, Set
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from fairness_pipeline.catalogue import load_catalogue
+from fairness_pipeline.synthetic._frames import TEXT_DTYPE, numbered, write_rows
+
+if TYPE_CHECKING:
+    from fairness_pipeline.synthetic._simulator import GeneratorConfig
+
+ATTRIBUTE_PROPORTIONS: dict[str, tuple[float, ...]] = {
+    "sex": (0.58, 0.42),  # male, female
+    # hispanic_or_latino, white, black_or_african_american, native_hawaiian_or_pacific_islander (under 2%), asian,
+    # native_american_or_alaska_native, two_or_more_races
+    "race_ethnicity": (0.11, 0.44, 0.09, 0.008, 0.27, 0.03, 0.052),
+}
+"""Share of each value among the candidates who answer, in catalogue order; other attribute dimensions (from a user
+catalogue) are uniform."""
+DECLINED_SHARE_OF_UNKNOWN = 2 / 3
+"""Of the candidates without an answer, the share written as ``declined`` (the others are left blank)."""
+
+
+def _proportions(name: str, size: int) -> np.ndarray:
+    shares = ATTRIBUTE_PROPORTIONS.get(name)
+    if shares is None or len(shares) != size:
+        return np.full(size, 1.0 / size)
+    return np.asarray(shares) / sum(shares)
+
+
+def _stream(config: GeneratorConfig, kind: int, index: int, name: str) -> np.random.Generator:
+    """A random stream of its own per (tenant, attribute): adding a dimension changes no other draw."""
+    return np.random.default_rng([config.seed, kind, index, zlib.crc32(name.encode())])
+
+
+def draw_attributes(config: GeneratorConfig, index: int, pool: int) -> dict[str, np.ndarray]:
+    """Per attribute dimension of the catalogue, the code of each pool candidate (its value's position, -1 unknown)."""
+    catalogue = load_catalogue()
+    codes: dict[str, np.ndarray] = {}
+    for name in catalogue.attribute_dimensions:
+        size = len(catalogue.values(name))
+        rng = _stream(config, 3, index, name)
+        drawn = rng.choice(size, size=pool, p=_proportions(name, size)).astype(np.int8)
+        drawn[rng.random(pool) < config.attribute_unknown_share] = -1
+        codes[name] = drawn
+    return codes
+
+
+def attribute_frames(
+    config: GeneratorConfig, candidates: Mapping[str, Set[str]] | None = None
+) -> Iterator[pd.DataFrame]:
+    """The self-identification rows of each tenant's candidates, one frame per tenant: tenant_id, candidate_id, then
+    each attribute's code, ``declined`` or blank (missing). ``candidates`` keeps only those ids per tenant (those
+    of the generated events, say); by default the whole pool."""
+    catalogue = load_catalogue()
+    for index, tenant_id in enumerate(config.tenant_ids):
+        pool = config.pool_size
+        columns: dict[str, object] = {
+            "tenant_id": np.full(pool, tenant_id, dtype=object),
+            "candidate_id": numbered(f"{tenant_id}-cand-", np.arange(pool), 7),
+        }
+        for name, codes in draw_attributes(config, index, pool).items():
+            declined = _stream(config, 4, index, name).random(pool) < DECLINED_SHARE_OF_UNKNOWN
+            lookup = np.array([*catalogue.values(name), None], dtype=object)  # code -1 picks the trailing entry
+            values = lookup[codes]
+            values[(codes == -1) & declined] = "declined"
+            columns[name] = values
+        frame = pd.DataFrame({name: pd.Series(values, dtype=TEXT_DTYPE) for name, values in columns.items()})
+        if candidates is not None:
+            frame = frame[frame["candidate_id"].isin(candidates.get(tenant_id, set())).to_numpy()]
+        yield frame.reset_index(drop=True)
+
+
+def write_attributes(
+    config: GeneratorConfig,
+    path: str | Path,
+    fmt: Literal["csv", "jsonl"] = "csv",
+    candidates: Mapping[str, Set[str]] | None = None,
+) -> int:
+    """Write the self-identification file matching ``config``'s events (``candidates``: only those ids per tenant);
+    return the number of candidates written."""
+    columns = ("tenant_id", "candidate_id", *load_catalogue().attribute_dimensions)
+    return write_rows(attribute_frames(config, candidates), path, columns, fmt, what="attribute")
