@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time
 from psycopg2 import sql
 from psycopg2.extras import Json
 
+from fairness_pipeline.store.attributes import ERASE_ATTRIBUTES
 from fairness_pipeline.store.partition_lock import lock_partition
 
 # --- retention -------------------------------------------------------------------------------------------------
@@ -169,9 +170,10 @@ ERASABLE_TABLES: tuple[ErasableTable, ...] = (
     ErasableTable("candidate_daily_stages", ERASE_DAY_SUMMARIES),
     ErasableTable("candidate_day_arrays", ERASE_DAY_ARRAYS),
     ErasableTable("selection_event_rejects", ERASE_REJECTS),
+    *(ErasableTable(table, statement) for table, statement in ERASE_ATTRIBUTES.items()),
 )
 """Every table besides ``selection_events`` (erased first, :data:`DELETE_PERSON_EVENTS`) that holds a candidate id or
-a key of it. The attributes table (migration 017) is one more line here."""
+a key of it."""
 
 ERASED_DAYS_ARRAYS_STALE = """
 UPDATE candidate_daily_stages_days SET arrays_written_at = NULL WHERE day = ANY(%(days)s::date[])
