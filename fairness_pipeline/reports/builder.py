@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -24,18 +25,12 @@ from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, stage_pair_
 from fairness_pipeline.metrics.impact import impact_ratio_table, is_unknown_group
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.reports import interpretation as words
+from fairness_pipeline.reports.facts import ReportFacts, facts_section, load_facts
 from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, VERDICT_ADJUSTMENT, verdict_adjustment
 from fairness_pipeline.risk.components import is_intersection, normalise
 
 SCHEMA_VERSION = "1.0"
 DEFAULT_HEADLINE_STAGE_PAIR = "shown->shortlisted"
-DEFAULT_EXPLANATION = (
-    "Selection events logged by the search product (candidates shown to recruiters and the later stages they "
-    "reached), validated, then counted per candidate over the window: the population of a stage pair is the "
-    "candidates with its baseline event in the window, and a candidate is selected when it also has the selection "
-    "event. Dimensions are proxies recorded on the events (company tier, experience band, specialty); a missing "
-    "value is the category 'unknown'."
-)
 GROUP_FIELDS: tuple[str, ...] = (
     "group",
     "n",
@@ -52,6 +47,8 @@ GROUP_FIELDS: tuple[str, ...] = (
     "p_adjusted",
     "adjustment_method",
     "significant",
+    "table_p_adjusted",
+    "table_significant",
     "ci_low",
     "ci_high",
     "shortfall",
@@ -171,6 +168,8 @@ def verdict_adjusted(impacts: pd.DataFrame, scope: Mapping[str, Any]) -> pd.Data
         in_scope &= ~impacts["dimension"].map(is_intersection).astype(bool)
     adjusted = verdict_adjustment(impacts[in_scope])
     out = impacts.copy()
+    out["table_p_adjusted"] = out["p_adjusted"]
+    out["table_significant"] = out["significant"].astype("boolean")
     for column in ("p_adjusted", "adjustment_method", "significant"):
         if column == "significant":
             out[column] = out[column].astype("boolean")
@@ -211,6 +210,7 @@ def _trend_charts(trends: pd.DataFrame | None, window_end: date, days: int, thre
                 "threshold": threshold,
                 "start": start.isoformat(),
                 "end": window_end.isoformat(),
+                "windows": int(rows["day"].nunique()),
                 "series": series,
             }
         )
@@ -226,11 +226,12 @@ def build_report(
     trends: pd.DataFrame | None = None,
     audits: Mapping[str, pd.DataFrame] | None = None,
     *,
-    data_source: str,
+    facts: ReportFacts | None = None,
+    data_source: str | None = None,
     min_cell: int = 5,
     window_days: int = 30,
     headline_stage_pair: str = DEFAULT_HEADLINE_STAGE_PAIR,
-    data_explanation: str = DEFAULT_EXPLANATION,
+    data_explanation: str | None = None,
     tool_distribution_date: date | None = None,
     generated_at: datetime | None = None,
     trend_days: int = 90,
@@ -245,6 +246,8 @@ def build_report(
     columns; other tenants' rows are ignored); ``assessment`` a ``RiskAssessment`` (or its ``to_dict()``);
     ``trends`` past impact rows (window_end, stage_pair, dimension, group, n, x, impact_ratio); ``audits`` may hold
     ``scoring_rate`` (dimension, group, n, x). ``min_cell`` is recorded for publishing; nothing is hidden here.
+    ``facts`` (default: ``facts.load_facts()``) states the data source, the tool's distribution date, the auditor
+    and the employer; ``data_source``, ``data_explanation`` and ``tool_distribution_date`` override its values.
     """
     if min_cell < 1:
         raise ValueError("min_cell must be at least 1")
@@ -263,6 +266,18 @@ def build_report(
         raise ValueError(f"assessment is for tenant {risk['tenant_id']!r}, not {tenant_id!r}")
     own = verdict_adjusted(own, risk.get("scope") or {})
     generated = generated_at or datetime.now(UTC)
+    facts = replace(
+        facts or load_facts(),
+        **{
+            key: value
+            for key, value in (
+                ("data_source", data_source),
+                ("data_explanation", data_explanation),
+                ("tool_distribution_date", tool_distribution_date),
+            )
+            if value is not None
+        },
+    )
     methodology = {
         "threshold": threshold,
         "alpha": alpha,
@@ -271,7 +286,7 @@ def build_report(
         "min_cell": min_cell,
         "trend_days": trend_days,
         "headline_stage_pair": headline_stage_pair,
-        "tool_distribution_date": tool_distribution_date.isoformat() if tool_distribution_date else None,
+        "tool_distribution_date": facts.tool_distribution_date.isoformat() if facts.tool_distribution_date else None,
         "notes": [
             "Selection rate = selected / candidates per group; impact ratio = rate / the reference group's rate, the "
             "reference being the highest rate among groups holding at least 2% of the candidates.",
@@ -299,7 +314,7 @@ def build_report(
             "days": window_days,
         },
         "generated_at": generated.isoformat(),
-        "data_source": {"name": data_source, "explanation": data_explanation},
+        "data_source": facts_section(facts),
         "publication": {"suppressed": False, "min_cell": min_cell, "suppressed_cells": 0},
         "methodology": methodology,
         "risk_assessment": risk,
@@ -674,8 +689,9 @@ def _checklist(report: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _interpretation(report: Mapping[str, Any]) -> list[str]:
-    """Paragraphs: the verdict, the headline stage pair, the trend, and the publication note."""
-    risk, k, method = report["risk_assessment"], report["publication"]["min_cell"], report["methodology"]
+    """Paragraphs: the verdict, the headline stage pair and the trend (the small-count rule is stated once, by the
+    renderers)."""
+    risk, method = report["risk_assessment"], report["methodology"]
     window = report["window"]
     verdict = words.risk_sentences(risk, report["tenant_id"], window["days"], window["end"])
     paragraphs = [verdict[0], " ".join(verdict[1:])]
@@ -687,6 +703,4 @@ def _interpretation(report: Mapping[str, Any]) -> list[str]:
     for table in headline:
         paragraphs.append(" ".join(table["interpretation"]))
     paragraphs.append(" ".join(words.trend_sentences(report["charts"]["trend"], method["trend_days"])))
-    if report["publication"]["suppressed"]:
-        paragraphs.append(words.TEMPLATES["suppression_note"].format(k=k))
     return [p for p in paragraphs if p]
