@@ -81,11 +81,10 @@ def hand_scoring() -> pd.DataFrame:
 def hand_report(**kwargs) -> dict:
     impacts, trends, audits = hand_impacts(), hand_trends(), {"scoring_rate": hand_scoring()}
     assessment = assess(impacts, audits=audits, trends=trends, window_end=END, seed=11, context="nyc_ll144")
+    kwargs.setdefault("data_source", "selection_events of the search product (hand-built test data)")
     return build_report(
-        "acme", END, impacts, None, assessment, trends=trends, audits=audits,
-        data_source="selection_events of the search product (hand-built test data)", generated_at=GENERATED,
-        **kwargs,
-    )  # fmt: skip
+        "acme", END, impacts, None, assessment, trends=trends, audits=audits, generated_at=GENERATED, **kwargs
+    )
 
 
 def group(report: dict, pair: str, dimension: str, name: str, kind: str = "selection") -> dict:

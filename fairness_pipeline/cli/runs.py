@@ -92,11 +92,13 @@ def days_to_summarise(summarised: set[date], first_day: date, last_day: date, wi
 
 
 def _watch(instance, run_id: str, progress: RangeProgress, stop: threading.Event, show: Callable) -> None:
-    """Follow a run's step events until ``stop`` is set, calling ``show(progress, finished_step)``."""
+    """Follow a run's step events until ``stop`` is set, calling ``show(progress, finished_step)``; every step
+    is reported once, the last ones by a final reading after the run has ended."""
     from dagster import DagsterEventType
 
-    seen = 0
-    while not stop.wait(POLL_SECONDS):
+    seen, stopping = 0, False
+    while not stopping:
+        stopping = stop.wait(POLL_SECONDS)  # one more reading after the run ends: its last steps
         try:
             entries = instance.all_logs(
                 run_id,
