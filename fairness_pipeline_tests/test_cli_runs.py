@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import psycopg2
+import pypdfium2 as pdfium
 import pytest
 from dagster._core.execution.asset_backfill import AssetBackfillStatus
 from dagster._core.execution.backfill import BulkActionStatus
+from typer.testing import CliRunner
 
 from fairness_pipeline import synthetic
 from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG, day_keys
+from fairness_pipeline.cli.main import app
 from fairness_pipeline.cli.runs import RangeProgress, days_to_summarise, resolve_profile, run_range
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.risk.profiles import PROFILES_ENV, ProfileError
+from fairness_pipeline.store import connection
 from fairness_pipeline.store.urls import sqlalchemy_url
 
 START = date(2026, 3, 1)
 DAYS = 3
 WINDOW = 3
 LAST = START + timedelta(days=DAYS - 1)
+runner = CliRunner()
 
 
 @pytest.fixture
@@ -67,7 +73,9 @@ def test_profile_option_takes_a_name_or_a_file_of_one_profile(tmp_path: Path, mo
 
 
 @pytest.mark.slow
-def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(db_url: str, instance) -> None:
+def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
+    db_url: str, instance, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     config = synthetic.GeneratorConfig(seed=3, start=START, days=DAYS, tenants=2, events_per_day=300)
     conn = psycopg2.connect(db_url)
     try:
@@ -118,3 +126,25 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(db_url: s
             assert cur.fetchall() == [("hiring",)]  # --profile reached the risk asset
     finally:
         conn.close()
+
+    # the report command: the stored report (profile hiring), rebuilt in memory for another profile, other facts, PDF
+    monkeypatch.setenv("FAIRNESS_DATABASE_URL", db_url)
+    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))
+    connection.database_url.cache_clear()
+    base = ["report", "--tenant", "tenant-1", "--date", LAST.isoformat()]
+    stored = json.loads(runner.invoke(app, [*base, "--format", "json"]).stdout)
+    assert stored["risk_assessment"]["profile"] == "hiring"
+    other = runner.invoke(app, [*base, "--format", "json", "--profile", "nyc_ll144"])
+    assert other.exit_code == 0, other.output
+    rebuilt = json.loads(other.stdout)
+    assert rebuilt["risk_assessment"]["profile"] == "nyc_ll144"
+    assert rebuilt["detailed_analysis"] == stored["detailed_analysis"]  # same tables, another weighting
+    facts = tmp_path / "facts.toml"
+    facts.write_text('data_source = "ATS exports"\nauditor = "Audit Co"\n')
+    page = runner.invoke(app, [*base, "--format", "html", "--facts", str(facts)]).stdout
+    assert "<th>Auditor</th><td>Audit Co</td>" in page and "data: ATS exports" in page
+    pdf = tmp_path / "report.pdf"
+    written = runner.invoke(app, [*base, "--format", "pdf", "--out", str(pdf)])
+    assert written.exit_code == 0, written.output
+    assert pdf.read_bytes().startswith(b"%PDF-") and len(pdfium.PdfDocument(str(pdf))) >= 3
+    connection.database_url.cache_clear()
