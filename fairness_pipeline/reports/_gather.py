@@ -12,38 +12,18 @@ import numpy as np
 import pandas as pd
 
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, stage_pair_name
-from fairness_pipeline.metrics.impact import impact_ratio_table, is_unknown_group
+from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, impact_ratio_table, is_unknown_group
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.reports import interpretation as words
 from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, verdict_adjustment
 from fairness_pipeline.risk.components import is_intersection
 
+TABLE_LEVEL_COLUMNS = ("reference_group", "reference_rate", "p_omnibus")
+"""Impact columns a report keeps once per table (the reference) or leaves out (the table's gate)."""
 GROUP_FIELDS: tuple[str, ...] = (
-    "group",
-    "n",
-    "x",
-    "selection_rate",
-    "share",
-    "is_reference",
-    "excluded_small_share",
-    "impact_ratio",
-    "adverse_impact",
-    "test",
-    "statistic",
-    "p_value",
-    "p_adjusted",
-    "adjustment_method",
-    "significant",
+    *(c for c in IMPACT_COLUMNS if c not in TABLE_LEVEL_COLUMNS),
     "table_p_adjusted",
     "table_significant",
-    "ci_low",
-    "ci_high",
-    "shortfall",
-    "flip_flop",
-    "flip_flop_ratio",
-    "cohens_h",
-    "low_sample",
-    "undefined_reason",
 )
 """The columns of an impact table a report copies (reference_group and reference_rate go to the table)."""
 
