@@ -87,7 +87,7 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
     runs = run_range(
         instance, LAST, LAST, window_days=WINDOW, database=FairnessDatabase(url=db_url), profile="hiring",
         show=lambda progress, finished: finished and shown.append(finished),
-        on_start=lambda backfill_id, run_ids: started.append((backfill_id, run_ids)),
+        on_start=lambda bid, run_ids: started.append((bid, run_ids, instance.get_backfill(bid))),
     )  # fmt: skip
     assert [(r.job_name, r.first_day, r.last_day, r.success) for r in runs] == [
         ("event_days_job", START, LAST, True),  # the window's 3 days, none summarised yet
@@ -97,7 +97,9 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
     backfills = instance.get_backfills()
     assert len(backfills) == 1
     backfill = backfills[0]
-    assert started == [(backfill.backfill_id, [r.run_id for r in runs])]  # links printed before the first run
+    ((backfill_id, run_ids, before),) = started  # the links are printed before the first run
+    assert (backfill_id, run_ids) == (backfill.backfill_id, [r.run_id for r in runs])
+    assert before.status == BulkActionStatus.REQUESTED  # "In progress" in the UI
     assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS and backfill.backfill_end_timestamp
     tagged = instance.get_run_records(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill.backfill_id}))
     assert sorted(r.dagster_run.run_id for r in tagged) == sorted(r.run_id for r in runs)
@@ -110,6 +112,11 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
         for s in backfill.get_asset_backfill_data(graph).get_backfill_status_per_asset_key(graph)
     }
     assert set(status) == event_assets | {n.name for n in defs.resolve_job_def("metrics_job").graph.nodes}
+    before_status = before.get_asset_backfill_data(graph).get_backfill_status_per_asset_key(graph)
+    assert all(  # all requested up front: a running daemon has nothing of its own to launch
+        a.partitions_counts_by_status[AssetBackfillStatus.IN_PROGRESS] == a.num_targeted_partitions
+        for a in before_status
+    )
     for name, asset in status.items():
         days = DAYS if name in event_assets else 1
         assert asset.num_targeted_partitions == days

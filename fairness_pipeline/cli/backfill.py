@@ -3,8 +3,9 @@
 Without a daemon, ``fairness-pipeline run`` executes its runs here; so that the UI's Backfills tab still lists the
 range with each asset's partitions (requested, materialised, failed), the backfill is registered before the first run
 and its asset-backfill data updated as each run ends. The runs carry the backfill's id tag, so the backfill page
-lists them too. While it runs the backfill is ``REQUESTED`` (shown "In progress"); a daemon that starts meanwhile
-would pick it up and re-run the days it has not seen materialised, which the idempotent writes make harmless.
+lists them too. While it runs the backfill is ``REQUESTED`` (shown "In progress") with its whole target marked
+requested from the start: a daemon that is running (``fairness-pipeline ui``) then has nothing left to launch for it
+and only follows the runs made here, instead of launching the same partitions a second time.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class LocalBackfill:
         started = time.time()
         data = AssetBackfillData.from_asset_graph_subset(
             asset_graph_subset=target, dynamic_partitions_store=instance, backfill_start_timestamp=started
-        )
+        ).replace_requested_subset(target)
         self.backfill_id = make_new_backfill_id()
         self._backfill = PartitionBackfill(
             backfill_id=self.backfill_id,
@@ -69,10 +70,6 @@ class LocalBackfill:
         data = self._backfill.get_asset_backfill_data(self._asset_graph)._replace(**changes)
         self._backfill = self._backfill.with_asset_backfill_data(data, self._instance, self._asset_graph)
         self._instance.update_backfill(self._backfill)
-
-    def run_started(self, index: int) -> None:
-        data = self._backfill.get_asset_backfill_data(self._asset_graph)
-        self._update(requested_subset=data.requested_subset | self._subsets[index])
 
     def run_ended(self, index: int, success: bool) -> None:
         data = self._backfill.get_asset_backfill_data(self._asset_graph)

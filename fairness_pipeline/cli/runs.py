@@ -192,7 +192,6 @@ def run_range(
         watcher = threading.Thread(
             target=_watch, args=(instance, run_id, progress, stop, show or (lambda *_: None)), daemon=True
         )
-        backfill.run_started(index)
         watcher.start()
         began = time.monotonic()
         try:
