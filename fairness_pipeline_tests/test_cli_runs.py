@@ -154,4 +154,15 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
     written = runner.invoke(app, [*base, "--format", "pdf", "--out", str(pdf)])
     assert written.exit_code == 0, written.output
     assert pdf.read_bytes().startswith(b"%PDF-") and len(pdfium.PdfDocument(str(pdf))) >= 3
+
+    # the command itself: links first, a line per finished step, the summary last
+    again = runner.invoke(app, ["run", "--start", LAST.isoformat()])
+    assert again.exit_code == 0, again.output
+    lines = again.output.splitlines()
+    assert lines[0].startswith("backfill ") and "/runs/b/" in lines[0] and "?tab=partitions" in lines[0]
+    assert lines[1].strip().startswith("run ") and "/runs/" in lines[1]
+    assert any(": done; run 1 of 2 (event_days_job):" in line for line in lines)
+    assert any("selection_rate_frames: done; run 2 of 2 (metrics_job): " in line for line in lines)
+    assert lines[-1].startswith("done: 2 of 2 run(s) succeeded in ")
+    assert len(instance.get_backfills()) == 2
     connection.database_url.cache_clear()

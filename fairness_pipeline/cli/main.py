@@ -346,8 +346,9 @@ def ui(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the web UI.")] = 3000,
 ) -> None:
-    """Open the Dagster UI and daemon on this project's database; Ctrl-C, kill or closing the terminal stops them,
-    leaving no process behind."""
+    """Open the Dagster UI and daemon on this project's database (Ctrl-C, kill or closing the terminal stops all).
+
+    Webserver, daemon and code servers run in one process group and leave no process behind."""
     import time
 
     from fairness_pipeline.ui import running_ui, signals_as_interrupt
