@@ -549,9 +549,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     import dagster as dg
 
     from fairness_pipeline import synthetic
+    from fairness_pipeline.cli.runs import METRIC_ASSETS, run_range
     from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.resources import FairnessDatabase
-    from fairness_pipeline.defs.runs import METRIC_ASSETS, run_range
     from fairness_pipeline.ingest.loader import ingest_file
     from fairness_pipeline.queries import analysis as q
     from fairness_pipeline.store import embedded

@@ -29,11 +29,12 @@ from fairness_pipeline.audits.from_events import (
     shown_impressions,
     window_cells,
 )
+from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.assets import audits as audit_assets
 from fairness_pipeline.defs.assets import metrics as metric_assets
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG, run_range
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.events.vocabulary import DIMENSIONS
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts

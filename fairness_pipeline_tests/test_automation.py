@@ -10,9 +10,10 @@ import psycopg2
 import pytest
 
 from fairness_pipeline import synthetic
+from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.defs.automation import affected_range, late_events_sensor, nightly_schedule
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG, run_range
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.ingest.frames import load_frames
 
 START = date(2026, 3, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -154,3 +155,39 @@ def test_demo_shows_each_planted_finding(external_db: str) -> None:
     assert any("tenant-1" in r and "0-3" in r and "worsening" in r for r in trends)
     assert "tenant-1: CRITICAL" in output or "tenant-1: HIGH" in output
     assert "tenant-2: CRITICAL" not in output and "tenant-2: HIGH" not in output
+
+
+COMMANDS = (
+    [], ["db"], ["db", "url"], ["generate"], ["ingest"], ["run"], ["worker"], ["report"], ["ui"], ["demo"],
+    ["alerts"], ["alerts", "list"],
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")
+def test_help_has_no_type_badges(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    badges = re.findall(r"<(?:bool|str|int|float|path|list\[[a-z]+\]|int range)>", result.output)
+    assert badges == []  # flags take no value; values show N, TEXT, PATH, FILE or YYYY-MM-DD
+
+
+def test_generate_help_shows_its_examples_whole_at_80_columns() -> None:
+    result = runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    lines = result.output.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    examples = [line.strip() for line in lines[next(i for i, x in enumerate(lines) if "Examples:" in x) + 1 :]]
+    assert "fairness-pipeline generate --out events.csv --days 7" in examples
+    assert "--slate-concentration company_tier=faang:0.3@0.9" in examples  # the longest token, not cut with '…'
+    assert not any("…" in line for line in lines)
+
+
+def test_run_and_report_take_a_profile_and_dates_as_yyyy_mm_dd() -> None:
+    for command in (["run"], ["report"]):
+        text = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "120"}, terminal_width=120).output
+        assert re.search(r"--profile\s+NAME\|FILE", text) and "nyc_ll144" in text
+        assert "YYYY-MM-DD" in text
+    text = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "120"}, terminal_width=120).output
+    assert re.search(r"--start\s+YYYY-MM-DD", text)
+    failed = runner.invoke(app, ["run", "--start", "2026-01-01", "--profile", "no_such_profile"])
+    assert failed.exit_code == 2 and "unknown profile 'no_such_profile'" in failed.output

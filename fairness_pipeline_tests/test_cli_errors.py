@@ -130,8 +130,8 @@ def test_usage_errors_are_one_line_and_exit_2() -> None:
     assert error_line(runner.invoke(app, ["no-such-command"]), 2).startswith("error: No such command")
     no_arguments = runner.invoke(app, [])
     assert no_arguments.exit_code == 2 and "Usage:" in no_arguments.output and "error" not in no_arguments.output
-    assert error_line(runner.invoke(app, ["report", "--tenant", "x", "--format", "pdf"]), 2) == (
-        "error: --format must be one of json, html, md"
+    assert error_line(runner.invoke(app, ["report", "--tenant", "x", "--format", "docx"]), 2) == (
+        "error: --format must be one of json, html, md, pdf"
     )
 
 

@@ -20,9 +20,9 @@ import pytest
 from psycopg2 import errors
 
 from fairness_pipeline import synthetic
+from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.defs.partitions import PARTITION_WRITES_POOL
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.runs import run_range
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.queries import partition_locks as lock_queries
 from fairness_pipeline.store.connection import child_environment
@@ -317,7 +317,7 @@ from pathlib import Path
 import dagster as dg
 
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.runs import run_range
+from fairness_pipeline.cli.runs import run_range
 
 url, first, last, window_days, ready, go = sys.argv[1:]
 Path(ready).touch()

@@ -27,8 +27,10 @@ def test_every_schedule_and_sensor_runs_by_default() -> None:
 
 def test_the_reports_data_source_is_the_whole_sentence() -> None:
     from fairness_pipeline.defs.assets.risk import RiskConfig
+    from fairness_pipeline.reports.facts import PACKAGED_FACTS, load_facts
 
-    assert RiskConfig().data_source == (
+    assert RiskConfig().data_source is None  # the reports state the facts file's data source
+    assert load_facts(PACKAGED_FACTS).data_source == (
         "selection_events logged by the search product (shown, clicked, shortlisted, contacted, interviewed, hired), "
         "validated with the project's Great Expectations suite"
     )

@@ -11,9 +11,9 @@ import psycopg2
 import pytest
 
 from fairness_pipeline import synthetic
+from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.runs import run_range
 from fairness_pipeline.ingest.frames import load_frames
 
 pytestmark = pytest.mark.slow  # Dagster runs of the whole graph

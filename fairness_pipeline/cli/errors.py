@@ -23,6 +23,25 @@ from typer.core import TyperGroup
 from fairness_pipeline.cli.output import EXIT_RUNTIME, first_line, print_error
 
 MAX_SUMMARY = 200
+METAVARS = {"int": "N", "int range": "N", "float": "X", "float range": "X", "str": "TEXT", "list[str]": "TEXT"}
+"""Help-text placeholders by Typer type label, instead of its badges (``<int>``, ``<str>``, ``<list[str]>``)."""
+
+
+def plain_metavars(command: Any, ctx: Any) -> None:
+    """Give every option of ``command`` (and of its subcommands) a plain placeholder: none for flags (Typer would
+    print ``<bool>``, as if ``--json true`` were expected), ``N``, ``TEXT`` or ``PATH`` for values; an explicit
+    ``metavar`` (``YYYY-MM-DD``, ``FILE``) is kept."""
+    options = [*command.params, command.get_help_option(ctx)]
+    for param in options:
+        if param is None or param.param_type_name != "option" or param.metavar is not None:
+            continue
+        if getattr(param, "is_flag", False) or getattr(param, "is_bool_flag", False):
+            param.metavar = ""
+        else:
+            label = (param.display_type(ctx) or "").strip("<>")
+            param.metavar = METAVARS.get(label, "PATH" if label.lower() in ("path", "file") else label.upper() or None)
+    for sub in getattr(command, "commands", {}).values():
+        plain_metavars(sub, ctx)
 
 
 def _log_file() -> tuple[int, Path]:
@@ -62,6 +81,16 @@ def report_unexpected(error: Exception) -> int:
 
 class FairnessGroup(TyperGroup):
     """The root command group: runs the command and turns whatever escapes it into one line and an exit code."""
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            plain_metavars(command, ctx)
+        return command
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        plain_metavars(self, ctx)
+        super().format_help(ctx, formatter)
 
     def main(
         self,

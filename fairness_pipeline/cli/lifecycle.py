@@ -17,9 +17,10 @@ import typer
 
 from fairness_pipeline.cli.database import open_database, require_tenant
 from fairness_pipeline.cli.output import EXIT_USAGE, console, fail, table_console
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 
-WINDOW_DAYS = 30
-"""The windows' length: an erased day changes the windows ending on it and on the 29 days after."""
+WINDOW_DAYS = DEFAULT_ANALYSIS.window_days
+"""The windows' length: an erased day changes the windows ending on it and on the days after, up to this many."""
 
 retention_app = typer.Typer(
     help="Delete data older than the retention policy allows.",

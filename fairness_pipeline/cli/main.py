@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import suppress
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +19,7 @@ from fairness_pipeline.cli.alerts import alerts_app
 from fairness_pipeline.cli.api import api_app
 from fairness_pipeline.cli.attributes import ATTRIBUTES_OPTION_HELP, attributes_app, generated_frames
 from fairness_pipeline.cli.database import open_database, require_tenant, resolve_url
+from fairness_pipeline.cli.demo import demo
 from fairness_pipeline.cli.errors import FairnessGroup
 from fairness_pipeline.cli.lifecycle import erase, retention_app
 from fairness_pipeline.cli.output import (
@@ -31,8 +30,11 @@ from fairness_pipeline.cli.output import (
     first_line,
     parse_day,
     parse_optional_day,
-    table_console,
+    profile_option,
 )
+from fairness_pipeline.cli.printing import ingest_progress
+from fairness_pipeline.cli.report import REPORT_EXAMPLES, report
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 
 NO_PRETTY_EXCEPTIONS = {"pretty_exceptions_enable": False, "pretty_exceptions_show_locals": False}
 """Typer's pretty exceptions print every frame's local variables (data frames, candidate ids, database URLs)."""
@@ -134,21 +136,26 @@ def db_migrate() -> None:
 # --- generate / ingest --------------------------------------------------------------------------------------------
 
 
-def _progress():
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+GENERATE_EXAMPLES = """Examples:
+\b
+  fairness-pipeline generate --out events.csv --days 7
+  fairness-pipeline generate --to-db --start 2026-01-01 \\
+      --bias company_tier=startup:0.6 --biased-tenant tenant-1
+  fairness-pipeline generate --out drift.jsonl \\
+      --drift experience_band=0-3:0.1@clicked
+  fairness-pipeline generate --out ranks.csv \\
+      --rank-bias experience_band=15+:4 \\
+      --score-bias specialty=frontend:-0.15 \\
+      --slate-concentration company_tier=faang:0.3@0.9
+"""
 
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console,
-        transient=True,
-    )  # fmt: skip
 
-
-@app.command()
+@app.command(epilog=GENERATE_EXAMPLES)
 def generate(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File to write (.csv or .jsonl).")] = None,
     to_db: Annotated[bool, typer.Option("--to-db", help="Write straight into the database instead of a file.")] = False,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same events.")] = 7,
-    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD, UTC).")] = "2026-01-01",
+    start: Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="First day (UTC).")] = "2026-01-01",
     days: Annotated[int, typer.Option(min=1)] = 30,
     tenants: Annotated[int, typer.Option(min=1)] = 2,
     events_per_day: Annotated[int, typer.Option(min=1, help="Approximate events per tenant per day.")] = 5000,
@@ -222,7 +229,7 @@ def ingest(
 
     totals = IngestCounts()
     unreadable: list[str] = []
-    with open_database() as conn, _progress() as progress:
+    with open_database() as conn, ingest_progress() as progress:
         for path in files:
             size = path.stat().st_size if path.exists() else None
             task = progress.add_task(path.name, total=size)
@@ -252,58 +259,45 @@ def ingest(
 # --- pipeline ---------------------------------------------------------------------------------------------------
 
 
-def _dagster_instance():
-    """The project's Dagster instance (``$FAIRNESS_HOME/dagster_home``, storage on the project's PostgreSQL)."""
-    import os
-
-    from fairness_pipeline.store.connection import child_environment
-
-    os.environ.update(child_environment())
-    import dagster as dg
-
-    return dg.DagsterInstance.get()
-
-
-def _run_days(first_day: date, last_day: date) -> bool:
-    from fairness_pipeline.defs.runs import run_range
-
-    instance = _dagster_instance()
-    with console.status(f"materialising {first_day} .. {last_day} through Dagster"):
-        try:
-            summaries = run_range(instance, first_day, last_day)
-        except ValueError as exc:
-            fail(str(exc), EXIT_USAGE)
-    for summary in summaries:
-        state = "[green]succeeded[/green]" if summary.success else "[red]failed[/red]"
-        console.print(f"  {summary.job_name} {summary.first_day} .. {summary.last_day}: {state} (run {summary.run_id})")
-    return all(summary.success for summary in summaries)
-
-
 @app.command()
 def run(
-    start: Annotated[str, typer.Option(help="First day (YYYY-MM-DD, UTC).")],
-    end: Annotated[str | None, typer.Option(help="Last day (default: --start).")] = None,
+    start: Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="First day (UTC).")],
+    end: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="Last day (default: --start).")] = None,
+    profile: Annotated[str, profile_option()] = "default",
 ) -> None:
-    """Materialise the asset graph for a range of days through Dagster (the runs appear in the UI)."""
+    """Materialise the asset graph for a range of days through Dagster.
+
+    The range is recorded as a backfill (the UI's Backfills tab lists it with its partitions); the command prints
+    its UI links first, then the steps and partitions done and the asset at work, and a summary at the end.
+    """
+    from fairness_pipeline.cli.runs import resolve_profile, run_days
+    from fairness_pipeline.risk.profiles import ProfileError
+
     first_day = parse_day(start, "--start")
     last_day = parse_optional_day(end, "--end") or first_day
     if last_day < first_day:
         fail(f"--end {last_day} is before --start {first_day}", EXIT_USAGE)
+    try:
+        profile_name = resolve_profile(profile)
+    except ProfileError as exc:
+        fail(f"--profile: {exc}", EXIT_USAGE)
     with open_database():
         pass  # start the embedded server, migrate, and fail in one line if no database is reachable
-    if not _run_days(first_day, last_day):
+    if not run_days(first_day, last_day, profile_name):
         raise typer.Exit(1)
 
 
 @app.command()
 def worker(
-    days: Annotated[int, typer.Option(help="Days in the window.")] = 30,
+    days: Annotated[int, typer.Option(help="Days in the window.")] = DEFAULT_ANALYSIS.window_days,
     dimension: Annotated[str | None, typer.Option(help="Only this dimension.")] = None,
     all_dimensions: Annotated[bool, typer.Option("--all-dimensions", help="All dimensions (the default).")] = False,
     tenant_id: Annotated[str | None, typer.Option("--tenant-id", help="Only this tenant.")] = None,
     output: Annotated[Path | None, typer.Option(help="Also write the JSON to this file.")] = None,
     save_to_db: Annotated[bool, typer.Option("--save-to-db", help="Insert the documents into bias_metrics.")] = False,
-    end: Annotated[str | None, typer.Option(help="Last day of the window (default: today, UTC).")] = None,
+    end: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="Last day of the window (default: today, UTC).")
+    ] = None,
     baseline_event: Annotated[str, typer.Option("--baseline-event")] = "shown",
     selection_event: Annotated[str, typer.Option("--selection-event")] = "shortlisted",
 ) -> None:
@@ -357,49 +351,13 @@ def worker(
 
 
 @app.command()
-def report(
-    tenant: Annotated[str, typer.Option("--tenant", help="Tenant id.")],
-    day: Annotated[str | None, typer.Option("--date", help="Window end (YYYY-MM-DD); default: the latest.")] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="json (internal, unsuppressed), html or md (published).")
-    ] = "html",
-    out: Annotated[Path | None, typer.Option("--out", help="File to write; default: stdout.")] = None,
-) -> None:
-    """Write a tenant's stored fairness report for a day as JSON, HTML or markdown."""
-    from fairness_pipeline.queries import risk as risk_queries
-
-    columns = {"json": 0, "html": 1, "md": 2}
-    if fmt not in columns:
-        fail(f"--format must be one of {', '.join(columns)}", EXIT_USAGE)
-    window_end = parse_optional_day(day, "--date")
-    with open_database() as conn:
-        require_tenant(conn, tenant)
-        with conn.cursor() as cur:
-            cur.execute(risk_queries.LATEST_REPORT_DAY, {"tenant_id": tenant})
-            latest = cur.fetchone()[0]
-            cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end or latest})
-            row = cur.fetchone()
-    if latest is None:
-        fail(f"no report for tenant {tenant!r} yet; materialise fairness_reports (fairness-pipeline run)", EXIT_USAGE)
-    window_end = window_end or latest
-    if row is None:
-        fail(f"no report for tenant {tenant!r} on {window_end}; its latest report is for {latest}", EXIT_USAGE)
-    content = row[columns[fmt]]
-    text = json.dumps(content, indent=2) if fmt == "json" else content
-    if out is None:
-        print(text)
-    else:
-        out.write_text(text, encoding="utf-8")
-        console.print(f"wrote the {fmt} report of {tenant} for {window_end} to {out}")
-
-
-@app.command()
 def ui(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port of the web UI.")] = 3000,
 ) -> None:
-    """Open the Dagster UI and daemon on this project's database; Ctrl-C, kill or closing the terminal stops them,
-    leaving no process behind."""
+    """Open the Dagster UI and daemon on this project's database (Ctrl-C, kill or closing the terminal stops all).
+
+    Webserver, daemon and code servers run in one process group and leave no process behind."""
     import time
 
     from fairness_pipeline.ui import running_ui, signals_as_interrupt
@@ -419,215 +377,8 @@ def ui(
         fail(str(exc))
 
 
-# --- demo -------------------------------------------------------------------------------------------------------------
-
-DEMO_BIAS = "company_tier=startup:0.6"
-DEMO_RANK_BIAS = "experience_band=15+:4"
-DEMO_SCORE_BIAS = "specialty=frontend:-0.15"
-DEMO_SLATES = "company_tier=faang:0.3@0.9"
-DEMO_DRIFT = "experience_band=0-3:0.1@clicked"
-DEMO_BIASED_TENANT = "tenant-1"
-
-
-@app.command()
-def demo(
-    days: Annotated[int, typer.Option(min=1)] = 30,
-    events_per_day: Annotated[int, typer.Option(min=1)] = 4000,
-    seed: Annotated[int, typer.Option()] = 7,
-    end: Annotated[
-        str | None, typer.Option(help="Last day of the generated period (YYYY-MM-DD; default: yesterday, UTC).")
-    ] = None,
-) -> None:
-    """Start the embedded database, generate events with a planted bias, ingest them and show what is stored."""
-    from datetime import UTC, datetime
-
-    from fairness_pipeline import synthetic
-    from fairness_pipeline.ingest.loader import ingest_file
-    from fairness_pipeline.queries import events as event_queries
-    from fairness_pipeline.queries import reports as report_queries
-
-    last_day = parse_optional_day(end, "--end") or datetime.now(UTC).date() - timedelta(days=1)
-    first = last_day - timedelta(days=days - 1)
-    config = synthetic.GeneratorConfig(
-        seed=seed, start=first, days=days, tenants=2, events_per_day=events_per_day,
-        bias=(synthetic.parse_bias(DEMO_BIAS),), drift=(synthetic.parse_bias(DEMO_DRIFT),),
-        rank_bias=(synthetic.parse_rank_bias(DEMO_RANK_BIAS),),
-        score_bias=(synthetic.parse_score_bias(DEMO_SCORE_BIAS),),
-        slate_concentration=(synthetic.parse_slate_concentration(DEMO_SLATES),), biased_tenants=(DEMO_BIASED_TENANT,),
-    )  # fmt: skip
-    demo_dir = settings.home_dir() / "demo"
-    demo_dir.mkdir(exist_ok=True)
-    path = demo_dir / f"events-{first}-{last_day}.csv"
-    console.print(
-        f"[bold]1.[/bold] generating {days} days ({first} .. {last_day}); planted in {DEMO_BIASED_TENANT} only: "
-        f"shortlisting {DEMO_BIAS}, rank {DEMO_RANK_BIAS}, score {DEMO_SCORE_BIAS}, slates {DEMO_SLATES}, "
-        f"clicks drifting down to {DEMO_DRIFT} by the last day"
-    )
-    count = synthetic.write_events(synthetic.generate_events(config), path, "csv")
-    console.print(f"   wrote {count:,} events to {path}")
-
-    console.print("[bold]2.[/bold] starting the database and applying migrations")
-    with open_database() as conn:
-        console.print("[bold]3.[/bold] ingesting")
-        with _progress() as progress:
-            task = progress.add_task(path.name, total=path.stat().st_size)
-            counts = ingest_file(conn, path, on_bytes=lambda n: progress.advance(task, n))
-        console.print(f"   {counts.as_dict()}")
-        with conn.cursor() as cur:
-            cur.execute(event_queries.STORED_SUMMARY)
-            rows = cur.fetchall()
-    _print_stored_summary(rows)
-
-    console.print(f"[bold]4.[/bold] running the asset graph through Dagster for the window ending {last_day}")
-    if not _run_days(last_day, last_day):
-        fail("the pipeline run failed; open the Dagster UI (`fairness-pipeline ui`) to see why")
-    with open_database() as conn, conn.cursor() as cur:
-        cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": last_day, "stage_pair": "shown->shortlisted"})
-        findings = cur.fetchall()
-    _print_findings(last_day, findings)
-    _print_audit_findings(last_day, days)
-    _print_risk_and_alerts(last_day, demo_dir)
-
-
-def _print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
-    """Each tenant's risk level with its top reasons and report; alerts for HIGH and above, as the sensor would."""
-    import os
-
-    from fairness_pipeline.defs.automation import ALERT_LEVEL_ENV, levels_at_or_above
-    from fairness_pipeline.queries import risk as risk_queries
-
-    with open_database() as conn, conn.cursor() as cur:
-        cur.execute(risk_queries.ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
-        assessments = cur.fetchall()
-        reports = {}
-        for tenant, *_ in assessments:
-            cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end})
-            row = cur.fetchone()
-            if row:
-                path = demo_dir / f"report-{tenant}-{window_end}.html"
-                path.write_text(row[1], encoding="utf-8")
-                reports[tenant] = path
-    console.print("[bold]5.[/bold] risk per tenant")
-    for tenant, level, score, assessment in assessments:
-        score_text = "no score" if score is None else f"score {score:.2f}"
-        console.print(f"   [bold]{tenant}: {level}[/bold] ({score_text}); report: {reports.get(tenant, 'none')}")
-        for rule in assessment.get("applied_rules", [])[:3]:
-            console.print(f"     - {rule['reason']}")
-
-    levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, "HIGH"))
-    alerting = [(t, lvl, s, a) for t, lvl, s, a in assessments if lvl in levels]
-    if alerting:
-        from fairness_pipeline.definitions import defs
-        from fairness_pipeline.defs.alerting import alert_run_config
-
-        instance = _dagster_instance()
-        job = defs.resolve_job_def("alert_job")
-        for tenant, level, _, _ in alerting:
-            config = alert_run_config(tenant, level, window_end.isoformat())
-            config["loggers"] = {"console": {"config": {"log_level": "WARNING"}}}
-            job.execute_in_process(run_config=config, instance=instance)
-    console.print("[bold]6.[/bold] alerts (fairness-pipeline alerts list | show ID | ack ID | resolve ID --note ...)")
-    from fairness_pipeline.cli.alerts import alerts_app
-
-    with suppress(SystemExit):
-        alerts_app(["list", "--status", "all"], standalone_mode=False)
-    console.print("open the Dagster UI on this database with: .venv/bin/fairness-pipeline ui  (http://127.0.0.1:3000)")
-
-
-def _print_stored_summary(rows: list[tuple]) -> None:
-    from rich.table import Table
-
-    table = Table(title="selection_events by tenant and stage")
-    for column in ("tenant", "event type", "events", "candidates", "first day", "last day"):
-        table.add_column(column)
-    for tenant, event_type, events, candidates, first, last in rows:
-        table.add_row(tenant, event_type, f"{events:,}", f"{candidates:,}", str(first), str(last))
-    table_console().print(table)
-
-
-def _print_findings(window_end: date, findings: list[tuple]) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"Adverse impact, shown -> shortlisted, 30 days ending {window_end} (impact ratio < 0.80)")
-    for column in ("tenant", "dimension", "group", "candidates", "impact ratio", "95% CI", "p (adjusted)", "verdict"):
-        table.add_column(column)
-    for tenant, dimension, group, n, ratio, low, high, p_adjusted, significant, flip_flop in findings:
-        if significant and not flip_flop:
-            verdict = "significant"
-        elif significant:
-            verdict = "significant, not practically (flip-flop)"
-        else:
-            verdict = "not significant: insufficient evidence"
-        table.add_row(
-            tenant, dimension, group, f"{n:,}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}",
-            "" if p_adjusted is None else f"{p_adjusted:.2g}", verdict,
-        )  # fmt: skip
-    if not findings:
-        console.print("no group has an impact ratio below 0.80")
-        return
-    table_console().print(table)
-
-
-def _print_audit_findings(window_end: date, days: int) -> None:
-    """What the four audits found in the window (single dimensions): scores, ranks, slates and trends."""
-    from rich.table import Table
-
-    from fairness_pipeline.metrics.window import AnalysisSettings
-    from fairness_pipeline.queries import reports as report_queries
-
-    first_day = window_end - timedelta(days=days - 1)
-    threshold = AnalysisSettings().threshold  # the practical threshold of rank findings
-    params = {"window_end": window_end, "first_day": first_day, "last_day": window_end, "threshold": threshold}
-    with open_database() as conn, conn.cursor() as cur:
-        found = {}
-        for name in ("SCORING", "EXPOSURE", "SLATE", "TREND"):
-            cur.execute(getattr(report_queries, f"{name}_FINDINGS"), params)
-            found[name] = cur.fetchall()
-
-    def p_text(value: float | None) -> str:
-        return "" if value is None else "< 1e-300" if value == 0 else f"{value:.2g}"
-
-    def show(title: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-        if not rows:
-            console.print(f"{title}: nothing found")
-            return
-        table = Table(title=title)
-        for column in columns:
-            table.add_column(column)
-        for row in rows:
-            table.add_row(*row)
-        table_console().print(table)
-
-    show(
-        "Scores: LL144 scoring-rate impact ratio < 0.80 (share above the tenant's median score)",
-        ("tenant", "dimension", "group", "scored", "scoring rate", "impact ratio", "95% CI", "p (adjusted)"),
-        [(t, d, g, f"{n:,}", f"{rate:.3f}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p))
-         for t, d, g, n, rate, ratio, low, high, p, _ in found["SCORING"]],
-    )  # fmt: skip
-    show(
-        "Ranks: significant exposure ratio < 0.80, or ranked below what the scores earn (significant treatment "
-        "ratio < 0.80)",
-        ("tenant", "dimension", "group", "searches", "exposure ratio", "95% CI", "p (adjusted)", "skew@10",
-         "treatment ratio"),
-        [(t, d, g, f"{n:,}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p), f"{skew:.2f}",
-          "" if treatment is None else f"{treatment:.3f}" + (" (significant)" if treatment_sig else ""))
-         for t, d, g, n, ratio, low, high, p, _, skew, treatment, treatment_sig in found["EXPOSURE"]],
-    )  # fmt: skip
-    show(
-        f"Slates: searches whose shown slate is more than 70% one group, {first_day} .. {window_end}",
-        ("tenant", "dimension", "assessed slates", "concentrated", "share", "expected by chance", "significant days",
-         "dominant group"),
-        [(t, d, f"{a:,}", f"{c:,}", f"{share:.1%}", "< 0.1%" if expected < 0.001 else f"{expected:.1%}",
-          f"{sig} of {n_days}", top or "")
-         for t, d, a, c, share, expected, sig, n_days, top in found["SLATE"]],
-    )  # fmt: skip
-    show(
-        "Trends: impact ratio worsening week over week (significant drop), or approaching 0.80",
-        ("tenant", "stage pair", "dimension", "group", "previous week", "last week", "p (adjusted)", "flag"),
-        [(t, pair, d, g, "" if prev is None else f"{prev:.3f}", "" if cur is None else f"{cur:.3f}", p_text(p),
-          "worsening" if worse else "approaching 0.80")
-         for t, pair, d, g, prev, cur, p, worse, _, _, _ in found["TREND"]],
-    )  # fmt: skip
+app.command(epilog=REPORT_EXAMPLES)(report)
+app.command()(demo)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -71,3 +71,13 @@ def parse_day(value: str, option: str) -> date:
 
 def parse_optional_day(value: str | None, option: str) -> date | None:
     return None if value is None else parse_day(value, option)
+
+
+def profile_option() -> typer.models.OptionInfo:
+    """``--profile``: a risk weight profile by name, or a YAML file holding one profile."""
+    return typer.Option(
+        "--profile",
+        metavar="NAME|FILE",
+        help="Risk weight profile: default, hiring, nyc_ll144, eu_ai_act_high_risk, or a YAML file holding one "
+        "profile (the format of risk/profiles.yaml).",
+    )

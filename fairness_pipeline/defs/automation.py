@@ -11,7 +11,7 @@ from fairness_pipeline.defs.alerting import alert_job, alert_run_config
 from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 from fairness_pipeline.queries import analysis as q
 from fairness_pipeline.risk.levels import LEVELS, REVIEW_FLOOR

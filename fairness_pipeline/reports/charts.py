@@ -7,14 +7,20 @@ numbers can be read without the picture. Suppressed groups are listed, never dra
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date, timedelta
 from html import escape
 from typing import Any
 
-from fairness_pipeline.reports.interpretation import FINDING_LABELS, fmt_count, fmt_rate, fmt_ratio, stage_label
+from fairness_pipeline.reports.interpretation import (
+    FINDING_LABELS,
+    TEMPLATES,
+    fmt_count,
+    fmt_rate,
+    fmt_ratio,
+    stage_label,
+)
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 FINDING_COLOURS: dict[str, str] = {
@@ -32,6 +38,8 @@ PALETTE: tuple[str, ...] = (
 """Okabe-Ito and Tol colours, distinguishable with common colour-vision deficiencies."""
 LEVEL_COLOURS: dict[str, str] = {"LOW": "#1b7837", "MEDIUM": "#e0a000", "HIGH": "#e0601b", "CRITICAL": "#b2182b"}
 THRESHOLD_COLOUR = "#b2182b"
+FEW_WINDOWS = 7
+"""A trend chart with fewer windows than this says how many it has (one dot on a 90-day axis reads as nothing)."""
 
 
 def _t(value: Any) -> str:
@@ -42,7 +50,7 @@ def _svg(width: float, height: float, body: list[str], label: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" '
         f'height="{height:.0f}" role="img" aria-label="{_t(label)}" font-family="{_t(FONT)}" font-size="12" '
-        f'style="max-width:100%;height:auto">'
+        f'style="width:100%;max-width:{width:.0f}px;height:auto">'
         f"<title>{_t(label)}</title>" + "".join(body) + "</svg>"
     )
 
@@ -123,7 +131,7 @@ def impact_ratio_chart(chart: Mapping[str, Any]) -> str:
         name = p["group"] + (" *" if p.get("low_sample") else "")
         body.append(_text(label_w - 8, y + 4, name, anchor="end"))
         if p.get("suppressed"):
-            body.append(_text(label_w + 4, y + 4, "suppressed: counts under the minimum", size=11, fill="#777"))
+            body.append(_text(label_w + 4, y + 4, f"withheld: {withheld_label(p)}", size=11, fill="#777"))
             body.append(_text(width - 4, y + 4, f"n {fmt_count(p['n'])}", anchor="end", size=11, fill="#777"))
             continue
         if p["impact_ratio"] is None:
@@ -219,8 +227,28 @@ def funnel_chart(chart: Mapping[str, Any]) -> str:
     return _svg(width, height, body, title)
 
 
+def withheld_label(point: Mapping[str, Any]) -> str:
+    """Which count of a suppressed chart point is withheld, in a few words."""
+    n, x = point.get("n"), point.get("x")
+    if isinstance(n, str) and n.startswith("<"):
+        return f"candidates {n}"
+    if isinstance(x, str) and x.startswith("<"):
+        return f"selected {x}"
+    if isinstance(x, str) and x.startswith(">"):
+        return "not selected under the minimum"
+    return "with another group's count (table total)"
+
+
+def trend_windows(chart: Mapping[str, Any]) -> int:
+    """The number of windows (days) with a point in a trend chart."""
+    if "windows" in chart:
+        return int(chart["windows"])
+    return len({p["date"] for s in chart["series"] for p in s["points"]})
+
+
 def trend_chart(chart: Mapping[str, Any]) -> str:
-    """Impact ratio of each group over the trend period, against the 0.80 line."""
+    """Impact ratio of each group over the trend period, against the 0.80 line; with fewer than ``FEW_WINDOWS``
+    windows the chart says how many it has."""
     start, end = date.fromisoformat(chart["start"]), date.fromisoformat(chart["end"])
     span = max(1, (end - start).days)
     values = [p["impact_ratio"] for s in chart["series"] for p in s["points"] if p["impact_ratio"] is not None]
@@ -276,6 +304,10 @@ def trend_chart(chart: Mapping[str, Any]) -> str:
         body.append(f'<rect x="{left + plot_w + 14}" y="{ly - 9}" width="12" height="4" fill="{colour}"/>')
         text = f"{series['group']} ({fmt_ratio(last['impact_ratio']) if last else 'n/a'})"
         body.append(_text(left + plot_w + 32, ly - 3, text, size=11))
+    windows = trend_windows(chart)
+    if windows < FEW_WINDOWS:
+        note = TEMPLATES["few_windows"].format(count=windows)
+        body.append(_text(left + plot_w / 2, top + plot_h / 2, note, anchor="middle", size=12, fill="#555"))
     return _svg(width, height, body, title)
 
 
@@ -334,8 +366,3 @@ def gauge(risk: Mapping[str, Any]) -> str:
         body.append(_text(left, top + 48, f"score {score:.2f}; 95% interval {fmt_ratio(risk.get('ci_low'))} to "
                           f"{fmt_ratio(risk.get('ci_high'))}", size=11, fill="#333"))  # fmt: skip
     return _svg(width, height, body, title)
-
-
-def data_uri(svg: str) -> str:
-    """An SVG as a base64 ``data:`` URI, for an ``<img>`` or a markdown image."""
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")

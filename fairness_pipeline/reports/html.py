@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from fairness_pipeline.reports import charts
-from fairness_pipeline.reports.interpretation import TEMPLATES, fmt_count, fmt_rate, fmt_ratio, stage_label
+from fairness_pipeline.reports.interpretation import fmt_count, fmt_rate, fmt_ratio, stage_label, suppression_note
 from fairness_pipeline.reports.publish import publish_report
 
 TEMPLATE_DIR = Path(__file__).with_name("templates")
@@ -73,5 +73,5 @@ def render_html(report: dict[str, Any], *, min_cell: int | None = None) -> str:
         charts=rendered,
         impact_blocks=_impact_blocks(published),
         trend_blocks=_trend_blocks(published),
-        publication_note=TEMPLATES["suppression_note"].format(k=published["publication"]["min_cell"]),
+        publication_note=suppression_note(published["publication"]["min_cell"]),
     )

@@ -63,9 +63,15 @@ TEMPLATES: dict[str, str] = {
         "significant, but moving a single selection would reverse it, so it is not practically significant."
     ),
     "suppressed": (
-        "At the {stage} step, the figures for {group} ({dimension}) are not published because they rest on fewer "
-        "than {k} candidates or selections; the finding is {finding}."
+        "At the {stage} step, {group} ({dimension}) is classed as {finding}, but its rates and ratios are withheld: "
+        "{withheld}."
     ),
+    "readjusted": (
+        " Its own table's adjustment finds the gap significant (p {table_p}); the risk verdict re-adjusts every "
+        "test of the tenant together (weighted Holm), which does not keep it, so it counts as insufficient evidence."
+    ),
+    "unknown_withheld": "The number of candidates with no recorded {dimension} is withheld ({count}).",
+    "few_windows": "{count} window(s) so far: the trend fills in as more days are materialised.",
     "ratios_suppressed": (
         "At the {stage} step, the impact ratios for {dimension} are not published because the reference group's "
         "counts are under {k}."
@@ -73,19 +79,22 @@ TEMPLATES: dict[str, str] = {
     "no_adverse": "At the {stage} step, no {dimension} group has an impact ratio below 0.80{lowest}.",
     "lowest": " (lowest: {group} at {ratio})",
     "no_comparison": "At the {stage} step, no {dimension} group could be compared with a reference group.",
-    "excluded": (
-        "{count} {dimension} categor{ies} with under 2% of the candidates {are} left out of the impact ratios and "
-        "reported with {their} counts: {groups}."
-    ),
     "unknown": "{count} candidate(s) have no recorded {dimension}; they are counted in the 'unknown' category.",
     "trend": "Over the last {days} days the impact ratio of {group} ({dimension}, {stage} step) went from {first} to "
     "{last}.",
     "no_trend": "No trend series were available for this report.",
     "suppression_note": (
-        "Counts under {k} are shown as '< {k}', and the rates and ratios computed from them are withheld, so that no "
-        "small group of candidates can be singled out."
+        "Small counts: a count from 1 to {k_minus} is shown as '< {k}' (when the number not selected is under {k}, "
+        "the number selected is shown as '> n-{k}'); a zero is shown; when a table hides exactly one count, the next "
+        "smallest is withheld too (shown 'suppressed') so the total does not give it back. Every rate, ratio and "
+        "p-value computed from a withheld count is withheld; the finding's class stays, with the count withheld named."
     ),
 }
+
+
+def suppression_note(k: int) -> str:
+    """The one statement of the small-count rule, for the published formats."""
+    return TEMPLATES["suppression_note"].format(k=k, k_minus=k - 1)
 
 
 def fmt_ratio(value: Any, threshold: float = 0.80) -> str:
@@ -159,7 +168,11 @@ def group_sentence(table: Mapping[str, Any], row: Mapping[str, Any], k: int) -> 
     finding = row["finding"]
     names = {"stage": stage_label(table["stage_pair"]), "group": row["group"], "dimension": table["dimension"]}
     if row.get("suppressed") and finding in ("adverse_impact", "insufficient_evidence", "not_practically_significant"):
-        return TEMPLATES["suppressed"].format(**names, k=k, finding=FINDING_LABELS[finding])
+        from fairness_pipeline.reports.publish import withheld_counts
+
+        return TEMPLATES["suppressed"].format(
+            **names, finding=FINDING_LABELS[finding], withheld=withheld_counts(row, k)
+        )
     if finding == "adverse_impact":
         shortfall = row.get("shortfall")
         return TEMPLATES["adverse_impact"].format(
@@ -174,10 +187,22 @@ def group_sentence(table: Mapping[str, Any], row: Mapping[str, Any], k: int) -> 
         )
     if finding == "insufficient_evidence":
         small = TEMPLATES["small_numbers"] if row.get("low_sample") or row.get("flip_flop") else ""
-        return TEMPLATES["insufficient_evidence"].format(**names, ratio=fmt_ratio(row.get("impact_ratio")), small=small)
+        sentence = TEMPLATES["insufficient_evidence"].format(
+            **names, ratio=fmt_ratio(row.get("impact_ratio")), small=small
+        )
+        return sentence + readjustment_note(row)
     if finding == "not_practically_significant":
         return TEMPLATES["not_practically_significant"].format(**names, ratio=fmt_ratio(row.get("impact_ratio")))
     return None
+
+
+def readjustment_note(row: Mapping[str, Any]) -> str:
+    """Why a gap its own table calls significant is not a finding: the verdict's tenant-wide adjustment drops it."""
+    if not row.get("table_significant") or row.get("significant"):
+        return ""
+    return TEMPLATES["readjusted"].format(
+        table_p=fmt_p(row.get("table_p_adjusted")),
+    )
 
 
 def table_sentences(table: Mapping[str, Any], k: int) -> list[str]:
@@ -206,22 +231,10 @@ def table_sentences(table: Mapping[str, Any], k: int) -> list[str]:
             sentences.append(TEMPLATES["no_comparison"].format(**names))
         else:
             sentences.append(TEMPLATES["no_adverse"].format(**names, lowest=""))
-    excluded = [r for r in rows if r["finding"] == "excluded"]
-    if excluded:
-        one = len(excluded) == 1
-        sentences.append(
-            TEMPLATES["excluded"].format(
-                count=len(excluded),
-                dimension=table["dimension"],
-                ies="y" if one else "ies",
-                are="is" if one else "are",
-                their="its" if one else "their",
-                groups=", ".join(f"{r['group']} ({fmt_count(r['n'])})" for r in excluded),
-            )
-        )
     unknown = table.get("unknown_count")
     if unknown and not table.get("intersectional"):
-        sentences.append(TEMPLATES["unknown"].format(count=fmt_count(unknown), dimension=table["dimension"]))
+        template = "unknown" if isinstance(unknown, int) else "unknown_withheld"
+        sentences.append(TEMPLATES[template].format(count=fmt_count(unknown), dimension=table["dimension"]))
     return sentences
 
 

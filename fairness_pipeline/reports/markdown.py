@@ -1,8 +1,9 @@
 """A short markdown summary with one chart, for Dagster's ``MetadataValue.md`` (the asset's page in the UI).
 
 Markdown is a published format: it is written from the suppressed report. The chart is the impact-ratio chart of
-the table that drives the adverse-impact component (else the headline stage pair's first table), embedded as an SVG
-``data:`` image (the Dagster UI's markdown sanitiser allows ``data:`` image sources; no file or network needed).
+the table that drives the adverse-impact component (else the headline stage pair's first table), drawn as a markdown
+table with a text bar per group, so it renders wherever markdown is read (GitHub, GitLab, Confluence, the Dagster
+UI) with no image, file or ``data:`` URI.
 
 Everything that comes from the data (tenant ids, group names, dimension values, and the sentences that quote them)
 goes through ``md_text``, so a tenant called ``t|1 *x* <b>[a](b)`` is printed as it is, not as markup.
@@ -14,10 +15,18 @@ import re
 from typing import Any
 
 from fairness_pipeline.reports import charts
-from fairness_pipeline.reports.interpretation import fmt_ratio, stage_label
+from fairness_pipeline.reports.interpretation import (
+    FINDING_LABELS,
+    fmt_count,
+    fmt_ratio,
+    stage_label,
+    suppression_note,
+)
 from fairness_pipeline.reports.publish import publish_report
 
 MAX_FINDINGS = 5
+BAR_STEP = 0.05
+BAR_MAX = 1.5
 
 _INLINE_MARKUP = re.compile(r"([\\`*_\[\]<>|#!~&])")
 """Characters that open emphasis, code, links, images, raw HTML, entities, table cells or heading ends."""
@@ -71,7 +80,37 @@ def render_markdown(report: dict[str, Any], *, min_cell: int | None = None, char
                   for r in risk["applied_rules"]]  # fmt: skip
     table = _chart_table(published) if chart else None
     if table is not None:
-        title = md_text(f"Impact ratios, {table['dimension']}, {stage_label(table['stage_pair'])}")
-        lines += ["", f"![{title}]({charts.data_uri(charts.impact_ratio_chart(table))})"]
-    lines += ["", f"_Counts under {published['publication']['min_cell']} are suppressed. No candidate data._"]
+        lines += ["", *chart_table(table)]
+    lines += ["", f"_{suppression_note(published['publication']['min_cell'])} No candidate data._"]
     return "\n".join(lines)
+
+
+def ratio_bar(ratio: float | None, threshold: float) -> str:
+    """A text bar of an impact ratio: one block per 0.05 up to 1.5, and where the threshold falls."""
+    if ratio is None:
+        return ""
+    blocks = round(min(ratio, BAR_MAX) / BAR_STEP)
+    mark = round(threshold / BAR_STEP)
+    bar = "".join("█" if i < blocks else ("┊" if i == mark else " ") for i in range(max(blocks, mark + 1)))
+    return f"`{bar.rstrip()}`"
+
+
+def chart_table(chart: dict[str, Any]) -> list[str]:
+    """An impact-ratio chart as a markdown table (group, ratio and bar, interval, candidates, finding)."""
+    threshold = chart["threshold"]
+    lines = [
+        f"**Impact ratios, {md_text(chart['dimension'])}, {md_text(stage_label(chart['stage_pair']))}** "
+        f"(reference: {md_text(chart.get('reference_group') or 'none')}; `┊` marks {threshold:.2f})",
+        "",
+        "| group | impact ratio | | 95% interval | candidates | finding |",
+        "|---|---:|---|---|---:|---|",
+    ]
+    for p in chart["points"]:
+        ratio = p.get("impact_ratio")
+        interval = "" if p.get("ci_low") is None else f"{fmt_ratio(p['ci_low'])}-{fmt_ratio(p['ci_high'])}"
+        finding = "withheld: " + charts.withheld_label(p) if p.get("suppressed") else FINDING_LABELS[p["finding"]]
+        lines.append(
+            f"| {md_text(p['group'])} | {fmt_ratio(ratio) if ratio is not None else ''} | "
+            f"{ratio_bar(ratio, threshold)} | {interval} | {md_text(fmt_count(p['n']))} | {md_text(finding)} |"
+        )
+    return lines

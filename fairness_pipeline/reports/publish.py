@@ -29,12 +29,12 @@ from fairness_pipeline.reports.builder import complete_report
 
 DERIVED_FIELDS: tuple[str, ...] = (
     "selection_rate", "share", "impact_ratio", "statistic", "p_value", "p_adjusted", "ci_low", "ci_high",
-    "shortfall", "flip_flop_ratio", "cohens_h",
+    "shortfall", "flip_flop_ratio", "cohens_h", "table_p_adjusted",
 )  # fmt: skip
 """Group fields computed from the counts, withheld when a count is hidden."""
 RATIO_FIELDS: tuple[str, ...] = (
     "impact_ratio", "statistic", "p_value", "p_adjusted", "ci_low", "ci_high", "shortfall", "flip_flop_ratio",
-    "cohens_h",
+    "cohens_h", "table_p_adjusted",
 )  # fmt: skip
 """Fields that depend on the reference group's counts."""
 
@@ -48,6 +48,18 @@ def hidden(n: Any, x: Any, k: int) -> tuple[bool, bool]:
 
 SUPPRESSED = "suppressed"
 """How a count hidden by complementary suppression is shown (it is not under k, so '< k' would be false)."""
+
+
+def withheld_counts(row: dict[str, Any], k: int) -> str:
+    """Which of a published row's counts are withheld and why, in words ("the number selected is under 5")."""
+    n, x = row.get("n"), row.get("x")
+    if n == f"< {k}":
+        return f"the number of candidates is under {k}"
+    if x == f"< {k}":
+        return f"the number selected is under {k}"
+    if isinstance(x, str) and x.startswith("> "):
+        return f"the number not selected is under {k}"
+    return f"its counts are withheld with another group's: otherwise the table total would give back a count under {k}"
 
 
 def shown_n(n: int, k: int) -> str:
@@ -126,7 +138,15 @@ def _suppress_finding(finding: dict[str, Any] | None, k: int) -> bool:
     finding["n"] = shown_n(n, k) if hide_n else n
     if "x" in finding:
         finding["x"] = shown_x(n, finding["x"], k)
-    for field in ("impact_ratio", "p_adjusted", "gap", "evidence_weight", "fitted_change", "last_impact_ratio"):
+    for field in (
+        "impact_ratio",
+        "p_adjusted",
+        "table_p_adjusted",
+        "gap",
+        "evidence_weight",
+        "fitted_change",
+        "last_impact_ratio",
+    ):
         if field in finding:
             finding[field] = None
     finding["suppressed"] = True
@@ -140,8 +160,8 @@ def _suppress_risk(risk: dict[str, Any], k: int) -> None:
         if _suppress_finding(rule.get("finding"), k):
             f = rule["finding"]
             rule["reason"] = (
-                f"Condition met for {f['group']} ({f['dimension']}, {f['stage_pair']}); the figures are not published "
-                f"because they rest on fewer than {k} candidates or selections."
+                f"Condition met for {f['group']} ({f['dimension']}, {f['stage_pair']}); its figures are withheld: "
+                f"{withheld_counts(f, k)}."
             )
 
 

@@ -35,10 +35,8 @@ class RiskConfig(dg.Config):
     seed: int = 0
     window_days: int = DEFAULT_ANALYSIS.window_days
     min_cell: int = 5
-    data_source: str = (
-        "selection_events logged by the search product (shown, clicked, shortlisted, contacted, interviewed, hired), "
-        "validated with the project's Great Expectations suite"
-    )
+    data_source: str | None = None
+    """Overrides the report facts' data source (default: $FAIRNESS_REPORT_FACTS or reports/facts.toml)."""
 
 
 def _frame(cur, statement: str, params: dict) -> pd.DataFrame:

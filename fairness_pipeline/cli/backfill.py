@@ -1,0 +1,89 @@
+"""A range run from the command line, recorded in the Dagster instance as an asset backfill.
+
+Without a daemon, ``fairness-pipeline run`` executes its runs here; so that the UI's Backfills tab still lists the
+range with each asset's partitions (requested, materialised, failed), the backfill is registered before the first run
+and its asset-backfill data updated as each run ends. The runs carry the backfill's id tag, so the backfill page
+lists them too. While it runs the backfill is ``REQUESTED`` (shown "In progress") with its whole target marked
+requested from the start: a daemon that is running (``fairness-pipeline ui``) then has nothing left to launch for it
+and only follows the runs made here, instead of launching the same partitions a second time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from datetime import date, timedelta
+
+BACKFILL_ID_TAG = "dagster/backfill"
+
+
+def day_keys(first_day: date, last_day: date) -> list[str]:
+    """The daily partition keys ``first_day .. last_day``."""
+    return [(first_day + timedelta(days=i)).isoformat() for i in range((last_day - first_day).days + 1)]
+
+
+class LocalBackfill:
+    """The backfill record of a range executed in this process: target, then requested, materialised or failed."""
+
+    def __init__(self, instance, asset_graph, targets: Sequence[tuple[Iterable[str], date, date]], title: str):
+        """``targets``: (asset names, first day, last day) for each run of the range, in order."""
+        from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+        from dagster._core.execution.asset_backfill import AssetBackfillData
+        from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+        from dagster._core.utils import make_new_backfill_id
+
+        self._instance, self._asset_graph = instance, asset_graph
+        self._subsets = [self._subset(names, first, last) for names, first, last in targets]
+        target = AssetGraphSubset()
+        for subset in self._subsets:
+            target |= subset
+        started = time.time()
+        data = AssetBackfillData.from_asset_graph_subset(
+            asset_graph_subset=target, dynamic_partitions_store=instance, backfill_start_timestamp=started
+        ).replace_requested_subset(target)
+        self.backfill_id = make_new_backfill_id()
+        self._backfill = PartitionBackfill(
+            backfill_id=self.backfill_id,
+            status=BulkActionStatus.REQUESTED,
+            from_failure=False,
+            tags={"fairness/launched_by": "fairness-pipeline run"},
+            backfill_timestamp=started,
+            asset_selection=list(target.asset_keys),
+            asset_backfill_data=data,
+            title=title,
+            description="Executed by `fairness-pipeline run` in its own process (no daemon needed).",
+        )
+        instance.add_backfill(self._backfill)
+
+    def _subset(self, names: Iterable[str], first_day: date, last_day: date):
+        import dagster as dg
+        from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+
+        keys = day_keys(first_day, last_day)
+        subsets = {}
+        for name in names:
+            partitions = self._asset_graph.get(dg.AssetKey(name)).partitions_def
+            subsets[dg.AssetKey(name)] = partitions.subset_with_partition_keys(keys)
+        return AssetGraphSubset(partitions_subsets_by_asset_key=subsets)
+
+    def _update(self, **changes) -> None:
+        data = self._backfill.get_asset_backfill_data(self._asset_graph)._replace(**changes)
+        self._backfill = self._backfill.with_asset_backfill_data(data, self._instance, self._asset_graph)
+        self._instance.update_backfill(self._backfill)
+
+    def run_ended(self, index: int, success: bool) -> None:
+        data = self._backfill.get_asset_backfill_data(self._asset_graph)
+        if success:
+            self._update(materialized_subset=data.materialized_subset | self._subsets[index])
+        else:
+            failed = self._subsets[index]
+            for later in self._subsets[index + 1 :]:
+                failed |= later
+            self._update(failed_and_downstream_subset=data.failed_and_downstream_subset | failed)
+
+    def close(self, success: bool) -> None:
+        from dagster._core.execution.backfill import BulkActionStatus
+
+        status = BulkActionStatus.COMPLETED_SUCCESS if success else BulkActionStatus.COMPLETED_FAILED
+        self._backfill = self._backfill.with_status(status).with_end_timestamp(time.time())
+        self._instance.update_backfill(self._backfill)

@@ -1,0 +1,281 @@
+"""Materialise a range of days through Dagster from the command line (``fairness-pipeline run``).
+
+A window ending on day D needs the candidate days D-29 .. D. One run has one partition range, so a range of days is
+served by up to two runs: first the event layer for every day the windows read that is not yet summarised (and for
+the requested days themselves, whose events may have changed), then the metric layer for the requested days. The
+runs are recorded in the Dagster instance, grouped as one backfill (``cli/backfill.py``), and watched from a thread
+that reads their event log, so the command shows the steps done, the asset at work and the partitions done.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
+
+UI_URL_ENV = "FAIRNESS_UI_URL"
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
+POLL_SECONDS = 1.0
+
+METRIC_ASSETS = (
+    "selection_rate_frames",
+    "impact_ratios",
+    "bias_metrics",
+    "scoring_rate_ratios",
+    "rank_exposure",
+    "fairness_trends",
+    "risk_classification",
+    "fairness_reports",
+)
+"""Assets whose config takes ``window_days`` (``slate_concentration`` is per day and has no window)."""
+PROFILE_ASSETS = ("risk_classification", "fairness_reports")
+"""Assets whose config takes the risk ``profile``."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    job_name: str
+    first_day: date
+    last_day: date
+    run_id: str
+    success: bool
+    seconds: float = 0.0
+    steps: int = 0
+
+
+@dataclass
+class RangeProgress:
+    """What a watcher knows of the range at one moment; ``text()`` is the one-line status."""
+
+    run_index: int
+    runs: int
+    job_name: str
+    steps_total: int
+    days: int
+    partitions_before: int
+    partitions_total: int
+    steps_done: set[str] = field(default_factory=set)
+    at_work: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def partitions_done(self) -> int:
+        return self.partitions_before + len(self.steps_done) * self.days
+
+    def text(self) -> str:
+        working = ", ".join(self.at_work) or "starting"
+        return (
+            f"run {self.run_index + 1} of {self.runs} ({self.job_name}): {len(self.steps_done)} of {self.steps_total} "
+            f"steps, {self.partitions_done:,} of {self.partitions_total:,} asset-partitions; at work: {working} "
+            f"({time.monotonic() - self.started:.0f} s)"
+        )
+
+
+def ui_url() -> str:
+    return os.environ.get(UI_URL_ENV, DEFAULT_UI_URL).rstrip("/")
+
+
+def days_to_summarise(summarised: set[date], first_day: date, last_day: date, window_days: int) -> tuple[date, date]:
+    """The contiguous range of event days to (re)materialise before computing windows ``first_day .. last_day``."""
+    earliest_needed = first_day - timedelta(days=window_days - 1)
+    lacking = [
+        earliest_needed + timedelta(days=i)
+        for i in range((first_day - earliest_needed).days)
+        if earliest_needed + timedelta(days=i) not in summarised
+    ]
+    return (min(lacking) if lacking else first_day), last_day
+
+
+def _watch(instance, run_id: str, progress: RangeProgress, stop: threading.Event, show: Callable) -> None:
+    """Follow a run's step events until ``stop`` is set, calling ``show(progress, finished_step)``; every step
+    is reported once, the last ones by a final reading after the run has ended."""
+    from dagster import DagsterEventType
+
+    seen, stopping = 0, False
+    while not stopping:
+        stopping = stop.wait(POLL_SECONDS)  # one more reading after the run ends: its last steps
+        try:
+            entries = instance.all_logs(
+                run_id,
+                of_type={DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE},
+            )
+        except Exception:  # the event log is being written; try again on the next tick
+            continue
+        for entry in entries[seen:]:
+            step, kind = entry.step_key, entry.dagster_event.event_type
+            if kind == DagsterEventType.STEP_START:
+                progress.at_work.append(step)
+                show(progress, None)
+                continue
+            if step in progress.at_work:
+                progress.at_work.remove(step)
+            if kind == DagsterEventType.STEP_SUCCESS:
+                progress.steps_done.add(step)
+            show(progress, (step, kind == DagsterEventType.STEP_SUCCESS))
+        seen = len(entries)
+        show(progress, None)
+
+
+def run_range(
+    instance,
+    first_day: date,
+    last_day: date,
+    *,
+    window_days: int = DEFAULT_ANALYSIS.window_days,
+    database=None,
+    profile: str = "default",
+    show: Callable[[RangeProgress, tuple[str, bool] | None], None] | None = None,
+    on_start: Callable[[str, list[str]], None] | None = None,
+) -> list[RunSummary]:
+    """Materialise ``first_day .. last_day`` (and the event days their windows lack) through Dagster, as one
+    backfill of the instance.
+
+    ``database`` is a ``FairnessDatabase`` resource (default: FAIRNESS_DATABASE_URL or the embedded server);
+    ``profile`` the risk profile's name (a profile file is read through ``$FAIRNESS_RISK_PROFILES``). ``on_start``
+    receives the backfill id and the run ids before the first run; ``show`` the progress while they run.
+    """
+    from dagster._core.utils import make_new_run_id
+
+    from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG, LocalBackfill
+    from fairness_pipeline.definitions import build_definitions
+    from fairness_pipeline.defs.partitions import daily_partitions
+    from fairness_pipeline.defs.resources import FairnessDatabase
+    from fairness_pipeline.queries import analysis as q
+
+    if last_day < first_day:
+        raise ValueError(f"--end {last_day} is before --start {first_day}")
+    partitions_start = daily_partitions.start.date()
+    if first_day < partitions_start:
+        raise ValueError(
+            f"--start {first_day} is before the first partition {partitions_start} (FAIRNESS_PARTITIONS_START)"
+        )
+    database = database or FairnessDatabase()
+    defs = build_definitions(database)
+
+    with database.connect() as conn, conn.cursor() as cur:
+        cur.execute(q.SUMMARISED_DAYS, {"first_day": first_day - timedelta(days=window_days), "last_day": last_day})
+        summarised = {row[0] for row in cur.fetchall()}
+    event_first, event_last = days_to_summarise(summarised, first_day, last_day, window_days)
+    event_first = max(event_first, partitions_start)
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the instance keeps the full event log
+    ops = {name: {"config": {"window_days": window_days}} for name in METRIC_ASSETS}
+    for name in PROFILE_ASSETS:
+        ops[name]["config"]["profile"] = profile
+    plan = [
+        ("event_days_job", event_first, event_last, quiet),
+        ("metrics_job", first_day, last_day, {"ops": ops, **quiet}),
+    ]
+    jobs = {name: defs.resolve_job_def(name) for name, *_ in plan}
+    assets = {name: [node.name for node in job.graph.nodes] for name, job in jobs.items()}
+    backfill = LocalBackfill(
+        instance,
+        defs.resolve_asset_graph(),
+        [(assets[name], start, end) for name, start, end, _ in plan],
+        title=f"fairness_pipeline_run_{first_day:%Y%m%d}_{last_day:%Y%m%d}",
+    )
+    run_ids = [make_new_run_id() for _ in plan]
+    if on_start:
+        on_start(backfill.backfill_id, run_ids)
+    total = sum(len(assets[name]) * ((end - start).days + 1) for name, start, end, _ in plan)
+    summaries: list[RunSummary] = []
+    done = 0
+    for index, ((job_name, start, end, run_config), run_id) in enumerate(zip(plan, run_ids, strict=True)):
+        days = (end - start).days + 1
+        progress = RangeProgress(index, len(plan), job_name, len(assets[job_name]), days, done, total)
+        stop = threading.Event()
+        watcher = threading.Thread(
+            target=_watch, args=(instance, run_id, progress, stop, show or (lambda *_: None)), daemon=True
+        )
+        watcher.start()
+        began = time.monotonic()
+        try:
+            result = jobs[job_name].execute_in_process(
+                run_config=run_config,
+                instance=instance,
+                run_id=run_id,
+                tags={
+                    DAGSTER_RANGE_START_TAG: start.isoformat(),
+                    DAGSTER_RANGE_END_TAG: end.isoformat(),
+                    BACKFILL_ID_TAG: backfill.backfill_id,
+                },
+                raise_on_error=False,
+            )
+            success = result.success
+        except BaseException:
+            backfill.run_ended(index, False)
+            backfill.close(False)
+            raise
+        finally:
+            stop.set()
+            watcher.join()
+        backfill.run_ended(index, success)
+        done += len(assets[job_name]) * days
+        summaries.append(
+            RunSummary(job_name, start, end, run_id, success, time.monotonic() - began, len(progress.steps_done))
+        )
+        if not success:
+            break
+    backfill.close(all(s.success for s in summaries))
+    return summaries
+
+
+# --- the command's side: the instance, the profile option, what is printed -------------------------------------------
+
+
+def dagster_instance():
+    """The project's Dagster instance (``$FAIRNESS_HOME/dagster_home``, storage on the project's PostgreSQL)."""
+    from fairness_pipeline.store.connection import child_environment
+
+    os.environ.update(child_environment())
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def resolve_profile(value: str) -> str:
+    """The profile name for ``--profile``: a shipped name, or a YAML file holding exactly one profile (whose path
+    then goes to ``$FAIRNESS_RISK_PROFILES`` so that the assets read it); ``ProfileError`` otherwise."""
+    from pathlib import Path
+
+    from fairness_pipeline.risk.profiles import PROFILES_ENV, ProfileError, get_profile, load_profile_file
+
+    path = Path(value)
+    if path.suffix.lower() in (".yaml", ".yml") or path.is_file():
+        profiles = load_profile_file(path)
+        if len(profiles) != 1:
+            raise ProfileError(
+                f"{path} holds {len(profiles)} profiles ({', '.join(sorted(profiles))}); keep one per file, or set "
+                f"{PROFILES_ENV}={path} and give its name to --profile"
+            )
+        os.environ[PROFILES_ENV] = str(path.resolve())
+        return next(iter(profiles))
+    return get_profile(value).name
+
+
+def run_days(first_day: date, last_day: date, profile: str = "default") -> bool:
+    """Run the range, printing the UI links first, progress while it runs and a summary at the end."""
+    from fairness_pipeline.cli.output import EXIT_USAGE, fail
+    from fairness_pipeline.cli.printing import console, print_run_summary, progress_printer
+
+    instance = dagster_instance()
+    base = ui_url()
+
+    def announce(backfill_id: str, run_ids: list[str]) -> None:
+        console.print(f"backfill {backfill_id}: {base}/runs/b/{backfill_id}?tab=partitions")
+        for run_id in run_ids:
+            console.print(f"  run {run_id}: {base}/runs/{run_id}")
+
+    with progress_printer(f"materialising {first_day} .. {last_day} through Dagster") as show:
+        try:
+            summaries = run_range(instance, first_day, last_day, profile=profile, show=show, on_start=announce)
+        except ValueError as exc:
+            fail(str(exc), EXIT_USAGE)
+    print_run_summary(summaries)
+    return all(summary.success for summary in summaries)
