@@ -12,6 +12,7 @@ from psycopg2 import sql
 from typer.testing import CliRunner
 
 from fairness_pipeline.cli.main import app
+from fairness_pipeline.ingest.attributes import load_attribute_file
 from fairness_pipeline.lifecycle import load_policy
 from fairness_pipeline.lifecycle.erasure import field_pattern
 from fairness_pipeline.queries import analysis
@@ -180,7 +181,7 @@ D1, D2, D3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
 
 
 @pytest.fixture
-def people(conn):
+def people(conn, tmp_path):
     """cand-7 of t1 on D1 and D2 (3 events, one quarantined), cand-70 of t1 and cand-7 of t2 (who stay)."""
     with conn, conn.cursor() as cur:
         insert_events(
@@ -209,6 +210,11 @@ def people(conn):
             cur.execute(
                 "INSERT INTO selection_event_rejects (source, raw_record, reason) VALUES ('f', %s, 'r')", (raw,)
             )
+    answers = tmp_path / "self_identification.csv"  # cand-7 of t1 answers twice (history) and once wrongly (reject)
+    answers.write_text("tenant_id,candidate_id,sex\nt1,cand-7,female\nt1,cand-70,male\nt2,cand-7,male\n")
+    load_attribute_file(conn, answers, loaded_at=datetime(2026, 11, 1, tzinfo=UTC))
+    answers.write_text("tenant_id,candidate_id,sex\nt1,cand-7,male\nt1,cand-7,robot\n")
+    load_attribute_file(conn, answers, loaded_at=datetime(2026, 11, 5, tzinfo=UTC))
     return conn
 
 
@@ -231,6 +237,8 @@ def everything_mentioning(cur, candidate: str, tenant: str) -> dict[str, int]:
         (tenant, candidate),
     )
     held["candidate_day_arrays"] = cur.fetchone()[0]
+    for table in ("candidate_attributes", "candidate_attribute_history", "candidate_attribute_rejects"):
+        held[table] = count(cur, table, "tenant_id = %s AND candidate_id = %s", (tenant, candidate))
     return held
 
 
@@ -244,6 +252,9 @@ def test_erasure_removes_the_person_everywhere_and_only_them(people):
         "candidate_daily_stages": 2,
         "selection_event_rejects": 1,
         "candidate_day_arrays": 2,
+        "candidate_attributes": 2,  # sex (now male) and race_ethnicity (not in the file: unknown)
+        "candidate_attribute_history": 3,  # sex female until the second load, male since; race_ethnicity unknown
+        "candidate_attribute_rejects": 1,  # 'robot'
     }
     with people.cursor() as cur:
         assert everything_mentioning(cur, "cand-7", "t1") == held
@@ -301,7 +312,7 @@ def test_cli_erase_prints_counts_without_the_id(people, cli, monkeypatch):
     done = runner.invoke(app, ["erase", "--tenant", "t1", "--candidate", "cand-7", "--json"])
     assert done.exit_code == 0, done.output
     document = json.loads(done.stdout)
-    assert document["rows"] == 3 + 2 + 1 + 2 + 1 + 2
+    assert document["rows"] == 3 + 2 + 1 + 2 + 1 + 2 + 2 + 3 + 1  # events ... arrays, then the attributes
     assert document["days"] == [D1.isoformat(), D2.isoformat()]
     assert "cand-7" not in done.stdout
     with people.cursor() as cur:

@@ -8,11 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import psycopg2
 import pytest
-from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG, run_range
 
+from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.retention import erasure_recompute_sensor, retention_job, retention_schedule
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 
 
 def execute(url: str, statement: str, params: tuple = ()) -> None:

@@ -17,7 +17,7 @@ from fairness_pipeline.defs.automation import COMMIT_LAG, affected_range
 from fairness_pipeline.defs.jobs import fairness_job
 from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 
 RETENTION_HOUR_ENV = "FAIRNESS_RETENTION_HOUR"
 
