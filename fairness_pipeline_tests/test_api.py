@@ -403,8 +403,12 @@ def test_reports_json_html_and_pdf_published(server: Server, tokens: dict[str, s
     status, headers, html = server.call("GET", "/v1/tenants/tenant-1/reports/2026-11-21/html", token)
     stored_html = _query(api_db, "SELECT report_html FROM fairness_reports WHERE tenant_id = 'tenant-1'")[0][0]
     assert status == 200 and headers["content-type"].startswith("text/html") and html.decode() == stored_html
-    status, body = server.json("GET", "/v1/tenants/tenant-1/reports/2026-11-21/pdf", token)
-    assert status == 501 and "PDF" in body["error"]  # until reports/pdf.py exists
+    status, headers, pdf = server.call("GET", "/v1/tenants/tenant-1/reports/2026-11-21/pdf", token)
+    assert status == 200 and headers["content-type"] == "application/pdf" and pdf.startswith(b"%PDF-")
+    pdfium = pytest.importorskip("pypdfium2")
+    pages = pdfium.PdfDocument(pdf)
+    text = " ".join(page.get_textpage().get_text_range() for page in pages)
+    assert len(pages) >= 2 and "tenant-1" in text and "tenant-2" not in text
     assert server.json("GET", "/v1/tenants/tenant-1/reports/2026-11-20", token)[0] == 404
 
 

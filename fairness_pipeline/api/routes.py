@@ -312,13 +312,14 @@ def report_html(tenant: Tenant, conn: Connection, day: DayPath) -> Any:
     responses={**ERRORS, 200: {"content": {"application/pdf": {}}}, 501: {"model": schemas.ErrorBody}},
 )
 def report_pdf(tenant: Tenant, conn: Connection, day: DayPath) -> Any:
-    """The published report as PDF; 501 when this installation has no PDF renderer."""
-    try:
-        from fairness_pipeline.reports.pdf import render_pdf
-    except ImportError:
-        raise ApiError(501, "PDF reports are not available in this installation; use the html or json format") from None
+    """The published report as PDF (the HTML page laid out by WeasyPrint); 501 when the system lacks Pango."""
+    from fairness_pipeline.reports.pdf import PdfUnavailableError, render_pdf
+
     html = _html(conn, tenant, optional_day(day, "day"))
-    return Response(render_pdf(html), media_type="application/pdf")
+    try:
+        return Response(render_pdf(html), media_type="application/pdf")
+    except PdfUnavailableError:
+        raise ApiError(501, "PDF reports need the Pango library on the server; use the html or json format") from None
 
 
 def _html(conn, tenant: str, day: date | None) -> str:
