@@ -16,7 +16,7 @@ import pandas as pd
 from fairness_pipeline.events.vocabulary import DIMENSIONS, EVENT_TYPES, stage_pair_name
 from fairness_pipeline.metrics.seed_format import tenant_metrics_json
 from fairness_pipeline.metrics.window import AnalysisSettings, analyse_window
-from fairness_pipeline.queries import analysis as q
+from fairness_pipeline.store import analysis as q
 
 
 @dataclass(frozen=True)

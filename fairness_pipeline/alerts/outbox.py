@@ -41,7 +41,7 @@ from fairness_pipeline.alerts.model import (
     require_aware,
 )
 from fairness_pipeline.alerts.payload import AlertMessage, AlertPayload, OperationalAlertPayload, RiskAlertPayload
-from fairness_pipeline.queries import alerts as q
+from fairness_pipeline.store import alerts as q
 
 logger = logging.getLogger("fairness_pipeline.alerts")
 

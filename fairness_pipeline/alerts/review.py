@@ -26,7 +26,7 @@ from fairness_pipeline.alerts.model import (
     require_aware,
 )
 from fairness_pipeline.alerts.outbox import delivery_attempts, get_alert
-from fairness_pipeline.queries import alerts as q
+from fairness_pipeline.store import alerts as q
 
 MAX_NAME = 200
 MAX_NOTE = 10_000

@@ -307,7 +307,7 @@ def worker(
     from datetime import UTC, datetime
 
     from fairness_pipeline import worker as seed_worker
-    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.store import analysis as q
 
     if dimension and all_dimensions:
         fail("give --dimension or --all-dimensions, not both", EXIT_USAGE)
@@ -358,7 +358,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="File to write; default: stdout.")] = None,
 ) -> None:
     """Write a tenant's stored fairness report for a day as JSON, HTML or markdown."""
-    from fairness_pipeline.queries import risk as risk_queries
+    from fairness_pipeline.store import reports as risk_queries
 
     columns = {"json": 0, "html": 1, "md": 2}
     if fmt not in columns:
@@ -435,8 +435,8 @@ def demo(
 
     from fairness_pipeline import synthetic
     from fairness_pipeline.ingest.loader import ingest_file
-    from fairness_pipeline.queries import events as event_queries
-    from fairness_pipeline.queries import reports as report_queries
+    from fairness_pipeline.store import events as event_queries
+    from fairness_pipeline.store import reports as report_queries
 
     last_day = parse_optional_day(end, "--end") or datetime.now(UTC).date() - timedelta(days=1)
     first = last_day - timedelta(days=days - 1)
@@ -486,7 +486,7 @@ def _print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
     import os
 
     from fairness_pipeline.defs.automation import ALERT_LEVEL_ENV, levels_at_or_above
-    from fairness_pipeline.queries import risk as risk_queries
+    from fairness_pipeline.store import reports as risk_queries
 
     with open_database() as conn, conn.cursor() as cur:
         cur.execute(risk_queries.ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
@@ -565,7 +565,7 @@ def _print_audit_findings(window_end: date, days: int) -> None:
     from rich.table import Table
 
     from fairness_pipeline.metrics.window import AnalysisSettings
-    from fairness_pipeline.queries import reports as report_queries
+    from fairness_pipeline.store import reports as report_queries
 
     first_day = window_end - timedelta(days=days - 1)
     threshold = AnalysisSettings().threshold  # the practical threshold of rank findings

@@ -39,7 +39,7 @@ from fairness_pipeline.alerts import (
     raise_alert,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.queries import alerts as alert_queries
+from fairness_pipeline.store import alerts as alert_store
 
 WEBHOOK_URL = "FAIRNESS_WEBHOOK_URL"
 WEBHOOK_SECRET = "FAIRNESS_WEBHOOK_SECRET"
@@ -209,9 +209,7 @@ def alert_payload(conn, config: RaiseAlertConfig) -> AlertPayload:
         return OperationalAlertPayload(config.failed_job, config.failed_run_id, day, config.level)
     if config.scope != "risk":
         raise PayloadError("payload field scope must be risk or operational")
-    with conn, conn.cursor() as cur:
-        cur.execute(alert_queries.RISK_ASSESSMENT, {"tenant_id": config.tenant_id, "window_end": day})
-        row = cur.fetchone()
+    row = alert_store.stored_risk_assessment(conn, config.tenant_id, day)
     if row is None:
         raise dg.Failure(f"no risk assessment is stored for tenant {config.tenant_id} and day {day}")
     level, score, ci_low, ci_high, assessment = row

@@ -55,7 +55,7 @@ def run_range(instance, first_day: date, last_day: date, *, window_days: int = 3
     from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.partitions import daily_partitions
     from fairness_pipeline.defs.resources import FairnessDatabase
-    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.store import analysis as q
 
     database = database or FairnessDatabase()
     defs = build_definitions(database)

@@ -36,7 +36,7 @@ from fairness_pipeline.ingest.reader import (
     read_chunks,
 )
 from fairness_pipeline.ingest.storable import STORED_COLUMNS, check_columns, text_columns
-from fairness_pipeline.queries import ingest as q
+from fairness_pipeline.store import events as q
 
 T = TypeVar("T")
 _DONE = object()
