@@ -70,8 +70,9 @@ def numbers_metadata(numbers: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def per_tenant(values: Mapping[str, Any], name: str) -> dict[str, Any]:
-    """One number per tenant (``name/tenant``): figures that differ by tenant are never pooled."""
-    return numbers_metadata({f"{name}/{tenant}": value for tenant, value in sorted(values.items())})
+    """One number per tenant (``name/tenant``): figures that differ by tenant are never pooled. A tenant whose
+    figure is undefined (None, NaN) gets no entry that day."""
+    return numbers_metadata({f"{name}/{tenant}": value for tenant, value in sorted(values.items()) if pd.notna(value)})
 
 
 def table_metadata(
