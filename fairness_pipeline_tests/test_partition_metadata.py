@@ -116,6 +116,18 @@ def test_a_range_run_records_each_days_own_figures(db_url: str) -> None:
                 first_row = [cell.strip() for cell in lines[2].strip("|").split("|")]
                 assert first_row[header.index("impact_ratio")] == f"{worst:.4g}"
         assert len(seen_events) == DAYS  # the days' own counts, not one run total repeated
+        evaluations = [
+            entry.dagster_event.event_specific_data
+            for entry in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+        ]
+        by_day = {
+            (e.check_name, e.partition): e
+            for e in evaluations
+            if e.partition is not None and e.check_name == "raw_equals_validated_plus_quarantined"
+        }
+        for day in (START + timedelta(days=i) for i in range(DAYS)):
+            evaluation = by_day[("raw_equals_validated_plus_quarantined", day.isoformat())]
+            assert evaluation.passed and evaluation.metadata["raw"].value == raw[day]
         assert len(defined_ratios) >= 2  # and per-tenant ratios that differ between tenants or days
         # The run's totals stay on the run's last materialisation entry only where no day overrides them.
         assert sum(raw[START + timedelta(days=i)] for i in range(DAYS)) not in seen_events

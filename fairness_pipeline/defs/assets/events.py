@@ -53,6 +53,44 @@ def raw_selection_events(context: dg.AssetExecutionContext, database: FairnessDa
     )
 
 
+MAX_DAYS_SHOWN = 31
+"""Days listed in the run's check metadata (each day also has its own check evaluation)."""
+
+
+def _severity(share: float, max_share: float) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if share > max_share else dg.AssetCheckSeverity.WARN
+
+
+def _log_day_checks(
+    context: dg.AssetExecutionContext, day, raw: int, valid: int, quarantined: int, max_share: float
+) -> None:
+    """Each day's own results of the two checks, recorded with its partition (the run's results follow at the end:
+    they are the ones that block downstream steps)."""
+    key, partition = dg.AssetKey("validated_selection_events"), day.isoformat()
+    share = quarantined / raw if raw else 0.0
+    context.log_event(
+        dg.AssetCheckEvaluation(
+            asset_key=key,
+            check_name="event_suite_passes",
+            passed=quarantined == 0,
+            severity=_severity(share, max_share),
+            metadata={"quarantined_share": dg.MetadataValue.float(share), "quarantined": quarantined},
+            blocking=True,
+            partition=partition,
+        )
+    )
+    context.log_event(
+        dg.AssetCheckEvaluation(
+            asset_key=key,
+            check_name="raw_equals_validated_plus_quarantined",
+            passed=raw == valid + quarantined,
+            metadata={"raw": raw, "validated": valid, "quarantined": quarantined},
+            blocking=True,
+            partition=partition,
+        )
+    )
+
+
 class ValidationConfig(dg.Config):
     max_quarantined_share: float = 0.05
     """Above this share of quarantined rows the suite check fails with ERROR and blocks downstream assets."""
@@ -137,6 +175,7 @@ def validated_selection_events(
                 {"dagster/row_count": day_quarantined, "quarantined_events": day_quarantined},
                 asset_key="quarantined_selection_events",
             )
+            _log_day_checks(context, day, day_raw, day_valid, day_quarantined, config.max_quarantined_share)
             context.log.info(f"{day}: {day_raw} raw, {day_valid} valid, {day_quarantined} quarantined")
 
     share = quarantined / raw if raw else 0.0
@@ -144,12 +183,12 @@ def validated_selection_events(
         check_name="event_suite_passes",
         asset_key="validated_selection_events",
         passed=quarantined == 0,
-        severity=dg.AssetCheckSeverity.ERROR if share > config.max_quarantined_share else dg.AssetCheckSeverity.WARN,
+        severity=_severity(share, config.max_quarantined_share),
         metadata={
             "quarantined_share": dg.MetadataValue.float(share),
             "max_quarantined_share": dg.MetadataValue.float(config.max_quarantined_share),
             "failed_expectations": dg.MetadataValue.json(failures),
-            "days": dg.MetadataValue.md(markdown_preview(pd.DataFrame(per_day), rows=len(per_day)).value),
+            "days": markdown_preview(pd.DataFrame(per_day), rows=MAX_DAYS_SHOWN),
         },
     )
     count_check = dg.AssetCheckResult(
