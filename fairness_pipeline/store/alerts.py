@@ -12,6 +12,7 @@ from fairness_pipeline.store.schema import Column, Table
 
 FAIRNESS_ALERTS = Table(
     "fairness_alerts",
+    description="The alert outbox: one row per raised alert, de-duplicated by key.",
     columns=(
         Column("id", "bigint", nullable=False),
         Column("dedup_key", "text", nullable=False),
@@ -35,6 +36,7 @@ FAIRNESS_ALERTS = Table(
 
 FAIRNESS_ALERT_DELIVERIES = Table(
     "fairness_alert_deliveries",
+    description="Every delivery attempt of an alert per channel and stage.",
     columns=(
         Column("id", "bigint", nullable=False),
         Column("alert_id", "bigint", nullable=False),
@@ -53,6 +55,7 @@ FAIRNESS_ALERT_DELIVERIES = Table(
 
 FAIRNESS_REVIEWS = Table(
     "fairness_reviews",
+    description="Human review items of HIGH and CRITICAL alerts.",
     columns=(
         Column("id", "bigint", nullable=False),
         Column("alert_id", "bigint", nullable=False),
@@ -72,6 +75,7 @@ FAIRNESS_REVIEWS = Table(
 
 FAIRNESS_REVIEW_HISTORY = Table(
     "fairness_review_history",
+    description="Every change of a review item, by whom and why.",
     columns=(
         Column("id", "bigint", nullable=False),
         Column("review_id", "bigint", nullable=False),

@@ -17,6 +17,7 @@ from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_ro
 
 CANDIDATE_DAILY_STAGES = Table(
     "candidate_daily_stages",
+    description="Per tenant, day, stage and candidate: the first event of the day (groups, score, rank).",
     columns=(
         Column("tenant_id", "character varying(255)", "employer", nullable=False),
         Column("day", "date", "UTC day", nullable=False),
@@ -35,6 +36,7 @@ CANDIDATE_DAILY_STAGES = Table(
 
 CANDIDATE_DAILY_STAGES_DAYS = Table(
     "candidate_daily_stages_days",
+    description="The days candidate_daily_stages holds, with their counts and when arrays were written.",
     columns=(
         Column("day", "date", nullable=False),
         Column("validated_events", "bigint", nullable=False),
@@ -47,6 +49,7 @@ CANDIDATE_DAILY_STAGES_DAYS = Table(
 
 SELECTION_RATE_FRAMES = Table(
     "selection_rate_frames",
+    description="Selection rates per window, tenant, stage pair, dimension and group, with demographic parity.",
     columns=(
         Column("window_end", "date", "last day of the window (the partition)", nullable=False),
         Column("window_days", "integer", nullable=False),
@@ -68,6 +71,7 @@ SELECTION_RATE_FRAMES = Table(
 
 IMPACT_RATIOS = Table(
     "impact_ratios",
+    description="Impact ratios against the reference group per window, tenant, stage pair, dimension and group.",
     columns=(
         Column("window_end", "date", "which table and group", nullable=False),
         Column("window_days", "integer", nullable=False),
@@ -107,6 +111,7 @@ IMPACT_RATIOS = Table(
 
 BIAS_METRICS = Table(
     "bias_metrics",
+    description="The seed worker's metrics_json documents, one per tenant and window (or ad hoc).",
     columns=(
         Column("id", "integer", nullable=False),
         Column("tenant_id", "character varying(255)", nullable=False),

@@ -26,6 +26,7 @@ from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_ro
 
 SEARCH_DAILY_AGGREGATES = Table(
     "search_daily_aggregates",
+    description="Per tenant, day, search and dimension cell: sums over the search's shown impressions.",
     columns=(
         Column("tenant_id", "character varying(255)", "a search, on the day of its first shown event", nullable=False),
         Column("day", "date", "a search, on the day of its first shown event", nullable=False),
@@ -63,6 +64,7 @@ SEARCH_DAILY_AGGREGATES = Table(
 
 SEARCH_DAILY_AGGREGATES_DAYS = Table(
     "search_daily_aggregates_days",
+    description="The days search_daily_aggregates holds: searches, rows and tenants per day.",
     columns=(
         Column("day", "date", nullable=False),
         Column("searches", "bigint", nullable=False),
@@ -75,6 +77,7 @@ SEARCH_DAILY_AGGREGATES_DAYS = Table(
 
 EXPOSURE_DAY_SUMS = Table(
     "exposure_day_sums",
+    description="Per day, layout, bootstrap setting and tenant: exposure sums with their replicates.",
     columns=(
         Column("tenant_id", "character varying(255)", nullable=False),
         Column("day", "date", nullable=False),
@@ -93,6 +96,7 @@ EXPOSURE_DAY_SUMS = Table(
 
 CANDIDATE_DAY_ARRAYS = Table(
     "candidate_day_arrays",
+    description="Per day, tenant and stage: the day's candidates as packed arrays (keys, scores, groups).",
     columns=(
         Column("tenant_id", "character varying(255)", nullable=False),
         Column("day", "date", nullable=False),
@@ -108,6 +112,7 @@ CANDIDATE_DAY_ARRAYS = Table(
 
 SCORING_RATE_RATIOS = Table(
     "scoring_rate_ratios",
+    description="LL144 scoring rates and their impact ratios per window, tenant, dimension and group.",
     columns=(
         Column("window_end", "date", "which table and group (pairs: `a+b`, `x|y`)", nullable=False),
         Column("window_days", "integer", nullable=False),
@@ -148,6 +153,7 @@ SCORING_RATE_RATIOS = Table(
 
 RANK_EXPOSURE = Table(
     "rank_exposure",
+    description="Position-discounted exposure, exposure ratios, skew@k and merit ratios per window and group.",
     columns=(
         Column("window_end", "date", "which table and group", nullable=False),
         Column("window_days", "integer", nullable=False),
@@ -203,6 +209,7 @@ RANK_EXPOSURE = Table(
 
 SLATE_CONCENTRATION = Table(
     "slate_concentration",
+    description="Per day, tenant and dimension: slates with more than 70% of one group, against chance.",
     columns=(
         Column("day", "date", "searches whose first shown event is on the day", nullable=False),
         Column("tenant_id", "character varying(255)", "searches whose first shown event is on the day", nullable=False),
@@ -243,6 +250,7 @@ SLATE_CONCENTRATION = Table(
 
 SLATE_CONCENTRATION_GROUPS = Table(
     "slate_concentration_groups",
+    description="Per day, tenant and dimension: the groups dominating concentrated slates.",
     columns=(
         Column("day", "date", nullable=False),
         Column("tenant_id", "character varying(255)", nullable=False),
@@ -258,6 +266,7 @@ SLATE_CONCENTRATION_GROUPS = Table(
 
 TREND_WEEK_COUNTS = Table(
     "trend_week_counts",
+    description="Group counts of 7-day windows, kept for the trends run a week later.",
     columns=(
         Column("week_end", "date", nullable=False),
         Column("settings_key", "text", nullable=False),
@@ -274,6 +283,7 @@ TREND_WEEK_COUNTS = Table(
 
 FAIRNESS_TRENDS = Table(
     "fairness_trends",
+    description="Impact-ratio slopes (approaching threshold) and week-over-week changes (worsening).",
     columns=(
         Column("window_end", "date", "which series (as of window_end)", nullable=False),
         Column("window_days", "integer", nullable=False),

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 SELECTION_EVENTS = Table(
     "selection_events",
+    description="Every funnel event as logged or ingested, one row per event_id.",
     columns=(
         Column("event_id", "character varying(64)", "unique event id", nullable=False),
         Column("timestamp", "timestamp with time zone", "when the event happened (partition day, UTC)", nullable=False),
@@ -41,6 +42,7 @@ SELECTION_EVENTS = Table(
 
 SELECTION_EVENT_REJECTS = Table(
     "selection_event_rejects",
+    description="Input records that could not be stored, with their source, line number and reason.",
     columns=(
         Column("id", "bigint", nullable=False),
         Column("source", "text", nullable=False),

@@ -18,6 +18,7 @@ from fairness_pipeline.store.schema import Column, Table
 
 SCHEMA_MIGRATIONS = Table(
     "schema_migrations",
+    description="The applied migration files with their checksums.",
     columns=(
         Column("version", "integer", nullable=False),
         Column("name", "text", nullable=False),

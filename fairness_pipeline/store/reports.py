@@ -13,6 +13,7 @@ from fairness_pipeline.store.schema import Column, Table, fetch_frame
 
 RISK_ASSESSMENTS = Table(
     "risk_assessments",
+    description="The composite risk verdict per window and tenant, with components and applied rules.",
     columns=(
         Column("window_end", "date", "the window ending on the partition day, per tenant", nullable=False),
         Column(
@@ -34,6 +35,7 @@ RISK_ASSESSMENTS = Table(
 
 FAIRNESS_REPORTS = Table(
     "fairness_reports",
+    description="The published reports per window and tenant: JSON, HTML and markdown.",
     columns=(
         Column("window_end", "date", nullable=False),
         Column("tenant_id", "character varying(255)", nullable=False),
