@@ -307,7 +307,7 @@ def worker(
     from datetime import UTC, datetime
 
     from fairness_pipeline import worker as seed_worker
-    from fairness_pipeline.store import analysis as q
+    from fairness_pipeline.store import analysis
 
     if dimension and all_dimensions:
         fail("give --dimension or --all-dimensions, not both", EXIT_USAGE)
@@ -324,12 +324,7 @@ def worker(
             require_tenant(conn, tenant_id)
         documents = seed_worker.compute(conn, request)
         if save_to_db:
-            with conn, conn.cursor() as cur:
-                for tenant, document in documents.items():
-                    cur.execute(
-                        q.INSERT_BIAS_METRICS_ADHOC,
-                        {"tenant_id": tenant, "computed_at": datetime.now(UTC), "metrics_json": json.dumps(document)},
-                    )
+            analysis.insert_adhoc_bias_metrics(conn, documents, datetime.now(UTC))
             console.print(f"saved {len(documents)} document(s) to bias_metrics")
     if not documents:
         result: object = {"error": "No data", "period": {"days": days}}
@@ -358,7 +353,7 @@ def report(
     out: Annotated[Path | None, typer.Option("--out", help="File to write; default: stdout.")] = None,
 ) -> None:
     """Write a tenant's stored fairness report for a day as JSON, HTML or markdown."""
-    from fairness_pipeline.store import reports as risk_queries
+    from fairness_pipeline.store import reports
 
     columns = {"json": 0, "html": 1, "md": 2}
     if fmt not in columns:
@@ -366,11 +361,8 @@ def report(
     window_end = parse_optional_day(day, "--date")
     with open_database() as conn:
         require_tenant(conn, tenant)
-        with conn.cursor() as cur:
-            cur.execute(risk_queries.LATEST_REPORT_DAY, {"tenant_id": tenant})
-            latest = cur.fetchone()[0]
-            cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end or latest})
-            row = cur.fetchone()
+        latest = reports.latest_report_day(conn, tenant)
+        row = reports.stored_report(conn, tenant, window_end or latest)
     if latest is None:
         fail(f"no report for tenant {tenant!r} yet; materialise fairness_reports (fairness-pipeline run)", EXIT_USAGE)
     window_end = window_end or latest
@@ -435,8 +427,7 @@ def demo(
 
     from fairness_pipeline import synthetic
     from fairness_pipeline.ingest.loader import ingest_file
-    from fairness_pipeline.store import events as event_queries
-    from fairness_pipeline.store import reports as report_queries
+    from fairness_pipeline.store import events, reports
 
     last_day = parse_optional_day(end, "--end") or datetime.now(UTC).date() - timedelta(days=1)
     first = last_day - timedelta(days=days - 1)
@@ -465,17 +456,14 @@ def demo(
             task = progress.add_task(path.name, total=path.stat().st_size)
             counts = ingest_file(conn, path, on_bytes=lambda n: progress.advance(task, n))
         console.print(f"   {counts.as_dict()}")
-        with conn.cursor() as cur:
-            cur.execute(event_queries.STORED_SUMMARY)
-            rows = cur.fetchall()
+        rows = events.stored_summary(conn)
     _print_stored_summary(rows)
 
     console.print(f"[bold]4.[/bold] running the asset graph through Dagster for the window ending {last_day}")
     if not _run_days(last_day, last_day):
         fail("the pipeline run failed; open the Dagster UI (`fairness-pipeline ui`) to see why")
-    with open_database() as conn, conn.cursor() as cur:
-        cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": last_day, "stage_pair": "shown->shortlisted"})
-        findings = cur.fetchall()
+    with open_database() as conn:
+        findings = reports.adverse_findings(conn, last_day, "shown->shortlisted")
     _print_findings(last_day, findings)
     _print_audit_findings(last_day, days)
     _print_risk_and_alerts(last_day, demo_dir)
@@ -486,15 +474,13 @@ def _print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
     import os
 
     from fairness_pipeline.defs.automation import ALERT_LEVEL_ENV, levels_at_or_above
-    from fairness_pipeline.store import reports as risk_queries
+    from fairness_pipeline.store import reports as report_store
 
-    with open_database() as conn, conn.cursor() as cur:
-        cur.execute(risk_queries.ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
-        assessments = cur.fetchall()
+    with open_database() as conn:
+        assessments = report_store.verdicts(conn, window_end)
         reports = {}
         for tenant, *_ in assessments:
-            cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end})
-            row = cur.fetchone()
+            row = report_store.stored_report(conn, tenant, window_end)
             if row:
                 path = demo_dir / f"report-{tenant}-{window_end}.html"
                 path.write_text(row[1], encoding="utf-8")
@@ -565,16 +551,12 @@ def _print_audit_findings(window_end: date, days: int) -> None:
     from rich.table import Table
 
     from fairness_pipeline.metrics.window import AnalysisSettings
-    from fairness_pipeline.store import reports as report_queries
+    from fairness_pipeline.store import reports
 
     first_day = window_end - timedelta(days=days - 1)
     threshold = AnalysisSettings().threshold  # the practical threshold of rank findings
-    params = {"window_end": window_end, "first_day": first_day, "last_day": window_end, "threshold": threshold}
-    with open_database() as conn, conn.cursor() as cur:
-        found = {}
-        for name in ("SCORING", "EXPOSURE", "SLATE", "TREND"):
-            cur.execute(getattr(report_queries, f"{name}_FINDINGS"), params)
-            found[name] = cur.fetchall()
+    with open_database() as conn:
+        found = reports.audit_findings(conn, window_end, first_day, threshold)
 
     def p_text(value: float | None) -> str:
         return "" if value is None else "< 1e-300" if value == 0 else f"{value:.2g}"

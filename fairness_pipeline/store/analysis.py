@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days
+from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days, transaction
 
 CANDIDATE_DAILY_STAGES = Table(
     "candidate_daily_stages",
@@ -375,12 +375,16 @@ def replace_bias_metrics(
     return len(documents)
 
 
-def insert_adhoc_bias_metrics(cur, tenant_id: str, computed_at: datetime, document: dict) -> None:
-    """Store one ad-hoc bias_metrics document (no window: the seed worker's shape)."""
-    cur.execute(
-        INSERT_BIAS_METRICS_ADHOC,
-        {"tenant_id": tenant_id, "computed_at": computed_at, "metrics_json": json.dumps(document)},
-    )
+def insert_adhoc_bias_metrics(conn, documents: Mapping[str, dict], computed_at: datetime) -> int:
+    """Store ad-hoc bias_metrics documents, one per tenant (no window: the seed worker's shape), in one transaction;
+    returns how many."""
+    with transaction(conn) as cur:
+        for tenant_id, document in documents.items():
+            cur.execute(
+                INSERT_BIAS_METRICS_ADHOC,
+                {"tenant_id": tenant_id, "computed_at": computed_at, "metrics_json": json.dumps(document)},
+            )
+    return len(documents)
 
 
 def late_event_days(cur, after: datetime, until: datetime) -> list[tuple[date, int, datetime]]:

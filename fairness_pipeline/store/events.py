@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fairness_pipeline.ingest.counts import IngestCounts
 from fairness_pipeline.ingest.reader import Reject
 from fairness_pipeline.ingest.storable import STORED_COLUMNS
-from fairness_pipeline.store.schema import Column, Table
+from fairness_pipeline.store.schema import Column, Table, transaction
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -183,10 +183,11 @@ def latest_created_at(cur) -> datetime | None:
     return cur.fetchone()[0]
 
 
-def stored_summary(cur) -> list[tuple]:
+def stored_summary(conn) -> list[tuple]:
     """Per tenant and event type: events, candidates, first and last day, in funnel order."""
-    cur.execute(STORED_SUMMARY)
-    return cur.fetchall()
+    with transaction(conn) as cur:
+        cur.execute(STORED_SUMMARY)
+        return cur.fetchall()
 
 
 def check_tenant(conn, tenant_id: str) -> tuple[bool, list[str]]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairness_pipeline.store.schema import Column, Table, fetch_frame
+from fairness_pipeline.store.schema import Column, Table, fetch_frame, transaction
 
 RISK_ASSESSMENTS = Table(
     "risk_assessments",
@@ -232,13 +232,48 @@ def replace_reports(cur, window_end: date, reports: Sequence[Mapping[str, Any]])
     return len(reports)
 
 
-def stored_report(cur, tenant_id: str, window_end: date | None = None) -> tuple[date | None, tuple | None]:
-    """The tenant's report of ``window_end`` (default: its latest) as (window_end, (json, html, markdown)); None
-    where there is none."""
-    if window_end is None:
+def latest_report_day(conn, tenant_id: str) -> date | None:
+    """The window_end of the tenant's latest stored report, or None."""
+    with transaction(conn) as cur:
         cur.execute(LATEST_REPORT_DAY, {"tenant_id": tenant_id})
-        window_end = cur.fetchone()[0]
-        if window_end is None:
-            return None, None
-    cur.execute(REPORT, {"tenant_id": tenant_id, "window_end": window_end})
-    return window_end, cur.fetchone()
+        return cur.fetchone()[0]
+
+
+def stored_report(conn, tenant_id: str, window_end: date) -> tuple | None:
+    """The tenant's report of the window as (json, html, markdown), or None."""
+    with transaction(conn) as cur:
+        cur.execute(REPORT, {"tenant_id": tenant_id, "window_end": window_end})
+        return cur.fetchone()
+
+
+def verdicts(conn, window_end: date) -> list[tuple]:
+    """The window's stored verdicts: (tenant_id, level, score, assessment), by tenant."""
+    with transaction(conn) as cur:
+        cur.execute(ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
+        return cur.fetchall()
+
+
+def adverse_findings(conn, window_end: date, stage_pair: str) -> list[tuple]:
+    """Groups with adverse impact on the single dimensions of one stage pair (:data:`ADVERSE_FINDINGS`)."""
+    with transaction(conn) as cur:
+        cur.execute(ADVERSE_FINDINGS, {"window_end": window_end, "stage_pair": stage_pair})
+        return cur.fetchall()
+
+
+AUDIT_FINDINGS = {
+    "SCORING": SCORING_FINDINGS,
+    "EXPOSURE": EXPOSURE_FINDINGS,
+    "SLATE": SLATE_FINDINGS,
+    "TREND": TREND_FINDINGS,
+}
+
+
+def audit_findings(conn, window_end: date, first_day: date, threshold: float) -> dict[str, list[tuple]]:
+    """The audits' findings of the window (scoring, exposure, slates over its days, trends), by audit."""
+    params = {"window_end": window_end, "first_day": first_day, "last_day": window_end, "threshold": threshold}
+    with transaction(conn) as cur:
+        found = {}
+        for name, statement in AUDIT_FINDINGS.items():
+            cur.execute(statement, params)
+            found[name] = cur.fetchall()
+        return found
