@@ -3,6 +3,7 @@ instance's event log, per partition, and compared with the database's per-day fi
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 
 import dagster as dg
@@ -84,6 +85,11 @@ def test_a_range_run_records_each_days_own_figures(db_url: str) -> None:
             .set_index("window_end")["worst"]
             .to_dict()
         )
+        adverse_counts = (
+            _query(db_url, "SELECT window_end, count(*) AS n FROM impact_ratios WHERE adverse_impact GROUP BY 1")
+            .set_index("window_end")["n"]
+            .to_dict()
+        )
         impact_rows = _query(db_url, "SELECT window_end, count(*) AS rows FROM impact_ratios GROUP BY 1")
         seen_events: set[int] = set()
         defined_ratios: set[float] = set()
@@ -99,6 +105,12 @@ def test_a_range_run_records_each_days_own_figures(db_url: str) -> None:
             impact_meta = _day_metadata(instance, "impact_ratios", day)
             assert impact_meta["dagster/row_count"] == impact_rows.set_index("window_end").loc[day, "rows"]
             per_tenant = impacts[impacts["window_end"] == day].set_index("tenant_id")["lowest"]
+            day_lowest = per_tenant.min()  # the run-level key holds the day's own figure too, not the run's
+            if pd.isna(day_lowest):
+                assert math.isnan(impact_meta["lowest_impact_ratio"])
+            else:
+                assert impact_meta["lowest_impact_ratio"] == pytest.approx(float(day_lowest), rel=1e-12)
+            assert impact_meta["adverse_groups"] == adverse_counts.get(day, 0)
             assert len(per_tenant) == 2  # two tenants, each with its own figure: never pooled
             for tenant, lowest in per_tenant.items():
                 if pd.isna(lowest):  # no defined ratio that day: no entry rather than a pooled or made-up one

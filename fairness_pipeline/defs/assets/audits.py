@@ -30,6 +30,7 @@ from fairness_pipeline.defs.config import (
 from fairness_pipeline.defs.declare import daily_asset_factory
 from fairness_pipeline.defs.metadata import (
     markdown_preview,
+    numbers_metadata,
     per_tenant,
     record_day,
     table_metadata,
@@ -92,7 +93,11 @@ def search_daily_aggregates(context: dg.AssetExecutionContext, database: Fairnes
                 )
             numbers = {"aggregate_rows": rows, "searches": searches, "tenants_with_exposure_sums": summed}
             per_day.append({"day": day.isoformat(), **numbers})
-            record_day(context, day, {"dagster/row_count": rows, **numbers})
+            record_day(
+                context,
+                day,
+                {"dagster/row_count": rows, "preview": markdown_preview(pd.DataFrame(per_day[-1:])), **numbers},
+            )
     total = sum(d["aggregate_rows"] for d in per_day)
     return dg.MaterializeResult(
         metadata=table_metadata(
@@ -138,7 +143,7 @@ def scoring_rate_ratios(
                 table = scoring.scoring_rate_ratios(cells, settings) if len(cells) else pd.DataFrame()
                 day_written = audits.replace_scoring(cur, window_end, settings.window_days, table)
             written += day_written
-            day_numbers: dict = {}
+            day_numbers: dict = {"windows": 1, "adverse_scoring_groups": 0, "significant_adverse_scoring_groups": 0}
             findings = pd.DataFrame()
             if len(table):
                 compared = table[~table["is_reference"].astype(bool)]
@@ -149,6 +154,15 @@ def scoring_rate_ratios(
                 last = table
                 findings = table[flagged]
                 day_numbers = {
+                    "windows": 1,
+                    **numbers_metadata(
+                        {
+                            "lowest_scoring_impact_ratio": _min_or_nan([compared["impact_ratio"].min()]),
+                            "adverse_scoring_groups": int(flagged.sum()),
+                            "significant_adverse_scoring_groups": int((flagged & _flag(table, "significant")).sum()),
+                            "median_score": float(table["median_score"].median()),
+                        }
+                    ),
                     **per_tenant(_by_tenant(compared, "impact_ratio", "min"), "lowest_scoring_impact_ratio"),
                     **per_tenant(_by_tenant(table, "median_score", "median"), "median_score"),
                     **per_tenant(flagged.groupby(table["tenant_id"]).sum().to_dict(), "adverse_scoring_groups"),
@@ -231,7 +245,14 @@ def rank_exposure(
             context.log.info(f"{window_end}: {window_searches} searches, {len(table)} rows")
             written += day_written
             searches += window_searches
-            day_numbers: dict = {}
+            day_numbers: dict = {
+                "windows": 1,
+                "n_boot": config.n_boot,
+                "day_sums_computed": len(computed),
+                "windows_missing_upstream_days": int(bool(missing)),
+                "low_exposure_groups": 0,
+                "significant_low_exposure_groups": 0,
+            }
             findings = pd.DataFrame()
             if len(table):
                 lowest.append(table["exposure_ratio"].min())
@@ -241,7 +262,18 @@ def rank_exposure(
                 significant += int((flagged & _flag(table, "significant")).sum())
                 last = table
                 findings = table[flagged]
+                day_numbers.update(
+                    numbers_metadata(
+                        {
+                            "lowest_exposure_ratio": _min_or_nan([table["exposure_ratio"].min()]),
+                            "lowest_merit_ratio": _min_or_nan([table["merit_ratio"].min()]),
+                            "low_exposure_groups": int(flagged.sum()),
+                            "significant_low_exposure_groups": int((flagged & _flag(table, "significant")).sum()),
+                        }
+                    )
+                )
                 day_numbers = {
+                    **day_numbers,
                     **per_tenant(_by_tenant(table, "exposure_ratio", "min"), "lowest_exposure_ratio"),
                     **per_tenant(_by_tenant(table, "merit_ratio", "min"), "lowest_merit_ratio"),
                     **per_tenant({t[0]: s.searches for t, s in sums.items()}, "searches"),
@@ -317,7 +349,12 @@ def slate_concentration(
                 )
             summary = result.summary
             written += day_written
-            day_numbers: dict = {}
+            day_numbers: dict = {
+                "days": 1,
+                "concentrated_slates": 0,
+                "assessed_slate_dimensions": 0,
+                "significant_excess_tables": 0,
+            }
             findings = pd.DataFrame()
             if len(summary):
                 highest.append(summary["concentrated_share"].max())
@@ -327,6 +364,15 @@ def slate_concentration(
                 findings = summary[summary["concentrated"] > 0]
                 shown_rows.append(findings)
                 day_numbers = {
+                    "days": 1,
+                    **numbers_metadata(
+                        {
+                            "concentrated_share": float(summary["concentrated_share"].max()),
+                            "concentrated_slates": int(summary["concentrated"].sum()),
+                            "assessed_slate_dimensions": int(summary["assessed"].sum()),
+                            "significant_excess_tables": int(_flag(summary, "excess_significant").sum()),
+                        }
+                    ),
                     **per_tenant(_by_tenant(summary, "concentrated_share", "max"), "concentrated_share"),
                     **per_tenant(_by_tenant(summary, "concentrated", "sum"), "concentrated_slates"),
                 }
@@ -424,7 +470,13 @@ def fairness_trends(
                 context.log.warning(f"trends as of {as_of}: candidate_daily_stages lacks {len(missing)} day(s)")
             reused_weeks += int(previous.attrs["stored"])
             written += day_written
-            day_numbers: dict = {}
+            day_numbers: dict = {
+                "windows": 1,
+                "previous_weeks_reused": int(previous.attrs["stored"]),
+                "windows_missing_upstream_days": int(bool(missing)),
+                "worsening_series": 0,
+                "approaching_threshold_series": 0,
+            }
             if len(table):
                 flagged_worse = _flag(table, "worsening")
                 flagged_near = _flag(table, "approaching_threshold")
@@ -432,6 +484,9 @@ def fairness_trends(
                 approaching += int(flagged_near.sum())
                 last = table
                 day_numbers = {
+                    **day_numbers,
+                    "worsening_series": int(flagged_worse.sum()),
+                    "approaching_threshold_series": int(flagged_near.sum()),
                     **per_tenant(flagged_worse.groupby(table["tenant_id"]).sum().to_dict(), "worsening_series"),
                     **per_tenant(
                         flagged_near.groupby(table["tenant_id"]).sum().to_dict(), "approaching_threshold_series"

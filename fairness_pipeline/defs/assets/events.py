@@ -39,7 +39,17 @@ def raw_selection_events(context: dg.AssetExecutionContext, database: FairnessDa
         for day in partition_days(context):
             count, day_latest = events.observe_raw_day(cur, day_bounds(day))
             per_day.append({"day": day.isoformat(), "events": count, "latest_created_at": day_latest})
-            record_day(context, day, {"dagster/row_count": count, "events": count})
+            latest_text = day_latest.isoformat() if day_latest else "none"
+            record_day(
+                context,
+                day,
+                {
+                    "dagster/row_count": count,
+                    "events": count,
+                    "latest_created_at": latest_text,
+                    "preview": markdown_preview(pd.DataFrame(per_day[-1:])),
+                },
+            )
             total += count
             latest = max(filter(None, [latest, day_latest]), default=None)
     return dg.MaterializeResult(
@@ -154,10 +164,11 @@ def validated_selection_events(
                 )
             reconciliation_ok &= day_raw == day_valid + day_quarantined
             raw, valid, quarantined = raw + day_raw, valid + day_valid, quarantined + day_quarantined
-            for expectation in result.summary["expectations"]:
-                if expectation["unexpected_count"]:
-                    name = expectation["name"]
-                    failures[name] = failures.get(name, 0) + expectation["unexpected_count"]
+            day_failures = {
+                e["name"]: e["unexpected_count"] for e in result.summary["expectations"] if e["unexpected_count"]
+            }
+            for name, count in day_failures.items():
+                failures[name] = failures.get(name, 0) + count
             if len(result.quarantined):
                 samples.append(result.quarantined.drop(columns=["candidate_id", "user_id_hash"]).head(5))
             per_day.append({"day": day.isoformat(), "raw": day_raw, "valid": day_valid, "quarantined": day_quarantined})
@@ -166,13 +177,22 @@ def validated_selection_events(
             record_day(
                 context,
                 day,
-                {"dagster/row_count": day_valid, **numbers_metadata(day_numbers)},
+                {
+                    "dagster/row_count": day_valid,
+                    "preview": markdown_preview(pd.DataFrame(per_day[-1:])),
+                    **numbers_metadata(day_numbers),
+                },
                 asset_key="validated_selection_events",
             )
             record_day(
                 context,
                 day,
-                {"dagster/row_count": day_quarantined, "quarantined_events": day_quarantined},
+                {
+                    "dagster/row_count": day_quarantined,
+                    "quarantined_events": day_quarantined,
+                    "failed_expectations": dg.MetadataValue.json(day_failures),
+                    "preview": markdown_preview(samples[-1] if len(result.quarantined) else pd.DataFrame()),
+                },
                 asset_key="quarantined_selection_events",
             )
             _log_day_checks(context, day, day_raw, day_valid, day_quarantined, config.max_quarantined_share)
@@ -233,7 +253,16 @@ def candidate_daily_stages(context: dg.AssetExecutionContext, database: Fairness
                 rows = analysis.replace_candidate_day(cur, bounds, validated)
                 audits.store_candidate_arrays(cur, day)
             per_day.append({"day": day.isoformat(), "validated_events": validated, "candidate_rows": rows})
-            record_day(context, day, {"dagster/row_count": rows, "candidate_rows": rows, "validated_events": validated})
+            record_day(
+                context,
+                day,
+                {
+                    "dagster/row_count": rows,
+                    "candidate_rows": rows,
+                    "validated_events": validated,
+                    "preview": markdown_preview(pd.DataFrame(per_day[-1:])),
+                },
+            )
     total = sum(d["candidate_rows"] for d in per_day)
     return dg.MaterializeResult(
         metadata=table_metadata(

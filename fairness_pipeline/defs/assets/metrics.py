@@ -31,6 +31,7 @@ from fairness_pipeline.store.partition_lock import partition_transaction
 __all__ = ["WindowConfig", "bias_metrics", "impact_ratios", "selection_rate_frames"]
 
 metrics_asset = daily_asset_factory("metrics")
+NAN = float("nan")
 
 IMPACT_INSERT_COLUMNS = ["tenant_id", "stage_pair", "dimension", *IMPACT_COLUMNS]
 IMPACT_PREVIEW_COLUMNS = [
@@ -104,6 +105,13 @@ def selection_rate_frames(
                     "dagster/row_count": written,
                     "preview": markdown_preview(preview),
                     "missing_upstream_day_count": len(missing),
+                    **numbers_metadata(
+                        {
+                            "windows": 1,
+                            "lowest_demographic_parity_ratio": float(head["dp_ratio"].min()) if len(head) else NAN,
+                            "windows_missing_upstream_days": int(bool(missing)),
+                        }
+                    ),
                     **per_tenant(lowest, "lowest_demographic_parity_ratio"),
                 },
             )
@@ -140,7 +148,9 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
                     cur, window_end, settings.window_days, impacts, IMPACT_INSERT_COLUMNS
                 )
             written += day_written
-            day_numbers: dict = {}
+            day_numbers: dict = numbers_metadata(
+                {"lowest_impact_ratio": NAN, "adverse_groups": 0, "significant_adverse_groups": 0}
+            )
             shown = pd.DataFrame()
             if len(impacts):
                 head = impacts[impacts["stage_pair"] == HEADLINE_STAGE_PAIR]
@@ -151,6 +161,13 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
                 significant += int(day_significant.sum())
                 last = impacts
                 day_numbers = {
+                    **numbers_metadata(
+                        {
+                            "lowest_impact_ratio": float(head["impact_ratio"].min()) if len(head) else NAN,
+                            "adverse_groups": int(flagged.sum()),
+                            "significant_adverse_groups": int(day_significant.sum()),
+                        }
+                    ),
                     **per_tenant(head.groupby("tenant_id")["impact_ratio"].min().to_dict(), "lowest_impact_ratio"),
                     **per_tenant(flagged.groupby(impacts["tenant_id"]).sum().to_dict(), "adverse_groups"),
                     **per_tenant(

@@ -9,7 +9,14 @@ import dagster as dg
 import pandas as pd
 
 from fairness_pipeline.defs.declare import daily_asset_factory
-from fairness_pipeline.defs.metadata import markdown_preview, per_tenant, record_day, table_metadata, table_schema
+from fairness_pipeline.defs.metadata import (
+    markdown_preview,
+    numbers_metadata,
+    per_tenant,
+    record_day,
+    table_metadata,
+    table_schema,
+)
 from fairness_pipeline.defs.partitions import partition_days
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.store import analysis, reports
@@ -56,6 +63,14 @@ def _verdicts(assessments: list) -> pd.DataFrame:
         for a in sorted(assessments, key=lambda a: (-LEVEL_ORDER.index(a.level), -(a.score or 0), a.tenant_id))
     ]
     return pd.DataFrame(rows)
+
+
+def _worst_numbers(assessments: list) -> dict:
+    """The worst verdict's numbers (level, then score) and how many tenants are HIGH or CRITICAL."""
+    worst = max(assessments, key=lambda a: (LEVEL_ORDER.index(a.level), a.score or 0), default=None)
+    numbers = worst.metadata_numbers() if worst else {}
+    numbers["tenants_high_or_critical"] = sum(a.level in ("HIGH", "CRITICAL") for a in assessments)
+    return numbers
 
 
 @risk_asset(deps=["impact_ratios", *AUDIT_ASSETS], kinds={"postgres"})
@@ -109,19 +124,30 @@ def risk_classification(
                 {
                     "dagster/row_count": len(day),
                     "preview": markdown_preview(_verdicts(last)),
-                    "tenants_high_or_critical": sum(a.level in ("HIGH", "CRITICAL") for a in last),
+                    **numbers_metadata(_worst_numbers(last)),
                     **per_tenant({tenant: a.score for tenant, a in day.items()}, "score"),
                     **per_tenant({tenant: LEVEL_ORDER.index(a.level) for tenant, a in day.items()}, "level_rank"),
                 },
             )
-    worst = max(last, key=lambda a: (LEVEL_ORDER.index(a.level), a.score or 0), default=None)
-    numbers = worst.metadata_numbers() if worst else {}
-    numbers["tenants_high_or_critical"] = sum(a.level in ("HIGH", "CRITICAL") for a in last)
     return dg.MaterializeResult(
         metadata=table_metadata(
-            rows, table_schema(reports.RISK_ASSESSMENTS), markdown_preview(_verdicts(last)), numbers
+            rows, table_schema(reports.RISK_ASSESSMENTS), markdown_preview(_verdicts(last)), _worst_numbers(last)
         )
     )
+
+
+def _worst_report(assessments: pd.DataFrame, documents: list[dict]) -> str:
+    """The markdown report of the day's worst tenant (level, then score), or a line saying there is none."""
+    if not documents:
+        return "_no tenants in this window_"
+    rank = {
+        tenant: (LEVEL_ORDER.index(level), score or 0)
+        for tenant, level, score in zip(
+            assessments["tenant_id"], assessments["level"], assessments["score"], strict=True
+        )
+    }
+    worst = max(documents, key=lambda d: rank.get(d["tenant_id"], (-1, 0)))
+    return worst["report_markdown"]
 
 
 @risk_asset(deps=[risk_classification], kinds={"postgres", "html"})
@@ -180,6 +206,7 @@ def fairness_reports(
                             ["score", "tenant_id"], ascending=[False, True], na_position="last"
                         )
                     ),
+                    "report": dg.MetadataValue.md(_worst_report(assessments, documents)),
                 },
             )
     return dg.MaterializeResult(
