@@ -53,7 +53,6 @@ import argparse
 import contextlib
 import gc
 import io
-import json
 import os
 import platform
 import resource
@@ -294,14 +293,15 @@ def vacuum_analyze(url: str, tables: list[str]) -> None:
 
 def window_params(window_end: date, window_days: int) -> dict[str, Any]:
     """Query parameters of a window: pair arrays, first and last day, start and stop instants, all tenants."""
-    from fairness_pipeline.defs.assets.metrics import pair_arrays
     from fairness_pipeline.metrics.window import AnalysisSettings
+    from fairness_pipeline.store.analysis import pair_arrays
 
     settings = AnalysisSettings(window_days=window_days)
     first, last = settings.window(window_end)
     start = datetime(first.year, first.month, first.day, tzinfo=UTC)
     stop = datetime(last.year, last.month, last.day, tzinfo=UTC) + timedelta(days=1)
-    return {**pair_arrays(settings), "first_day": first, "last_day": last, "window_start": start, "window_stop": stop,
+    pairs = pair_arrays(settings.stage_pair_names, settings.stage_pairs)
+    return {**pairs, "first_day": first, "last_day": last, "window_start": start, "window_stop": stop,
             "tenant_id": None}  # fmt: skip
 
 
@@ -316,29 +316,26 @@ def fetch(url: str, statement: str, params: dict[str, Any]) -> pd.DataFrame:
 
 def validate_day_direct(url: str, day: date) -> dict[str, float]:
     """The ``validated_selection_events`` asset's work for one day, called directly, split into its parts."""
-    from fairness_pipeline.defs.assets.events import _read_raw_day
     from fairness_pipeline.defs.partitions import day_bounds
-    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.store import validation
     from fairness_pipeline.validation.event_suite import validate_events
 
     bounds = day_bounds(day)
     parts: dict[str, float] = {}
     with connection(url) as conn, conn, conn.cursor() as cur:
         start = time.perf_counter()
-        events = _read_raw_day(cur, bounds)
+        events = validation.read_raw_day(cur, bounds)
         parts["read"] = time.perf_counter() - start
         start = time.perf_counter()
         result = validate_events(events, datetime.now(UTC))
         parts["GX suite"] = time.perf_counter() - start
         start = time.perf_counter()
-        pairs = zip(result.quarantined["event_id"], result.quarantined["failed_expectations"], strict=True)
-        quarantine = [{"event_id": str(e), "failed_expectations": f} for e, f in pairs]
-        cur.execute(q.DELETE_VALIDATED_DAY, bounds)
-        cur.execute(q.DELETE_QUARANTINED_DAY, bounds)
-        cur.execute(q.INSERT_QUARANTINED, {"quarantine": json.dumps(quarantine)})
-        cur.execute(q.INSERT_VALIDATED_DAY, bounds)
-        cur.execute(q.DAY_RECONCILIATION, bounds)
-        raw, _, quarantined = cur.fetchone()
+        raw, _, quarantined = validation.replace_validated_day(
+            cur,
+            bounds,
+            result.quarantined["event_id"].astype(str).tolist(),
+            result.quarantined["failed_expectations"].tolist(),
+        )
         parts["SQL writes"] = time.perf_counter() - start
     parts["events"], parts["quarantined"] = float(raw), float(quarantined)
     return parts
@@ -406,15 +403,17 @@ def forget_day_arrays(url: str, day: date) -> None:
 
 def window_breakdown(url: str, window_end: date) -> dict[str, float]:
     """Seconds of the window step's parts without the writes: SQL, grouping, fairlearn, impact tests."""
-    from fairness_pipeline.defs.assets.metrics import window_cells
     from fairness_pipeline.metrics import selection_rates
     from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts, impacts_for_counts
+    from fairness_pipeline.store import analysis
 
     settings = AnalysisSettings(window_days=DAYS)
     parts: dict[str, float] = {}
     with connection(url) as conn, conn, conn.cursor() as cur:
         start = time.perf_counter()
-        cells = window_cells(cur, settings, window_end)
+        cells = analysis.window_cells(
+            cur, settings.stage_pair_names, settings.stage_pairs, *settings.window(window_end)
+        )
         parts["WINDOW_CELLS SQL"] = time.perf_counter() - start
     start = time.perf_counter()
     counts = group_counts(cells, settings)
@@ -503,7 +502,7 @@ def row_level_metrics(
 
 
 def stored_window(url: str, window_end: date) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.store import analysis as q
 
     params = {"window_end": window_end}
     return fetch(url, q.FRAMES_WINDOW, params), fetch(url, q.IMPACTS_WINDOW, params)
@@ -553,7 +552,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.resources import FairnessDatabase
     from fairness_pipeline.ingest.loader import ingest_file
-    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.store import analysis as q
     from fairness_pipeline.store import embedded
     from fairness_pipeline.store.connection import database_url
     from fairness_pipeline.store.migrations import migrate

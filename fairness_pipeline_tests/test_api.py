@@ -32,10 +32,10 @@ from typer.testing import CliRunner
 
 from fairness_pipeline.cli.main import app as cli_app
 from fairness_pipeline.metrics.impact import impact_ratio_table
-from fairness_pipeline.queries import risk as risk_queries
 from fairness_pipeline.reports import build_report, render_html, render_markdown
 from fairness_pipeline.risk import assess
 from fairness_pipeline.store import connection
+from fairness_pipeline.store import reports as risk_queries
 from fairness_pipeline.store.api_tokens import create_token, revoke_token
 from fairness_pipeline_tests.conftest import TEMPLATE, _with_database
 

@@ -32,12 +32,13 @@ from fairness_pipeline.audits.from_events import (
 from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.assets import audits as audit_assets
-from fairness_pipeline.defs.assets import metrics as metric_assets
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.events.vocabulary import DIMENSIONS
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
+from fairness_pipeline.store import analysis as analysis_store
+from fairness_pipeline.store import audits as audit_store
 
 WINDOW = 7
 LAST = date(2026, 3, 18)  # a Wednesday: the slate day has a full weekday's searches
@@ -177,10 +178,10 @@ def test_search_aggregates_match_the_pandas_reference(graph: pd.DataFrame, modul
     conn = psycopg2.connect(module_db_url)
     try:
         with conn.cursor() as cur:
-            window = audit_assets.search_aggregates(cur, *SETTINGS.window(LAST))
-            day_before = audit_assets.search_aggregates(cur, LAST - timedelta(days=1), LAST - timedelta(days=1))
-            scoring_sql = audit_assets.scoring_cells(cur, *SETTINGS.window(LAST))
-            coded = audit_assets.exposure_window(cur, *SETTINGS.window(LAST))
+            window = audit_store.search_aggregates(cur, *SETTINGS.window(LAST))
+            day_before = audit_store.search_aggregates(cur, LAST - timedelta(days=1), LAST - timedelta(days=1))
+            scoring_sql = audit_store.scoring_cells(cur, *SETTINGS.window(LAST))
+            coded = audit_store.exposure_window(cur, *SETTINGS.window(LAST))
     finally:
         conn.close()
     keys = ["tenant_id", "day", "search_id", *DIMENSIONS]
@@ -222,8 +223,10 @@ def test_window_cells_from_the_day_arrays_equal_the_sql(graph: pd.DataFrame, mod
                 dataclasses.replace(SETTINGS, window_days=7),
                 dataclasses.replace(SETTINGS, window_days=14),
             ):
-                ours = audit_assets.window_cells_from_arrays(cur, settings, LAST)
-                sql_cells = metric_assets.window_cells(cur, settings, LAST)  # the SQL sort of candidate rows
+                ours = audit_store.window_cells_from_arrays(cur, settings, LAST)
+                sql_cells = analysis_store.window_cells(
+                    cur, settings.stage_pair_names, settings.stage_pairs, *settings.window(LAST)
+                )  # the SQL sort of candidate rows
                 key = ["tenant_id", "stage_pair", *DIMENSIONS]
                 blank = {d: "-" for d in DIMENSIONS}
                 _compare(ours.fillna(blank), sql_cells.fillna(blank), key)
@@ -273,14 +276,14 @@ def test_stored_previous_week_is_reused_until_a_day_of_it_is_summarised_again(gr
     conn = psycopg2.connect(module_db_url)
     try:
         with conn.cursor() as cur:
-            stored = audit_assets.week_counts(cur, weekly, week_end)
+            stored = audit_store.week_counts(cur, weekly, week_end)
             assert stored.attrs["stored"]  # written by the trends run as of week_end
             expected = group_counts(window_cells(graph, week_end - timedelta(days=6), week_end), weekly)
             _compare(stored, expected, [*TABLE_KEYS, "group"])
             other = dataclasses.replace(weekly, intersections=False)  # other settings: not the stored counts
-            assert not audit_assets.week_counts(cur, other, week_end).attrs["stored"]
+            assert not audit_store.week_counts(cur, other, week_end).attrs["stored"]
             cur.execute("UPDATE candidate_daily_stages_days SET summarised_at = now() WHERE day = %s", (week_end,))
-            assert not audit_assets.week_counts(cur, weekly, week_end).attrs["stored"]
+            assert not audit_store.week_counts(cur, weekly, week_end).attrs["stored"]
     finally:
         conn.rollback()
         conn.close()
@@ -496,7 +499,7 @@ def _store_search_rows(conn, rows: list[tuple[str, str, str | None]]) -> None:
 def test_coded_window_read_maps_blank_and_missing_to_unknown(conn) -> None:
     _store_search_rows(conn, [("t-a", "s1", "faang"), ("t-a", "s2", "  "), ("t-b", "s1", None)])
     with conn.cursor() as cur:
-        frame = audit_assets.exposure_window(cur, date(2026, 3, 1), date(2026, 3, 2))
+        frame = audit_store.exposure_window(cur, date(2026, 3, 1), date(2026, 3, 2))
     assert frame["tenant_id"].astype(str).tolist() == ["t-a", "t-a", "t-b"]
     assert frame["company_tier"].astype(object).where(frame["company_tier"].notna(), None).tolist() == [
         "faang", None, None
@@ -517,12 +520,12 @@ def test_days_without_events_give_empty_reads_and_no_day_arrays(db_url: str) -> 
     conn = psycopg2.connect(db_url)
     try:
         with conn.cursor() as cur:
-            assert audit_assets.exposure_window(cur, day, day).empty
+            assert audit_store.exposure_window(cur, day, day).empty
             layout = exposure.ExposureLayout.build(SETTINGS)
-            sums, computed = audit_assets.exposure_window_sums(cur, layout, 10, 0, day, day)
+            sums, computed = audit_store.exposure_window_sums(cur, layout, 10, 0, day, day)
             assert sums == {} and computed == []
-            assert audit_assets.scoring_cells(cur, day, day).empty
-            assert audit_assets.window_cells_from_arrays(cur, SETTINGS, day).empty
+            assert audit_store.scoring_cells(cur, day, day).empty
+            assert audit_store.window_cells_from_arrays(cur, SETTINGS, day).empty
             cur.execute("SELECT count(*) FROM exposure_day_sums")
             assert cur.fetchone()[0] == 0
     finally:
@@ -532,4 +535,4 @@ def test_days_without_events_give_empty_reads_and_no_day_arrays(db_url: str) -> 
 def test_coded_window_read_refuses_values_outside_the_vocabulary(conn) -> None:
     _store_search_rows(conn, [("t-a", "s1", "faang"), ("t-a", "s2", "unicorn")])
     with conn.cursor() as cur, pytest.raises(ValueError, match="company_tier values outside the vocabulary"):
-        audit_assets.exposure_window(cur, date(2026, 3, 1), date(2026, 3, 2))
+        audit_store.exposure_window(cur, date(2026, 3, 1), date(2026, 3, 2))

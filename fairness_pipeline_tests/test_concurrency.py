@@ -24,7 +24,7 @@ from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.defs.partitions import PARTITION_WRITES_POOL
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.ingest.frames import load_frames
-from fairness_pipeline.queries import partition_locks as lock_queries
+from fairness_pipeline.store import partition_lock as lock_queries
 from fairness_pipeline.store.connection import child_environment
 from fairness_pipeline.store.migrations import migrate, migrations_dir
 from fairness_pipeline.store.partition_lock import (

@@ -11,7 +11,7 @@ import pytest
 
 from fairness_pipeline import synthetic
 from fairness_pipeline.ingest.loader import ingest_file
-from fairness_pipeline.queries import analysis, tenants
+from fairness_pipeline.store import analysis, events, validation
 from fairness_pipeline.store.event_indexes import summarize_event_ranges
 
 START = date(2026, 3, 2)
@@ -73,7 +73,7 @@ def test_selection_events_keeps_only_the_indexes_queries_use(conn):
 
 @pytest.mark.parametrize(
     "statement",
-    [analysis.RAW_DAY_OBSERVATION, analysis.INSERT_VALIDATED_DAY, analysis.DAY_RECONCILIATION],
+    [events.RAW_DAY_OBSERVATION, validation.INSERT_VALIDATED_DAY, validation.DAY_RECONCILIATION],
     ids=["raw_day_observation", "insert_validated_day", "day_reconciliation"],
 )
 def test_day_queries_read_the_timestamp_brin(loaded, statement):
@@ -88,8 +88,8 @@ def test_late_event_days_reads_the_created_at_brin(loaded):
 
 def test_tenant_checks_read_the_tenant_btree(loaded):
     index = "idx_selection_events_tenant"
-    assert index in plan_indexes(loaded, tenants.TENANT_EXISTS, {"tenant_id": "tenant-1"})
-    assert index in plan_indexes(loaded, tenants.TENANTS, {})
+    assert index in plan_indexes(loaded, events.TENANT_EXISTS, {"tenant_id": "tenant-1"})
+    assert index in plan_indexes(loaded, events.TENANTS, {})
 
 
 def test_a_load_leaves_no_block_range_unsummarised(loaded, tmp_path):

@@ -15,8 +15,7 @@ from fairness_pipeline.cli.main import app
 from fairness_pipeline.ingest.attributes import load_attribute_file
 from fairness_pipeline.lifecycle import load_policy
 from fairness_pipeline.lifecycle.erasure import field_pattern
-from fairness_pipeline.queries import analysis
-from fairness_pipeline.store import connection
+from fairness_pipeline.store import analysis, connection
 from fairness_pipeline.store import lifecycle as store
 
 runner = CliRunner()
@@ -43,8 +42,8 @@ def insert_events(cur, rows: list[tuple]) -> None:
 
 def summarise(cur, day: date) -> None:
     """The day's candidate summaries and arrays, written by the pipeline's own statements."""
-    from fairness_pipeline.defs.assets.events import store_candidate_arrays
     from fairness_pipeline.defs.partitions import day_bounds
+    from fairness_pipeline.store.audits import store_candidate_arrays
 
     cur.execute(analysis.INSERT_CANDIDATE_DAY, day_bounds(day))
     cur.execute(analysis.RECORD_CANDIDATE_DAY, {"day": day, "validated_events": 0, "candidate_rows": 0})
@@ -274,7 +273,7 @@ def test_erasure_removes_the_person_everywhere_and_only_them(people):
         assert set(everything_mentioning(cur, "cand-7", "t1").values()) == {0}
         cur.execute("SELECT day, arrays_written_at IS NULL FROM candidate_daily_stages_days ORDER BY day")
         assert cur.fetchall() == [(D1, True), (D2, True), (D3, False)]
-        from fairness_pipeline.defs.assets.events import store_candidate_arrays
+        from fairness_pipeline.store.audits import store_candidate_arrays
 
         for day in (D1, D2):  # what the next window does with days whose arrays are missing
             store_candidate_arrays(cur, day)

@@ -12,10 +12,9 @@ import pytest
 from fairness_pipeline.alerts import model as alert_model
 from fairness_pipeline.audits import AUDIT_TABLES, RISK_AUDITS
 from fairness_pipeline.defs import automation
-from fairness_pipeline.defs.assets.audits import AuditConfig, SlateConfig, TrendConfig
-from fairness_pipeline.defs.assets.metrics import WindowConfig
 from fairness_pipeline.defs.assets.risk import RiskConfig
-from fairness_pipeline.defs.partitions import daily_partitions, window_mapping
+from fairness_pipeline.defs.config import AuditConfig, SlateConfig, TrendConfig, WindowConfig, window_mapping
+from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, HEADLINE_STAGE_PAIR
 from fairness_pipeline.risk import components
 from fairness_pipeline.risk.levels import LEVELS, levels_at_or_above

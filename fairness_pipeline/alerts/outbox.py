@@ -15,7 +15,6 @@ Each function runs its own transaction(s) on the caller's psycopg2 connection (n
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import uuid
@@ -41,7 +40,8 @@ from fairness_pipeline.alerts.model import (
     require_aware,
 )
 from fairness_pipeline.alerts.payload import AlertMessage, AlertPayload, OperationalAlertPayload, RiskAlertPayload
-from fairness_pipeline.queries import alerts as q
+from fairness_pipeline.store import alerts as store
+from fairness_pipeline.store.schema import transaction
 
 logger = logging.getLogger("fairness_pipeline.alerts")
 
@@ -93,41 +93,38 @@ def raise_alert(
     tenant_id, scope, level, day = payload.tenant_id, payload.scope, payload.level, payload.day
     start = window_start(now, window_hours)
     key = dedup_key(tenant_id, scope, level, start, window_hours)
-    with conn, conn.cursor() as cur:
-        cur.execute(
-            q.INSERT_ALERT,
-            {"dedup_key": key, "tenant_id": tenant_id, "scope": scope, "level": level, "day": day,
-             "window_start": start, "window_hours": window_hours, "payload": json.dumps(payload.to_dict()),
-             "now": now},
-        )  # fmt: skip
-        row = cur.fetchone()
+    alert = {
+        "dedup_key": key,
+        "tenant_id": tenant_id,
+        "scope": scope,
+        "level": level,
+        "day": day,
+        "window_start": start,
+        "window_hours": window_hours,
+    }
+    with transaction(conn) as tx:
+        row = store.insert_alert(tx, alert, payload.to_dict(), now)
         if row is None:
             return None
         review_id = None
         if level in REVIEW_LEVELS:
-            cur.execute(q.INSERT_REVIEW, {"alert_id": row[0], "tenant_id": tenant_id,
-                                          "priority": priority_for(level), "now": now})  # fmt: skip
-            review_id = cur.fetchone()[0]
-            cur.execute(
-                q.INSERT_HISTORY,
-                {"review_id": review_id, "alert_id": row[0], "action": "open", "from_status": None,
-                 "to_status": "open", "actor": SYSTEM_ACTOR, "note": f"opened by {level} alert {key}", "now": now},
-            )  # fmt: skip
+            review_id = store.open_review(tx, row[0], tenant_id, priority_for(level), now)
+            store.record_history(
+                tx, review_id, row[0], "open", None, "open", SYSTEM_ACTOR, f"opened by {level} alert {key}", now
+            )
     return _alert(row, review_id)
 
 
 def get_alert(conn, alert_id: int) -> AlertRecord | None:
-    with conn, conn.cursor() as cur:
-        cur.execute(q.ALERT_BY_ID, {"alert_id": alert_id})
-        row = cur.fetchone()
+    row = store.alert_row(conn, alert_id)
     return _alert(row) if row else None
 
 
 def delivery_attempts(conn, alert_id: int) -> list[DeliveryAttempt]:
     """Every delivery attempt of an alert, oldest first."""
-    with conn, conn.cursor() as cur:
-        cur.execute(q.ALERT_DELIVERIES, {"alert_id": alert_id})
-        return [DeliveryAttempt(row[0], alert_id, *row[1:8], uuid.UUID(row[8])) for row in cur.fetchall()]
+    return [
+        DeliveryAttempt(row[0], alert_id, *row[1:8], uuid.UUID(row[8])) for row in store.delivery_rows(conn, alert_id)
+    ]
 
 
 def deliver_pending(
@@ -155,23 +152,21 @@ def deliver_pending(
     down: set[str] = set()  # channels found unavailable during this tick
     attempts: list[DeliveryAttempt] = []
     while len(seen) < limit:
-        with conn, conn.cursor() as cur:
-            cur.execute(q.LOCK_NEXT_UNDELIVERED, {"seen": seen})
-            row = cur.fetchone()
+        with transaction(conn) as tx:
+            row = store.lock_next_undelivered(tx, seen)
             if row is None:
                 break
             alert = _alert(row, row[15])
             seen.append(alert.id)
-            attempts += _deliver_one(cur, alert, row[16], channels, down, now)
+            attempts += _deliver_one(tx, alert, row[16], channels, down, now)
     return attempts
 
 
 def _deliver_one(
-    cur, alert: AlertRecord, priority: str | None, channels: Sequence[Channel], down: set[str], now: datetime
+    tx, alert: AlertRecord, priority: str | None, channels: Sequence[Channel], down: set[str], now: datetime
 ) -> list[DeliveryAttempt]:
     stage = alert.escalated
-    cur.execute(q.DELIVERY_STATE, {"alert_id": alert.id, "escalation": stage})
-    state = {channel: (attempts, ok, delivery_id) for channel, attempts, ok, delivery_id in cur.fetchall()}
+    state = store.delivery_state(tx, alert.id, stage)
     delivered = {channel for channel, (_, ok, _) in state.items() if ok}
     made: list[DeliveryAttempt] = []
     for channel in channels:
@@ -191,20 +186,32 @@ def _deliver_one(
                 down.add(channel.name)
         outcome = "failed" if error is not None else "delivered"
         attempt = previous + 1
-        cur.execute(
-            q.INSERT_DELIVERY,
-            {"alert_id": alert.id, "channel": channel.name, "escalation": stage, "attempt": attempt,
-             "outcome": outcome, "detail": detail, "error": error, "now": now, "delivery_id": str(delivery_id)},
-        )  # fmt: skip
-        made.append(DeliveryAttempt(cur.fetchone()[0], alert.id, channel.name, stage, attempt, outcome, detail, error,
-                                    now, delivery_id))  # fmt: skip
+        attempt_id = store.insert_delivery(
+            tx,
+            {
+                "alert_id": alert.id,
+                "channel": channel.name,
+                "escalation": stage,
+                "attempt": attempt,
+                "outcome": outcome,
+                "detail": detail,
+                "error": error,
+                "delivery_id": str(delivery_id),
+            },
+            now,
+        )
+        made.append(
+            DeliveryAttempt(
+                attempt_id, alert.id, channel.name, stage, attempt, outcome, detail, error, now, delivery_id
+            )
+        )
         if error is None:
             delivered.add(channel.name)
     if {channel.name for channel in channels} <= delivered:
         status = "delivered"
     else:
         status = "partially" if delivered else "pending"
-    cur.execute(q.UPDATE_DELIVERY_STATUS, {"alert_id": alert.id, "status": status, "now": now})
+    store.set_delivery_status(tx, alert.id, status, now)
     return made
 
 
@@ -225,25 +232,20 @@ def escalate_overdue(
             raise ValueError(f"the {level} deadline is negative")
     if not deadlines:
         return []
-    levels = list(deadlines)
     escalated: list[Escalation] = []
-    with conn, conn.cursor() as cur:
-        cur.execute(q.LOCK_OVERDUE, {"levels": levels, "now": now,
-                                     "deadline_seconds": [deadlines[lv].total_seconds() for lv in levels]})  # fmt: skip
-        for alert_id, tenant_id, level, created_at, review_id, priority, seconds in cur.fetchall():
-            cur.execute(q.ESCALATE_ALERT, {"alert_id": alert_id, "now": now})
-            if cur.rowcount != 1:
+    with transaction(conn) as tx:
+        overdue = store.lock_overdue(
+            tx, {level: deadline.total_seconds() for level, deadline in deadlines.items()}, now
+        )
+        for alert_id, tenant_id, level, created_at, review_id, priority, seconds in overdue:
+            if not store.escalate_alert(tx, alert_id, now):
                 continue
             new_priority = raised_priority(priority)
-            cur.execute(q.RAISE_REVIEW_PRIORITY, {"review_id": review_id, "priority": new_priority, "now": now})
+            store.raise_review_priority(tx, review_id, new_priority, now)
             deadline = timedelta(seconds=seconds)
             change = f"{priority} -> {new_priority}" if new_priority != priority else f"stays {priority}"
-            cur.execute(
-                q.INSERT_HISTORY,
-                {"review_id": review_id, "alert_id": alert_id, "action": "escalate", "from_status": "open",
-                 "to_status": "open", "actor": SYSTEM_ACTOR,
-                 "note": f"not acknowledged within {_duration(deadline)}; priority {change}", "now": now},
-            )  # fmt: skip
+            note = f"not acknowledged within {_duration(deadline)}; priority {change}"
+            store.record_history(tx, review_id, alert_id, "escalate", "open", "open", SYSTEM_ACTOR, note, now)
             escalated.append(Escalation(alert_id, review_id, tenant_id, level, created_at, deadline, now, new_priority))
     return escalated
 

@@ -26,7 +26,8 @@ from fairness_pipeline.alerts.model import (
     require_aware,
 )
 from fairness_pipeline.alerts.outbox import delivery_attempts, get_alert
-from fairness_pipeline.queries import alerts as q
+from fairness_pipeline.store import alerts as store
+from fairness_pipeline.store.schema import transaction
 
 MAX_NAME = 200
 MAX_NOTE = 10_000
@@ -39,24 +40,18 @@ def list_reviews(
     unknown = set(statuses) - set(REVIEW_STATES)
     if unknown:
         raise ValueError(f"unknown review status {sorted(unknown)}; expected {', '.join(REVIEW_STATES)}")
-    with conn, conn.cursor() as cur:
-        cur.execute(q.LIST_REVIEWS, {"statuses": list(statuses), "tenant_id": tenant_id, "limit": limit})
-        return [Review(*row) for row in cur.fetchall()]
+    return [Review(*row) for row in store.review_rows(conn, statuses, tenant_id, limit)]
 
 
 def get_review(conn, review_id: int) -> Review:
-    with conn, conn.cursor() as cur:
-        cur.execute(q.REVIEW_BY_ID, {"review_id": review_id})
-        row = cur.fetchone()
+    row = store.review_row(conn, review_id)
     if row is None:
         raise ReviewNotFoundError(f"no review item {review_id}")
     return Review(*row)
 
 
 def review_history(conn, review_id: int) -> list[ReviewEvent]:
-    with conn, conn.cursor() as cur:
-        cur.execute(q.REVIEW_HISTORY, {"review_id": review_id})
-        return [ReviewEvent(*row) for row in cur.fetchall()]
+    return [ReviewEvent(*row) for row in store.review_history_rows(conn, review_id)]
 
 
 def show_review(conn, review_id: int) -> ReviewDetail:
@@ -69,16 +64,25 @@ def show_review(conn, review_id: int) -> ReviewDetail:
 
 def acknowledge(conn, review_id: int, reviewer: str, note: str | None = None, now: datetime | None = None) -> Review:
     """open -> acknowledged, by ``reviewer``; stops escalation."""
-    return _change(conn, review_id, reviewer, note, now, action="acknowledge", allowed_from=("open",),
-                   to_status="acknowledged", statement=q.ACKNOWLEDGE_REVIEW)  # fmt: skip
+    return _change(
+        conn, review_id, reviewer, note, now, action="acknowledge", allowed_from=("open",), to_status="acknowledged"
+    )
 
 
 def resolve(conn, review_id: int, reviewer: str, note: str, now: datetime | None = None) -> Review:
     """open or acknowledged -> resolved, by ``reviewer``, with a note saying what was found or done."""
     if not note or not note.strip():
         raise ReviewTransitionError("resolving a review needs a note saying what was found or done")
-    return _change(conn, review_id, reviewer, note, now, action="resolve", allowed_from=("open", "acknowledged"),
-                   to_status="resolved", statement=q.RESOLVE_REVIEW)  # fmt: skip
+    return _change(
+        conn,
+        review_id,
+        reviewer,
+        note,
+        now,
+        action="resolve",
+        allowed_from=("open", "acknowledged"),
+        to_status="resolved",
+    )
 
 
 def _change(
@@ -91,26 +95,23 @@ def _change(
     action: str,
     allowed_from: tuple[str, ...],
     to_status: str,
-    statement: str,
 ) -> Review:
     now = require_aware(now)
     reviewer = _reviewer(reviewer)
     note = note.strip() if note and note.strip() else None
     if note and len(note) > MAX_NOTE:
         raise ValueError(f"a note is at most {MAX_NOTE} characters")
-    with conn, conn.cursor() as cur:
-        cur.execute(q.LOCK_REVIEW, {"review_id": review_id})
-        row = cur.fetchone()
+    with transaction(conn) as tx:
+        row = store.lock_review(tx, review_id)
         if row is None:
             raise ReviewNotFoundError(f"no review item {review_id}")
         _, alert_id, status = row
         if status not in allowed_from:
-            raise ReviewTransitionError(f"review {review_id} is {status}; cannot {action} it "
-                                        f"(allowed from {' or '.join(allowed_from)})")  # fmt: skip
-        params = {"review_id": review_id, "reviewer": reviewer, "note": note, "now": now}
-        cur.execute(statement, params)
-        cur.execute(q.INSERT_HISTORY, {**params, "alert_id": alert_id, "action": action, "from_status": status,
-                                       "to_status": to_status, "actor": reviewer})  # fmt: skip
+            raise ReviewTransitionError(
+                f"review {review_id} is {status}; cannot {action} it (allowed from {' or '.join(allowed_from)})"
+            )
+        store.change_review(tx, action, review_id, reviewer, note, now)
+        store.record_history(tx, review_id, alert_id, action, status, to_status, reviewer, note, now)
     return get_review(conn, review_id)
 
 

@@ -12,6 +12,14 @@ Inputs are groups or per-search aggregates that SQL can produce; each module doc
 the rules for ties, missing scores, missing ranks and small slates. Rules come from ``docs/fairness-methods.md``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 AUDIT_TABLES: dict[str, str] = {
     "scoring_rate": "scoring_rate_ratios",
     "exposure": "rank_exposure",
@@ -23,3 +31,8 @@ the one place the two names of an audit meet."""
 
 RISK_AUDITS: tuple[str, ...] = ("scoring_rate", "exposure", "slate")
 """The audits whose tables feed the risk components as they are (the trend component reads the impact-ratio series)."""
+
+
+def risk_audit_frames(inputs: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The audit tables among a window's inputs that the verdict and the report read: those with rows."""
+    return {name: inputs[name] for name in RISK_AUDITS if name in inputs and len(inputs[name])}

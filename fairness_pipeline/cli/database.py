@@ -35,7 +35,7 @@ def open_database(announce_migrations: bool = True) -> Iterator:
 
     from fairness_pipeline.store import urls
     from fairness_pipeline.store.connection import connect
-    from fairness_pipeline.store.migrations import MigrationError, migrate
+    from fairness_pipeline.store.migrations import MigrationError, migrate_once
 
     url = resolve_url()
     with ExitStack() as stack:
@@ -44,7 +44,7 @@ def open_database(announce_migrations: bool = True) -> Iterator:
         except psycopg2.OperationalError as exc:
             fail(f"cannot connect to the database {urls.redacted(url)}: {first_line(exc)}")
         try:
-            applied = migrate(conn)
+            applied = migrate_once(conn, url)
         except MigrationError as exc:
             fail(str(exc))
         if announce_migrations:
@@ -55,15 +55,9 @@ def open_database(announce_migrations: bool = True) -> Iterator:
 
 def require_tenant(conn, tenant: str) -> None:
     """Fail (exit 2) unless some events, report or alert belong to ``tenant``, listing the tenants that exist."""
-    from fairness_pipeline.queries import tenants as q
+    from fairness_pipeline.store import events
 
-    with conn.cursor() as cur:
-        cur.execute(q.TENANT_EXISTS, {"tenant_id": tenant})
-        known = cur.fetchone()[0]
-        if not known:
-            cur.execute(q.TENANTS)
-        names = [] if known else [row[0] for row in cur.fetchall()]
-    conn.rollback()  # read only: end the transaction the queries opened
+    known, names = events.check_tenant(conn, tenant)
     if known:
         return
     if not names:

@@ -38,8 +38,7 @@ def demo(
 
     from fairness_pipeline import synthetic
     from fairness_pipeline.ingest.loader import ingest_file
-    from fairness_pipeline.queries import events as event_queries
-    from fairness_pipeline.queries import reports as report_queries
+    from fairness_pipeline.store import events, reports
 
     last_day = parse_optional_day(end, "--end") or datetime.now(UTC).date() - timedelta(days=1)
     first = last_day - timedelta(days=days - 1)
@@ -68,17 +67,14 @@ def demo(
             task = progress.add_task(path.name, total=path.stat().st_size)
             counts = ingest_file(conn, path, on_bytes=lambda n: progress.advance(task, n))
         console.print(f"   {counts.as_dict()}")
-        with conn.cursor() as cur:
-            cur.execute(event_queries.STORED_SUMMARY)
-            rows = cur.fetchall()
+        rows = events.stored_summary(conn)
     print_stored_summary(rows)
 
     console.print(f"[bold]4.[/bold] running the asset graph through Dagster for the window ending {last_day}")
     if not run_days(last_day, last_day):
         fail("the pipeline run failed; open the Dagster UI (`fairness-pipeline ui`) to see why")
-    with open_database() as conn, conn.cursor() as cur:
-        cur.execute(report_queries.ADVERSE_FINDINGS, {"window_end": last_day, "stage_pair": HEADLINE_STAGE_PAIR})
-        findings = cur.fetchall()
+    with open_database() as conn:
+        findings = reports.adverse_findings(conn, last_day, HEADLINE_STAGE_PAIR)
     print_findings(last_day, findings)
     print_audit_findings(last_day, days)
     print_risk_and_alerts(last_day, demo_dir)
@@ -89,15 +85,13 @@ def print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
     import os
 
     from fairness_pipeline.defs.automation import ALERT_LEVEL_ENV, levels_at_or_above
-    from fairness_pipeline.queries import risk as risk_queries
+    from fairness_pipeline.store import reports as report_store
 
-    with open_database() as conn, conn.cursor() as cur:
-        cur.execute(risk_queries.ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
-        assessments = cur.fetchall()
+    with open_database() as conn:
+        assessments = report_store.verdicts(conn, window_end)
         reports = {}
         for tenant, *_ in assessments:
-            cur.execute(risk_queries.REPORT, {"tenant_id": tenant, "window_end": window_end})
-            row = cur.fetchone()
+            row = report_store.stored_report(conn, tenant, window_end)
             if row:
                 path = demo_dir / f"report-{tenant}-{window_end}.html"
                 path.write_text(row[1], encoding="utf-8")

@@ -309,7 +309,7 @@ def worker(
     from datetime import UTC, datetime
 
     from fairness_pipeline import worker as seed_worker
-    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.store import analysis
 
     if dimension and all_dimensions:
         fail("give --dimension or --all-dimensions, not both", EXIT_USAGE)
@@ -326,12 +326,7 @@ def worker(
             require_tenant(conn, tenant_id)
         documents = seed_worker.compute(conn, request)
         if save_to_db:
-            with conn, conn.cursor() as cur:
-                for tenant, document in documents.items():
-                    cur.execute(
-                        q.INSERT_BIAS_METRICS_ADHOC,
-                        {"tenant_id": tenant, "computed_at": datetime.now(UTC), "metrics_json": json.dumps(document)},
-                    )
+            analysis.insert_adhoc_bias_metrics(conn, documents, datetime.now(UTC))
             console.print(f"saved {len(documents)} document(s) to bias_metrics")
     if not documents:
         result: object = {"error": "No data", "period": {"days": days}}

@@ -59,16 +59,12 @@ def print_audit_findings(window_end: date, days: int) -> None:
     from rich.table import Table
 
     from fairness_pipeline.metrics.window import AnalysisSettings
-    from fairness_pipeline.queries import reports as report_queries
+    from fairness_pipeline.store import reports
 
     first_day = window_end - timedelta(days=days - 1)
     threshold = AnalysisSettings().threshold  # the practical threshold of rank findings
-    params = {"window_end": window_end, "first_day": first_day, "last_day": window_end, "threshold": threshold}
-    with open_database() as conn, conn.cursor() as cur:
-        found = {}
-        for name in ("SCORING", "EXPOSURE", "SLATE", "TREND"):
-            cur.execute(getattr(report_queries, f"{name}_FINDINGS"), params)
-            found[name] = cur.fetchall()
+    with open_database() as conn:
+        found = reports.audit_findings(conn, window_end, first_day, threshold)
 
     def p_text(value: float | None) -> str:
         return "" if value is None else "< 1e-300" if value == 0 else f"{value:.2g}"

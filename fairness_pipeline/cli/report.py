@@ -30,7 +30,7 @@ def _rebuilt(conn, internal: dict[str, Any], tenant: str, profile: str, facts) -
     """The report built again from the stored tables with another risk profile (same window, settings and facts)."""
     from datetime import date
 
-    from fairness_pipeline.defs.assets.risk import _audits
+    from fairness_pipeline.audits import risk_audit_frames
     from fairness_pipeline.reports.builder import build_report
     from fairness_pipeline.reports.facts import ReportFacts
     from fairness_pipeline.risk import assess
@@ -41,22 +41,39 @@ def _rebuilt(conn, internal: dict[str, Any], tenant: str, profile: str, facts) -
     impacts = inputs["impacts"][inputs["impacts"]["tenant_id"] == tenant].reset_index(drop=True)
     risk = internal["risk_assessment"]
     assessment = assess(
-        impacts, audits=_audits(inputs), trends=inputs["series"], profile=profile, context=risk.get("context"),
-        seed=risk.get("bootstrap", {}).get("seed", 0), window_end=window_end,
-    )  # fmt: skip
+        impacts,
+        audits=risk_audit_frames(inputs),
+        trends=inputs["series"],
+        profile=profile,
+        context=risk.get("context"),
+        seed=risk.get("bootstrap", {}).get("seed", 0),
+        window_end=window_end,
+    )
     if facts is None:
         stated, method = internal["data_source"], internal["methodology"]
         released = method.get("tool_distribution_date")
         facts = ReportFacts(
-            data_source=stated["name"], data_explanation=stated["explanation"], auditor=stated.get("auditor"),
-            employer=stated.get("employer"), tool_distribution_date=date.fromisoformat(released) if released else None,
-        )  # fmt: skip
+            data_source=stated["name"],
+            data_explanation=stated["explanation"],
+            auditor=stated.get("auditor"),
+            employer=stated.get("employer"),
+            tool_distribution_date=date.fromisoformat(released) if released else None,
+        )
     method = internal["methodology"]
     return build_report(
-        tenant, window_end, inputs["impacts"], inputs["frames"], assessment, trends=inputs["series"],
-        audits=_audits(inputs), facts=facts, min_cell=method["min_cell"], window_days=internal["window"]["days"],
-        trend_days=method["trend_days"], headline_stage_pair=method["headline_stage_pair"],
-    )  # fmt: skip
+        tenant,
+        window_end,
+        inputs["impacts"],
+        inputs["frames"],
+        assessment,
+        trends=inputs["series"],
+        audits=risk_audit_frames(inputs),
+        facts=facts,
+        min_cell=method["min_cell"],
+        window_days=internal["window"]["days"],
+        trend_days=method["trend_days"],
+        headline_stage_pair=method["headline_stage_pair"],
+    )
 
 
 def report(

@@ -146,7 +146,8 @@ def run_range(
     from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.partitions import daily_partitions
     from fairness_pipeline.defs.resources import FairnessDatabase
-    from fairness_pipeline.queries import analysis as q
+    from fairness_pipeline.store import analysis
+    from fairness_pipeline.store.schema import transaction
 
     if last_day < first_day:
         raise ValueError(f"--end {last_day} is before --start {first_day}")
@@ -158,9 +159,8 @@ def run_range(
     database = database or FairnessDatabase()
     defs = build_definitions(database)
 
-    with database.connect() as conn, conn.cursor() as cur:
-        cur.execute(q.SUMMARISED_DAYS, {"first_day": first_day - timedelta(days=window_days), "last_day": last_day})
-        summarised = {row[0] for row in cur.fetchall()}
+    with database.connect() as conn, transaction(conn) as cur:
+        summarised = analysis.summarised_days(cur, first_day - timedelta(days=window_days), last_day)
     event_first, event_last = days_to_summarise(summarised, first_day, last_day, window_days)
     event_first = max(event_first, partitions_start)
 

@@ -39,7 +39,7 @@ from fairness_pipeline.alerts import (
     raise_alert,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.queries import alerts as alert_queries
+from fairness_pipeline.store import alerts as alert_store
 
 WEBHOOK_URL = "FAIRNESS_WEBHOOK_URL"
 WEBHOOK_SECRET = "FAIRNESS_WEBHOOK_SECRET"
@@ -77,8 +77,9 @@ class WebhookChannelResource(dg.ConfigurableResource):
             return None
         if not self.secret:
             raise dg.Failure(f"{WEBHOOK_URL} is set but {WEBHOOK_SECRET} is not: webhook alerts are always signed")
-        return WebhookChannel(self.url, self.secret, timeout=self.timeout_seconds, retries=self.retries,
-                              backoff=self.backoff_seconds)  # fmt: skip
+        return WebhookChannel(
+            self.url, self.secret, timeout=self.timeout_seconds, retries=self.retries, backoff=self.backoff_seconds
+        )
 
 
 class EmailChannelResource(dg.ConfigurableResource):
@@ -98,9 +99,15 @@ class EmailChannelResource(dg.ConfigurableResource):
             return None
         try:
             return EmailChannel(
-                self.host, self.port, self.sender or "", (self.recipients or "").split(","), starttls=self.starttls,
-                username=self.username or None, password=self.password or None, timeout=self.timeout_seconds,
-            )  # fmt: skip
+                self.host,
+                self.port,
+                self.sender or "",
+                (self.recipients or "").split(","),
+                starttls=self.starttls,
+                username=self.username or None,
+                password=self.password or None,
+                timeout=self.timeout_seconds,
+            )
         except ValueError as exc:
             raise dg.Failure(f"e-mail channel misconfigured ({SMTP_HOST} is set): {exc}") from None
 
@@ -139,15 +146,23 @@ def alert_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "alert_log": LogChannelResource(),
         "alert_webhook": WebhookChannelResource(
-            url=_env(WEBHOOK_URL), secret=_env(WEBHOOK_SECRET), timeout_seconds=_number(WEBHOOK_TIMEOUT, 10.0),
-            retries=_number(WEBHOOK_RETRIES, 3, int), backoff_seconds=_number(WEBHOOK_BACKOFF, 1.0),
+            url=_env(WEBHOOK_URL),
+            secret=_env(WEBHOOK_SECRET),
+            timeout_seconds=_number(WEBHOOK_TIMEOUT, 10.0),
+            retries=_number(WEBHOOK_RETRIES, 3, int),
+            backoff_seconds=_number(WEBHOOK_BACKOFF, 1.0),
         ),
         "alert_email": EmailChannelResource(
-            host=_env(SMTP_HOST), port=dg.EnvVar.int(SMTP_PORT) if _set(SMTP_PORT) else 587, sender=_env(SMTP_FROM),
-            recipients=_env(SMTP_TO), starttls=_flag(SMTP_STARTTLS, True), username=_env(SMTP_USERNAME),
-            password=_env(SMTP_PASSWORD), timeout_seconds=_number(SMTP_TIMEOUT, 10.0),
+            host=_env(SMTP_HOST),
+            port=dg.EnvVar.int(SMTP_PORT) if _set(SMTP_PORT) else 587,
+            sender=_env(SMTP_FROM),
+            recipients=_env(SMTP_TO),
+            starttls=_flag(SMTP_STARTTLS, True),
+            username=_env(SMTP_USERNAME),
+            password=_env(SMTP_PASSWORD),
+            timeout_seconds=_number(SMTP_TIMEOUT, 10.0),
         ),
-    }  # fmt: skip
+    }
 
 
 def _now(text: str | None) -> datetime:
@@ -209,9 +224,7 @@ def alert_payload(conn, config: RaiseAlertConfig) -> AlertPayload:
         return OperationalAlertPayload(config.failed_job, config.failed_run_id, day, config.level)
     if config.scope != "risk":
         raise PayloadError("payload field scope must be risk or operational")
-    with conn, conn.cursor() as cur:
-        cur.execute(alert_queries.RISK_ASSESSMENT, {"tenant_id": config.tenant_id, "window_end": day})
-        row = cur.fetchone()
+    row = alert_store.stored_risk_assessment(conn, config.tenant_id, day)
     if row is None:
         raise dg.Failure(f"no risk assessment is stored for tenant {config.tenant_id} and day {day}")
     level, score, ci_low, ci_high, assessment = row
@@ -260,14 +273,20 @@ def deliver_alerts_op(
         attempts = deliver_pending(conn, channels, _now(config.now), limit=config.limit)
     failed = [a for a in attempts if not a.delivered]
     for attempt in failed:
-        context.log.warning(f"alert {attempt.alert_id} on {attempt.channel} (attempt {attempt.attempt}) failed: "
-                            f"{attempt.error}; retried next tick")  # fmt: skip
+        context.log.warning(
+            f"alert {attempt.alert_id} on {attempt.channel} (attempt {attempt.attempt}) failed: "
+            f"{attempt.error}; retried next tick"
+        )
     delivered = len(attempts) - len(failed)
     return dg.Output(
         delivered,
-        metadata={"channels": ", ".join(c.name for c in channels), "delivered": delivered, "failed": len(failed),
-                  "alerts": len({a.alert_id for a in attempts})},
-    )  # fmt: skip
+        metadata={
+            "channels": ", ".join(c.name for c in channels),
+            "delivered": delivered,
+            "failed": len(failed),
+            "alerts": len({a.alert_id for a in attempts}),
+        },
+    )
 
 
 @dg.op(description="Escalate alerts whose review is still open past their level's deadline.")
@@ -276,8 +295,10 @@ def escalate_alerts_op(context: dg.OpExecutionContext, config: EscalationConfig,
     with database.connect() as conn:
         escalated = escalate_overdue(conn, _now(config.now), deadlines)
     for item in escalated:
-        context.log.warning(f"escalated {item.level} alert {item.alert_id} for {item.tenant_id}: review "
-                            f"{item.review_id} unacknowledged, now {item.priority} priority")  # fmt: skip
+        context.log.warning(
+            f"escalated {item.level} alert {item.alert_id} for {item.tenant_id}: review "
+            f"{item.review_id} unacknowledged, now {item.priority} priority"
+        )
     return len(escalated)
 
 

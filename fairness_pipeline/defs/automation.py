@@ -13,8 +13,9 @@ from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
-from fairness_pipeline.queries import analysis as q
 from fairness_pipeline.risk.levels import LEVELS, REVIEW_FLOOR
+from fairness_pipeline.store import analysis, events
+from fairness_pipeline.store.schema import transaction
 
 NIGHTLY_HOUR_ENV = "FAIRNESS_NIGHTLY_HOUR"
 WINDOW_DAYS = DEFAULT_ANALYSIS.window_days
@@ -55,22 +56,20 @@ def affected_range(days: list[date], last_partition: date, window_days: int = WI
 )
 def late_events_sensor(context: dg.SensorEvaluationContext, database: FairnessDatabase) -> dg.SensorResult:
     now = datetime.now(UTC) - COMMIT_LAG
-    with database.connect() as conn, conn.cursor() as cur:
+    with database.connect() as conn, transaction(conn) as cur:
         if context.cursor is None:  # first tick: start watching from here, do not replay history
-            cur.execute(q.LATEST_CREATED_AT)
-            latest = cur.fetchone()[0] or now
+            latest = events.latest_created_at(cur) or now
             return dg.SensorResult(cursor=json.dumps({"created_at": latest.isoformat()}))
         after = datetime.fromisoformat(json.loads(context.cursor)["created_at"])
-        cur.execute(q.LATE_EVENT_DAYS, {"after": after, "until": now})
-        rows = cur.fetchall()
+        rows = analysis.late_event_days(cur, after, now)
     if not rows:
         return dg.SensorResult(skip_reason=f"no late events since {after.isoformat()}")
     days = [row[0] for row in rows]
     last_partition = date.fromisoformat(daily_partitions.get_last_partition_key())
     first_day, last_day = affected_range(days, last_partition)
     latest_seen = max(row[2] for row in rows)
-    events = sum(row[1] for row in rows)
-    context.log.info(f"{events} late event(s) on {len(days)} day(s): re-running {first_day} .. {last_day}")
+    late_events = sum(row[1] for row in rows)
+    context.log.info(f"{late_events} late event(s) on {len(days)} day(s): re-running {first_day} .. {last_day}")
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(
@@ -125,16 +124,15 @@ def levels_at_or_above(level: str) -> list[str]:
     "above FAIRNESS_ALERT_LEVEL (default HIGH) with that tenant's assessment.",
 )
 def risk_alert_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
-    from fairness_pipeline.queries import risk as risk_queries
+    from fairness_pipeline.store import reports
 
     partition = asset_event.dagster_event.partition if asset_event.dagster_event else None
     if partition is None:
         return dg.SkipReason("materialisation without a partition")
     levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, REVIEW_FLOOR))
     database: FairnessDatabase = context.resources.database
-    with database.connect() as conn, conn.cursor() as cur:
-        cur.execute(risk_queries.ASSESSMENTS_AT_LEAST, {"window_end": date.fromisoformat(partition), "levels": levels})
-        rows = cur.fetchall()
+    with database.connect() as conn, transaction(conn) as cur:
+        rows = reports.assessments_at_least(cur, date.fromisoformat(partition), levels)
     if not rows:
         return dg.SkipReason(f"no tenant at {levels[0]} or above on {partition}")
     requests = []

@@ -1,19 +1,36 @@
-"""Materialisation metadata: row counts, column schemas, small markdown previews, and plain numbers to chart."""
+"""Materialisation metadata: row counts, column schemas from the store's table declarations, small markdown
+previews, and plain numbers to chart, recorded per partition day so that the UI plots each day's own figures."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from fairness_pipeline.store.schema import Table
+
 PREVIEW_ROWS = 10
 
 
-def column_schema(columns: Sequence[tuple[str, str, str]]) -> dg.TableSchema:
-    """(name, type, description) triples as a Dagster table schema."""
-    return dg.TableSchema(columns=[dg.TableColumn(n, t, description=d) for n, t, d in columns])
+def table_schema(table: Table, extra: Sequence[Table] = ()) -> dg.TableSchema:
+    """The Dagster column schema of a declared table (one column per stored column, typed as PostgreSQL types it);
+    ``extra`` tables written with it are listed as columns of type ``table``."""
+    columns = [
+        dg.TableColumn(
+            c.name,
+            c.type,
+            description=c.description or None,
+            constraints=dg.TableColumnConstraints(
+                nullable=c.nullable, unique=(c.name,) == table.key, other=["key"] if c.name in table.key else []
+            ),
+        )
+        for c in table.columns
+    ]
+    columns += [dg.TableColumn(t.name, "table", description=t.description or None) for t in extra]
+    return dg.TableSchema(columns=columns, constraints=dg.TableConstraints(other=[f"key: {', '.join(table.key)}"]))
 
 
 def markdown_preview(frame: pd.DataFrame, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
@@ -35,17 +52,44 @@ def _cell(value: Any) -> str:
     return "" if pd.isna(value) else str(value).replace("|", "\\|")
 
 
-def table_metadata(
-    row_count: int, schema: dg.TableSchema, preview: dg.MetadataValue, numbers: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """Standard metadata of an asset that writes a table, plus plain numbers the UI charts across partitions."""
-    metadata: dict[str, Any] = {
-        "dagster/row_count": dg.MetadataValue.int(int(row_count)),
-        "dagster/column_schema": schema,
-        "preview": preview,
-    }
-    for key, value in (numbers or {}).items():
+def worst_first(frame: pd.DataFrame, by: str, columns: Sequence[str], ascending: bool = True) -> pd.DataFrame:
+    """The preview rows: ``columns`` (the stage pair among them where the table has one), the worst ``by`` first."""
+    if frame.empty:
+        return pd.DataFrame()
+    return frame.sort_values(by, ascending=ascending, na_position="last", kind="stable")[list(columns)]
+
+
+def numbers_metadata(numbers: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain numbers (and texts) the UI charts across partitions; None is left out."""
+    metadata: dict[str, Any] = {}
+    for key, value in numbers.items():
         if value is None:
             continue
         metadata[key] = dg.MetadataValue.float(float(value)) if isinstance(value, float) else value
     return metadata
+
+
+def per_tenant(values: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """One number per tenant (``name/tenant``): figures that differ by tenant are never pooled. A tenant whose
+    figure is undefined (None, NaN) gets no entry that day."""
+    return numbers_metadata({f"{name}/{tenant}": value for tenant, value in sorted(values.items()) if pd.notna(value)})
+
+
+def table_metadata(
+    row_count: int, schema: dg.TableSchema, preview: dg.MetadataValue, numbers: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Standard metadata of an asset that writes a table, plus plain numbers the UI charts across partitions."""
+    return {
+        "dagster/row_count": dg.MetadataValue.int(int(row_count)),
+        "dagster/column_schema": schema,
+        "preview": preview,
+        **numbers_metadata(numbers or {}),
+    }
+
+
+def record_day(
+    context: dg.AssetExecutionContext, day: date, metadata: Mapping[str, Any], asset_key: str | None = None
+) -> None:
+    """Attach a day's own metadata to that day's materialisation: a run over many days records one materialisation
+    per day, and these entries override the run's totals on it."""
+    context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=day.isoformat())

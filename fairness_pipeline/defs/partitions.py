@@ -8,8 +8,6 @@ from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
-from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
-
 PARTITIONS_START_ENV = "FAIRNESS_PARTITIONS_START"
 DEFAULT_PARTITIONS_START = "2025-01-01"
 
@@ -40,13 +38,6 @@ def day_bounds(day: date) -> dict[str, object]:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return {"day": day, "day_start": start, "day_end": start + timedelta(days=1)}
 
-
-window_mapping = dg.TimeWindowPartitionMapping(
-    start_offset=-(DEFAULT_ANALYSIS.window_days - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-)
-"""A window ending on day D reads the days D-(w-1) .. D, w = ``DEFAULT_ANALYSIS.window_days`` (30): the same
-declaration gives the window config's default and its upper bound, so a run may analyse a shorter window (whose days
-lie inside the mapped ones) but never a longer one than lineage shows."""
 
 downstream_automation = dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 """For assets below validation: materialise when upstream changes, never past a failed blocking check (blocking

@@ -29,14 +29,16 @@ class FairnessDatabase(dg.ConfigurableResource):
 
     @contextmanager
     def connect(self) -> Iterator:
-        """A psycopg2 connection, migrated, closed on exit. Scope transactions with ``with conn:``."""
+        """A psycopg2 connection, closed on exit; pending migrations are applied on the first connection of the
+        process to this URL. Scope transactions with ``with conn:``."""
         import psycopg2
 
-        from fairness_pipeline.store.migrations import migrate
+        from fairness_pipeline.store.migrations import migrate_once
 
-        conn = psycopg2.connect(self.resolved_url())
+        url = self.resolved_url()
+        conn = psycopg2.connect(url)
         try:
-            migrate(conn)
+            migrate_once(conn, url)
             yield conn
         finally:
             conn.close()

@@ -14,7 +14,6 @@ of the table are never touched. Parsing and checks run in a background thread, o
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -36,18 +35,11 @@ from fairness_pipeline.ingest.reader import (
     read_chunks,
 )
 from fairness_pipeline.ingest.storable import STORED_COLUMNS, check_columns, text_columns
-from fairness_pipeline.queries import ingest as q
-from fairness_pipeline.store.event_indexes import summarize_event_ranges
+from fairness_pipeline.store.events import analyze, store_prepared
 
 T = TypeVar("T")
 _DONE = object()
 
-SESSION_SETTINGS = "SET LOCAL TimeZone = 'UTC'"
-"""For the load transaction only: the COPY input holds UTC times without an offset."""
-COPY_DIRECT = f"COPY selection_events ({', '.join(STORED_COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-"""Straight into the table: about a third less work for the server than staging + ``INSERT .. ON CONFLICT``, but the
-whole COPY fails on the first duplicate ``event_id`` (it is then undone and the chunk goes through staging)."""
-COPY_BLOCK_BYTES = 1 << 20
 _WRITE_OPTIONS = pa_csv.WriteOptions(include_header=False)
 
 
@@ -89,19 +81,6 @@ def store_all(conn, chunks: Iterable[PreparedChunk], source: str) -> IngestCount
         raise UnreadableFileError(f"{exc}; what came before was loaded: {totals.summary()}", totals) from exc
     analyze(conn, totals)
     return totals
-
-
-def analyze(conn, counts: IngestCounts) -> None:
-    """Refresh the planner's statistics of the tables a load wrote to (a bulk COPY leaves them stale), and summarise
-    the new block ranges of the events' BRIN indexes."""
-    written = ((q.ANALYZE_EVENTS, counts.inserted), (q.ANALYZE_REJECTS, counts.rejected))
-    statements = [statement for statement, rows in written if rows]
-    if statements:
-        with conn, conn.cursor() as cur:
-            for statement in statements:
-                cur.execute(statement)
-            if counts.inserted:
-                summarize_event_ranges(cur)
 
 
 def prefetched(items: Iterator[T]) -> Iterator[T]:
@@ -189,80 +168,6 @@ def load_chunk(conn, chunk: ParsedChunk, source: str) -> IngestCounts:
     return store_prepared(conn, prepare_chunk(chunk), source)
 
 
-def store_prepared(conn, prepared: PreparedChunk, source: str, *, direct: bool = False) -> IngestCounts:
-    """Store a prepared chunk in a single transaction: COPY to staging, insert skipping duplicates, keep rejects.
-
-    With ``direct``, first try to COPY the rows straight into the table (in a savepoint); if that fails for any reason
-    (a duplicate, a rule the pre-checks missed, a deadlock), it is undone and the chunk takes the staging path.
-    """
-    import psycopg2
-
-    storable, rejects = prepared.storable, list(prepared.rejects)
-    with conn, conn.cursor() as cur:
-        cur.execute(SESSION_SETTINGS)
-        inserted, failed = 0, 0
-        copied = False
-        if direct and storable.num_rows and prepared.direct_data:
-            cur.execute("SAVEPOINT direct_copy")
-            try:
-                cur.copy_expert(COPY_DIRECT, io.BytesIO(prepared.direct_data), size=COPY_BLOCK_BYTES)
-                cur.execute("RELEASE SAVEPOINT direct_copy")
-                inserted, copied = storable.num_rows, True
-            except psycopg2.Error:
-                cur.execute("ROLLBACK TO SAVEPOINT direct_copy")
-        if storable.num_rows and not copied:
-            cur.execute(q.CREATE_STAGING)
-            cur.copy_expert(q.COPY_STAGING, io.BytesIO(prepared.staging_data()), size=COPY_BLOCK_BYTES)
-            try:
-                cur.execute("SAVEPOINT bulk_insert")
-                cur.execute(q.INSERT_FROM_STAGING)
-                inserted = cur.rowcount
-                cur.execute("RELEASE SAVEPOINT bulk_insert")
-            except Exception:  # a rule the pre-checks missed: fall back to row-by-row so one row cannot sink the rest
-                cur.execute("ROLLBACK TO SAVEPOINT bulk_insert")
-                inserted, late_rejects = _insert_row_by_row(cur, storable, prepared.raw_by_line())
-                rejects.extend(late_rejects)
-                failed = len(late_rejects)
-        if storable.num_rows > inserted + failed:  # duplicates: those with other content are rejected
-            conflicts = _conflicting(cur, prepared, {r.line_number for r in rejects[len(prepared.rejects) :]})
-            rejects.extend(conflicts)
-            failed += len(conflicts)
-        if rejects:
-            cur.copy_expert(q.COPY_REJECTS, _rejects_data(source, rejects))
-    duplicates = storable.num_rows - failed - inserted
-    return IngestCounts(read=prepared.read, inserted=inserted, duplicates=duplicates, rejected=len(rejects))
-
-
-CONFLICT_REASON = "conflicting duplicate of a stored event_id"
-
-
-def _conflicting(cur, prepared: PreparedChunk, rejected_lines: set[int]) -> list[Reject]:
-    """Staged rows whose ``event_id`` is stored with other content (compared column by column, in SQL)."""
-    cur.execute(q.CONFLICTING_STAGED_LINES)
-    lines = [line for (line,) in cur.fetchall() if line not in rejected_lines]
-    if not lines:
-        return []
-    raw_by_line = prepared.raw_by_line()
-    return [Reject(line, raw_by_line[line], CONFLICT_REASON) for line in lines]
-
-
-def _insert_row_by_row(cur, storable: pa.Table, raw_by_line: dict[int, str]) -> tuple[int, list[Reject]]:
-    import psycopg2
-
-    inserted, rejects = 0, []
-    for line_number in storable.column("line_number").to_pylist():
-        cur.execute("SAVEPOINT one_row")
-        try:
-            cur.execute(q.INSERT_ONE_FROM_STAGING, (line_number,))
-            inserted += cur.rowcount
-            cur.execute("RELEASE SAVEPOINT one_row")
-        except psycopg2.Error as exc:
-            cur.execute("ROLLBACK TO SAVEPOINT one_row")
-            message = (exc.pgerror or str(exc)).strip().splitlines()[0]
-            rejects.append(Reject(line_number, raw_by_line[line_number], f"database: {message}"))
-    return inserted, rejects
-
-
 def _copy_data(table: pa.Table, columns: list[str]) -> bytes:
     """``columns`` of the rows as CSV for COPY, written by Arrow (missing values are empty, i.e. NULL).
 
@@ -275,12 +180,3 @@ def _copy_data(table: pa.Table, columns: list[str]) -> bytes:
     buffer = io.BytesIO()
     pa_csv.write_csv(table.select(columns), buffer, _WRITE_OPTIONS)
     return buffer.getvalue()
-
-
-def _rejects_data(source: str, rejects: list[Reject]) -> io.BytesIO:
-    """The rejects as COPY input, storable whatever they quote: NUL (which PostgreSQL text cannot hold) is written
-    as the four characters ``\\x00`` and lone surrogates as ``\\udc80``-style escapes."""
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows((source, r.line_number, r.raw_record, r.reason) for r in rejects)
-    text = buffer.getvalue().replace("\x00", "\\x00")
-    return io.BytesIO(text.encode("utf-8", "backslashreplace"))

@@ -82,7 +82,7 @@ def cell_frame(codes: np.ndarray, counts: dict[str, np.ndarray]) -> pd.DataFrame
 def stage_pair_cells(
     tenant_id: str, stages: dict[str, StageArrays], stage_pairs: Sequence[tuple[str, str]], pair_names: Sequence[str]
 ) -> pd.DataFrame:
-    """A tenant's window cells (``queries.analysis.WINDOW_CELLS``'s columns: tenant_id, stage_pair, the dimensions,
+    """A tenant's window cells (``store.analysis.WINDOW_CELLS``'s columns: tenant_id, stage_pair, the dimensions,
     n, x): per stage pair, the candidates with a baseline event in the window, in the groups of their first baseline
     event (``n``), and those of them with a selection event in the window (``x``); cells with n = 0 left out."""
     firsts = {stage: arrays.first() for stage, arrays in stages.items()}

@@ -1,6 +1,6 @@
 """Analysis of one metric window: from a cell table of candidate counts to selection-rate frames and impact ratios.
 
-The cell table comes from SQL (``queries.analysis.WINDOW_CELLS``): one row per tenant, stage pair and combination of
+The cell table comes from SQL (``store.analysis.WINDOW_CELLS``): one row per tenant, stage pair and combination of
 the three dimension values, with ``n`` candidates in the population and ``x`` of them selected. Everything here works
 on those groups, never on events.
 """

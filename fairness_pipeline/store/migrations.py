@@ -9,11 +9,44 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from fairness_pipeline import settings
-from fairness_pipeline.queries import migrations as q
+from fairness_pipeline.store.schema import Column, Table
+
+SCHEMA_MIGRATIONS = Table(
+    "schema_migrations",
+    description="The applied migration files with their checksums.",
+    columns=(
+        Column("version", "integer", nullable=False),
+        Column("name", "text", nullable=False),
+        Column("checksum", "character(64)", nullable=False),
+        Column("applied_at", "timestamp with time zone", nullable=False),
+    ),
+    key=("version",),
+)
+
+
+CREATE_HISTORY_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    checksum    CHAR(64) NOT NULL,
+    applied_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+)
+"""
+
+# An arbitrary constant key shared by every migrating process.
+LOCK = "SELECT pg_advisory_lock(7254031)"
+UNLOCK = "SELECT pg_advisory_unlock(7254031)"
+
+APPLIED = "SELECT version, name, checksum FROM schema_migrations ORDER BY version"
+
+RECORD = "INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)"
+
+HISTORY_EXISTS = "SELECT to_regclass('schema_migrations') IS NOT NULL"
 
 _FILE_PATTERN = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")
 
@@ -67,9 +100,9 @@ def migrate(conn, directory: Path | None = None) -> list[Migration]:
     """
     available = discover(directory)
     with conn, conn.cursor() as cur:  # `with conn` commits the transaction, or rolls it back on error
-        cur.execute(q.LOCK)
-        cur.execute(q.CREATE_HISTORY_TABLE)
-        cur.execute(q.APPLIED)
+        cur.execute(LOCK)
+        cur.execute(CREATE_HISTORY_TABLE)
+        cur.execute(APPLIED)
         applied = {version: (name, checksum) for version, name, checksum in cur.fetchall()}
     try:
         _check_history(available, applied)
@@ -77,11 +110,25 @@ def migrate(conn, directory: Path | None = None) -> list[Migration]:
         for migration in pending:
             with conn, conn.cursor() as cur:
                 cur.execute(migration.sql)
-                cur.execute(q.RECORD, (migration.version, migration.name, migration.checksum))
+                cur.execute(RECORD, (migration.version, migration.name, migration.checksum))
         return pending
     finally:
         with conn, conn.cursor() as cur:
-            cur.execute(q.UNLOCK)
+            cur.execute(UNLOCK)
+
+
+_MIGRATED_URLS: set[str] = set()
+_MIGRATED_LOCK = threading.Lock()
+
+
+def migrate_once(conn, url: str) -> list[Migration]:
+    """:func:`migrate` the first time this process connects to ``url``; later calls return [] without a query."""
+    with _MIGRATED_LOCK:
+        if url in _MIGRATED_URLS:
+            return []
+        applied = migrate(conn)
+        _MIGRATED_URLS.add(url)
+        return applied
 
 
 def _check_history(available: list[Migration], applied: dict[int, tuple[str, str]]) -> None:
@@ -103,10 +150,10 @@ def _check_history(available: list[Migration], applied: dict[int, tuple[str, str
 def status(conn, directory: Path | None = None) -> list[tuple[Migration, bool]]:
     """Each migration on disk and whether it is applied."""
     with conn.cursor() as cur:
-        cur.execute(q.HISTORY_EXISTS)
+        cur.execute(HISTORY_EXISTS)
         exists = cur.fetchone()[0]
         applied: set[int] = set()
         if exists:
-            cur.execute(q.APPLIED)
+            cur.execute(APPLIED)
             applied = {row[0] for row in cur.fetchall()}
     return [(m, m.version in applied) for m in discover(directory)]

@@ -16,7 +16,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 
-from fairness_pipeline.queries import partition_locks as q
+# Transaction-level advisory locks in the two-int form. The first int is ``hashtext`` of the writer's name, the second
+# the day as days since 1970-01-01, so that one writer's days never collide with each other; two writers collide only
+# if their names hash alike (1 in 2^32).
+
+LOCK_PARTITION = """
+SELECT pg_advisory_xact_lock(hashtext(%(writer)s), (%(day)s::date - DATE '1970-01-01')),
+       current_setting('transaction_isolation')
+"""
+"""Wait for, then hold until the end of the transaction, the lock of (writer, day); also says the isolation level."""
+
+PARTITION_LOCK_KEY = "SELECT hashtext(%(writer)s), (%(day)s::date - DATE '1970-01-01')"
+
+HELD_PARTITION_LOCKS = """
+SELECT l.pid, l.granted, l.classid::int8, l.objid::int8
+FROM pg_locks l
+WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database
+                                                                   WHERE datname = current_database())
+ORDER BY l.granted DESC, l.pid
+"""
+"""Advisory locks in the two-int form on this database: holders first, then waiters. ``classid`` and ``objid`` are
+the two ints as unsigned 32-bit numbers."""
 
 
 class PartitionLockError(RuntimeError):
@@ -31,7 +51,7 @@ def lock_partition(cur, writer: str, day: date) -> None:
     wait would hide the rows of the writer waited for."""
     if cur.connection.autocommit:
         raise PartitionLockError("a partition lock needs a transaction; the connection is in autocommit mode")
-    cur.execute(q.LOCK_PARTITION, {"writer": writer, "day": day})
+    cur.execute(LOCK_PARTITION, {"writer": writer, "day": day})
     _, isolation = cur.fetchone()
     if isolation != "read committed":
         raise PartitionLockError(f"partition writes need READ COMMITTED; this transaction is {isolation.upper()}")
@@ -47,6 +67,6 @@ def partition_transaction(conn, writer: str, day: date) -> Iterator:
 
 def partition_lock_key(cur, writer: str, day: date) -> tuple[int, int]:
     """The lock's two ints as ``pg_locks`` shows them (``classid``, ``objid``: unsigned 32-bit)."""
-    cur.execute(q.PARTITION_LOCK_KEY, {"writer": writer, "day": day})
+    cur.execute(PARTITION_LOCK_KEY, {"writer": writer, "day": day})
     first, second = cur.fetchone()
     return first & 0xFFFFFFFF, second & 0xFFFFFFFF

@@ -1,63 +1,55 @@
-"""Event-layer assets: the raw table observed, validated and quarantined events, per-candidate daily stages."""
+"""Event-layer assets: the raw table observed, validated and quarantined events, per-candidate daily stages.
 
-import io
-import json
+Each asset reads through the store, calls the domain, writes through the store, one UTC day at a time, and records
+each day's own figures on that day's materialisation.
+"""
+
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
-from psycopg2 import sql
 
-from fairness_pipeline.defs.metadata import column_schema, markdown_preview, table_metadata
-from fairness_pipeline.defs.partitions import (
-    PARTITION_WRITES_POOL,
-    daily_partitions,
-    day_bounds,
-    downstream_automation,
-    partition_days,
-    single_run,
+from fairness_pipeline.defs.declare import daily_asset_factory, daily_multi_asset
+from fairness_pipeline.defs.metadata import (
+    markdown_preview,
+    numbers_metadata,
+    record_day,
+    table_metadata,
+    table_schema,
 )
+from fairness_pipeline.defs.partitions import day_bounds, partition_days
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.events.vocabulary import EVENT_COLUMNS
-from fairness_pipeline.queries import analysis as q
-from fairness_pipeline.queries import audits as audit_queries
-from fairness_pipeline.store.partition_lock import lock_partition, partition_transaction
+from fairness_pipeline.store import analysis, audits, events, validation
+from fairness_pipeline.store.partition_lock import partition_transaction
+from fairness_pipeline.store.schema import transaction
 
-EVENT_SCHEMA = column_schema(
-    [
-        ("event_id", "varchar(64)", "unique event id"),
-        ("timestamp", "timestamptz", "when the event happened (partition day, UTC)"),
-        ("candidate_id", "varchar(255)", "candidate (never shown in reports)"),
-        ("event_type", "varchar(50)", "funnel stage"),
-        ("search_id", "varchar(255)", "search the candidate was shown in"),
-        ("tenant_id", "varchar(255)", "employer"),
-        ("user_id_hash", "varchar(64)", "SHA-256 of the recruiter"),
-        ("company_tier", "varchar(50)", "proxy dimension; NULL = unknown"),
-        ("experience_band", "varchar(20)", "proxy dimension; NULL = unknown"),
-        ("specialty", "varchar(50)", "proxy dimension; NULL = unknown"),
-        ("rank", "integer", "position in the search results"),
-        ("score", "numeric(5,4)", "match score"),
-        ("created_at", "timestamptz", "when the row was stored"),
-    ]
-)
+GROUP = "events"
+events_asset = daily_asset_factory(GROUP, kinds={"postgres"})
+
+EVENT_SCHEMA = table_schema(events.SELECTION_EVENTS)
 
 
-@dg.asset(
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    group_name="events",
-    kinds={"postgres"},
-    description="The selection_events table, observed per UTC day: event count and latest created_at. Rows arrive "
-    "through `fairness-pipeline ingest` or the logging API; this asset records what is there.",
-)
+@events_asset(pool=None, automation_condition=None)
 def raw_selection_events(context: dg.AssetExecutionContext, database: FairnessDatabase) -> dg.MaterializeResult:
+    """The selection_events table, observed per UTC day: event count and latest created_at. Rows arrive through
+    `fairness-pipeline ingest` or the logging API; this asset records what is there."""
     total, latest, per_day = 0, None, []
-    with database.connect() as conn, conn.cursor() as cur:
+    with database.connect() as conn, transaction(conn) as cur:
         for day in partition_days(context):
-            cur.execute(q.RAW_DAY_OBSERVATION, day_bounds(day))
-            count, day_latest = cur.fetchone()
+            count, day_latest = events.observe_raw_day(cur, day_bounds(day))
             per_day.append({"day": day.isoformat(), "events": count, "latest_created_at": day_latest})
+            latest_text = day_latest.isoformat() if day_latest else "none"
+            record_day(
+                context,
+                day,
+                {
+                    "dagster/row_count": count,
+                    "events": count,
+                    "latest_created_at": latest_text,
+                    "preview": markdown_preview(pd.DataFrame(per_day[-1:])),
+                },
+            )
             total += count
             latest = max(filter(None, [latest, day_latest]), default=None)
     return dg.MaterializeResult(
@@ -71,27 +63,42 @@ def raw_selection_events(context: dg.AssetExecutionContext, database: FairnessDa
     )
 
 
-NULL_MARKER = "\\N"
+MAX_DAYS_SHOWN = 31
+"""Days listed in the run's check metadata (each day also has its own check evaluation)."""
 
 
-def _read_raw_day(cur, bounds: dict) -> pd.DataFrame:
-    """One day of raw events through COPY (fast), typed as the validation suite expects."""
-    buffer = io.StringIO()
-    statement = sql.SQL(q.RAW_DAY_EVENTS).format(
-        day_start=sql.Literal(bounds["day_start"]), day_end=sql.Literal(bounds["day_end"])
+def _severity(share: float, max_share: float) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if share > max_share else dg.AssetCheckSeverity.WARN
+
+
+def _log_day_checks(
+    context: dg.AssetExecutionContext, day, raw: int, valid: int, quarantined: int, max_share: float
+) -> None:
+    """Each day's own results of the two checks, recorded with its partition (the run's results follow at the end:
+    they are the ones that block downstream steps)."""
+    key, partition = dg.AssetKey("validated_selection_events"), day.isoformat()
+    share = quarantined / raw if raw else 0.0
+    context.log_event(
+        dg.AssetCheckEvaluation(
+            asset_key=key,
+            check_name="event_suite_passes",
+            passed=quarantined == 0,
+            severity=_severity(share, max_share),
+            metadata={"quarantined_share": dg.MetadataValue.float(share), "quarantined": quarantined},
+            blocking=True,
+            partition=partition,
+        )
     )
-    cur.copy_expert(statement.as_string(cur.connection), buffer)
-    buffer.seek(0)
-    text_columns = [c for c in EVENT_COLUMNS if c not in ("timestamp", "rank", "score")]
-    frame = pd.read_csv(
-        buffer,
-        dtype={c: "string" for c in text_columns} | {"rank": "Int64", "score": "float64"},
-        keep_default_na=False,
-        na_values=[NULL_MARKER],
+    context.log_event(
+        dg.AssetCheckEvaluation(
+            asset_key=key,
+            check_name="raw_equals_validated_plus_quarantined",
+            passed=raw == valid + quarantined,
+            metadata={"raw": raw, "validated": valid, "quarantined": quarantined},
+            blocking=True,
+            partition=partition,
+        )
     )
-    for column in ("timestamp", "created_at"):
-        frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    return frame
 
 
 class ValidationConfig(dg.Config):
@@ -99,19 +106,19 @@ class ValidationConfig(dg.Config):
     """Above this share of quarantined rows the suite check fails with ERROR and blocks downstream assets."""
 
 
-@dg.multi_asset(
+@daily_multi_asset(
     specs=[
         dg.AssetSpec(
             "validated_selection_events",
             deps=[raw_selection_events],
-            group_name="events",
+            group_name=GROUP,
             kinds={"postgres", "great_expectations"},
             description="Events that pass the Great Expectations suite (fairness_pipeline.validation.event_suite).",
         ),
         dg.AssetSpec(
             "quarantined_selection_events",
             deps=[raw_selection_events],
-            group_name="events",
+            group_name=GROUP,
             kinds={"postgres"},
             description="Events that fail the suite, with every failed expectation named.",
         ),
@@ -131,13 +138,11 @@ class ValidationConfig(dg.Config):
             description="Every raw row of the partition is in exactly one of validated and quarantined.",
         ),
     ],
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    pool=PARTITION_WRITES_POOL,
 )
 def validated_selection_events(
     context: dg.AssetExecutionContext, database: FairnessDatabase, config: ValidationConfig
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Validate each day's raw events with the GX suite; store the passing rows and quarantine the others."""
     from fairness_pipeline.validation.event_suite import validate_events
 
     now = datetime.now(UTC)
@@ -150,31 +155,47 @@ def validated_selection_events(
         for day in partition_days(context):
             bounds = day_bounds(day)
             with partition_transaction(conn, "validated_selection_events", day) as cur:
-                events = _read_raw_day(cur, bounds)
-                result = validate_events(events, now)
-                quarantine = [
-                    {"event_id": event_id, "failed_expectations": failed}
-                    for event_id, failed in zip(
-                        result.quarantined["event_id"].astype(str),
-                        result.quarantined["failed_expectations"],
-                        strict=True,
-                    )
-                ]  # one entry per quarantined row only
-                cur.execute(q.DELETE_VALIDATED_DAY, bounds)
-                cur.execute(q.DELETE_QUARANTINED_DAY, bounds)
-                cur.execute(q.INSERT_QUARANTINED, {"quarantine": json.dumps(quarantine)})
-                cur.execute(q.INSERT_VALIDATED_DAY, bounds)
-                cur.execute(q.DAY_RECONCILIATION, bounds)
-                day_raw, day_valid, day_quarantined = cur.fetchone()
+                result = validate_events(validation.read_raw_day(cur, bounds), now)
+                day_raw, day_valid, day_quarantined = validation.replace_validated_day(
+                    cur,
+                    bounds,
+                    result.quarantined["event_id"].astype(str).tolist(),
+                    result.quarantined["failed_expectations"].tolist(),
+                )
             reconciliation_ok &= day_raw == day_valid + day_quarantined
             raw, valid, quarantined = raw + day_raw, valid + day_valid, quarantined + day_quarantined
-            for expectation in result.summary["expectations"]:
-                if expectation["unexpected_count"]:
-                    name = expectation["name"]
-                    failures[name] = failures.get(name, 0) + expectation["unexpected_count"]
+            day_failures = {
+                e["name"]: e["unexpected_count"] for e in result.summary["expectations"] if e["unexpected_count"]
+            }
+            for name, count in day_failures.items():
+                failures[name] = failures.get(name, 0) + count
             if len(result.quarantined):
                 samples.append(result.quarantined.drop(columns=["candidate_id", "user_id_hash"]).head(5))
             per_day.append({"day": day.isoformat(), "raw": day_raw, "valid": day_valid, "quarantined": day_quarantined})
+            day_share = day_quarantined / day_raw if day_raw else 0.0
+            day_numbers = {"raw_events": day_raw, "quarantined_events": day_quarantined, "quarantined_share": day_share}
+            record_day(
+                context,
+                day,
+                {
+                    "dagster/row_count": day_valid,
+                    "preview": markdown_preview(pd.DataFrame(per_day[-1:])),
+                    **numbers_metadata(day_numbers),
+                },
+                asset_key="validated_selection_events",
+            )
+            record_day(
+                context,
+                day,
+                {
+                    "dagster/row_count": day_quarantined,
+                    "quarantined_events": day_quarantined,
+                    "failed_expectations": dg.MetadataValue.json(day_failures),
+                    "preview": markdown_preview(samples[-1] if len(result.quarantined) else pd.DataFrame()),
+                },
+                asset_key="quarantined_selection_events",
+            )
+            _log_day_checks(context, day, day_raw, day_valid, day_quarantined, config.max_quarantined_share)
             context.log.info(f"{day}: {day_raw} raw, {day_valid} valid, {day_quarantined} quarantined")
 
     share = quarantined / raw if raw else 0.0
@@ -182,11 +203,12 @@ def validated_selection_events(
         check_name="event_suite_passes",
         asset_key="validated_selection_events",
         passed=quarantined == 0,
-        severity=dg.AssetCheckSeverity.ERROR if share > config.max_quarantined_share else dg.AssetCheckSeverity.WARN,
+        severity=_severity(share, config.max_quarantined_share),
         metadata={
             "quarantined_share": dg.MetadataValue.float(share),
             "max_quarantined_share": dg.MetadataValue.float(config.max_quarantined_share),
             "failed_expectations": dg.MetadataValue.json(failures),
+            "days": markdown_preview(pd.DataFrame(per_day), rows=MAX_DAYS_SHOWN),
         },
     )
     count_check = dg.AssetCheckResult(
@@ -200,7 +222,7 @@ def validated_selection_events(
         asset_key="validated_selection_events",
         metadata=table_metadata(
             valid,
-            EVENT_SCHEMA,
+            table_schema(validation.VALIDATED_SELECTION_EVENTS),
             markdown_preview(pd.DataFrame(per_day)),
             {"raw_events": raw, "quarantined_events": quarantined, "quarantined_share": share},
         ),
@@ -209,7 +231,7 @@ def validated_selection_events(
         asset_key="quarantined_selection_events",
         metadata=table_metadata(
             quarantined,
-            EVENT_SCHEMA,
+            table_schema(validation.QUARANTINED_SELECTION_EVENTS),
             markdown_preview(preview),
             {"quarantined_events": quarantined, "failed_expectations": dg.MetadataValue.json(failures)},
         ),
@@ -218,61 +240,34 @@ def validated_selection_events(
     yield count_check
 
 
-CANDIDATE_STAGE_SCHEMA = column_schema(
-    [
-        ("tenant_id", "varchar", "employer"),
-        ("day", "date", "UTC day"),
-        ("event_type", "varchar", "funnel stage"),
-        ("candidate_id", "varchar", "candidate"),
-        ("first_at", "timestamptz", "first event of this stage that day"),
-        ("company_tier / experience_band / specialty", "varchar", "dimensions of that first event"),
-        ("score, rank", "numeric, integer", "of that first event"),
-        ("events", "integer", "events of this stage that day"),
-    ]
-)
-
-
-def store_candidate_arrays(cur, day) -> None:
-    """Write the day's candidates as arrays per tenant and event type (``candidate_day_arrays``, read by the windows
-    that count candidates in numpy) and mark the day as done; SQL does the work. The arrays are part of the day's
-    candidate_daily_stages partition: written under its lock."""
-    lock_partition(cur, "candidate_daily_stages", day)
-    cur.execute(audit_queries.DELETE_CANDIDATE_ARRAYS, {"day": day})
-    cur.execute(sql.SQL(audit_queries.INSERT_CANDIDATE_ARRAYS).format(codes=audit_queries.dimension_code_bytes()),
-                {"day": day})  # fmt: skip
-    cur.execute(audit_queries.RECORD_CANDIDATE_ARRAYS, {"day": day})
-
-
-@dg.asset(
-    deps=["validated_selection_events"],
-    automation_condition=downstream_automation,
-    partitions_def=daily_partitions,
-    backfill_policy=single_run,
-    pool=PARTITION_WRITES_POOL,
-    group_name="events",
-    kinds={"postgres"},
-    description="One row per tenant, day, stage and candidate (first event of the day), so that 30-day windows "
-    "count candidates without reading events.",
-)
+@events_asset(deps=["validated_selection_events"])
 def candidate_daily_stages(context: dg.AssetExecutionContext, database: FairnessDatabase) -> dg.MaterializeResult:
+    """One row per tenant, day, stage and candidate (first event of the day), so that 30-day windows count
+    candidates without reading events; and the day's candidates as arrays per tenant and stage."""
     per_day = []
     with database.connect() as conn:
         for day in partition_days(context):
             bounds = day_bounds(day)
             with partition_transaction(conn, "candidate_daily_stages", day) as cur:
-                cur.execute(q.DELETE_CANDIDATE_DAY, bounds)
-                cur.execute(q.INSERT_CANDIDATE_DAY, bounds)
-                rows = cur.rowcount
-                cur.execute(q.DAY_RECONCILIATION, bounds)
-                _, validated, _ = cur.fetchone()
-                cur.execute(q.RECORD_CANDIDATE_DAY, {**bounds, "validated_events": validated, "candidate_rows": rows})
-                store_candidate_arrays(cur, day)
+                _, validated, _ = validation.day_counts(cur, bounds)
+                rows = analysis.replace_candidate_day(cur, bounds, validated)
+                audits.store_candidate_arrays(cur, day)
             per_day.append({"day": day.isoformat(), "validated_events": validated, "candidate_rows": rows})
+            record_day(
+                context,
+                day,
+                {
+                    "dagster/row_count": rows,
+                    "candidate_rows": rows,
+                    "validated_events": validated,
+                    "preview": markdown_preview(pd.DataFrame(per_day[-1:])),
+                },
+            )
     total = sum(d["candidate_rows"] for d in per_day)
     return dg.MaterializeResult(
         metadata=table_metadata(
             total,
-            CANDIDATE_STAGE_SCHEMA,
+            table_schema(analysis.CANDIDATE_DAILY_STAGES, extra=[audits.CANDIDATE_DAY_ARRAYS]),
             markdown_preview(pd.DataFrame(per_day)),
             {"candidate_rows": total, "validated_events": sum(d["validated_events"] for d in per_day)},
         )
