@@ -10,12 +10,12 @@ import dagster as dg
 import pandas as pd
 import psycopg2
 import pytest
-from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 
 from fairness_pipeline import synthetic
 from fairness_pipeline.defs.assets import events as event_assets
 from fairness_pipeline.defs.assets import metrics as metric_assets
 from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.store.urls import sqlalchemy_url
 from fairness_pipeline_tests.test_pipeline import _query

@@ -12,9 +12,9 @@ from urllib.parse import quote, urlencode
 
 import psycopg2
 import pytest
-from fairness_pipeline.defs.runs import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 
 from fairness_pipeline import synthetic
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.store import connection
 from fairness_pipeline_tests.browser import BrowserError, Page, find_chromium, headless_chromium

@@ -13,6 +13,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fairness_pipeline.store.schema import Column, Table
+
+API_TOKENS = Table(
+    "api_tokens",
+    description="Transparency API tokens: SHA-256 digests only, the tenant read (NULL: operator) and the role.",
+    columns=(
+        Column("id", "bigint", nullable=False),
+        Column("token_sha256", "bytea", nullable=False),
+        Column("name", "text", nullable=False),
+        Column("tenant_id", "character varying(255)"),
+        Column("role", "text", nullable=False),
+        Column("created_at", "timestamp with time zone", nullable=False),
+        Column("revoked_at", "timestamp with time zone"),
+    ),
+    key=("id",),
+    unique=(("token_sha256",),),
+)
+
+
 TOKEN_PREFIX = "fpt_"
 ROLES = ("read", "review")
 MAX_NAME = 200

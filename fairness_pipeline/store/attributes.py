@@ -18,6 +18,57 @@ from datetime import datetime
 
 import pandas as pd
 
+from fairness_pipeline.store.schema import Column, Table
+
+CANDIDATE_ATTRIBUTES = Table(
+    "candidate_attributes",
+    description="Self-identified attributes in force now: one row per tenant, candidate and attribute (NULL: unknown).",
+    columns=(
+        Column("tenant_id", "character varying(255)", nullable=False),
+        Column("candidate_id", "character varying(255)", nullable=False),
+        Column("attribute", "character varying(50)", nullable=False),
+        Column("value", "character varying(100)"),
+        Column("source", "text", nullable=False),
+        Column("collected_at", "timestamp with time zone", nullable=False),
+        Column("changed_at", "timestamp with time zone", nullable=False),
+    ),
+    key=("tenant_id", "candidate_id", "attribute"),
+)
+
+CANDIDATE_ATTRIBUTE_HISTORY = Table(
+    "candidate_attribute_history",
+    description="Every value a candidate's attribute has had, with the period it was in force.",
+    columns=(
+        Column("tenant_id", "character varying(255)", nullable=False),
+        Column("candidate_id", "character varying(255)", nullable=False),
+        Column("attribute", "character varying(50)", nullable=False),
+        Column("value", "character varying(100)"),
+        Column("source", "text", nullable=False),
+        Column("collected_at", "timestamp with time zone", nullable=False),
+        Column("valid_from", "timestamp with time zone", nullable=False),
+        Column("valid_to", "timestamp with time zone"),
+    ),
+    key=("tenant_id", "candidate_id", "attribute", "valid_from"),
+    unique=(("tenant_id", "candidate_id", "attribute"),),
+)
+
+CANDIDATE_ATTRIBUTE_REJECTS = Table(
+    "candidate_attribute_rejects",
+    description="Self-identification rows that could not be stored, with the reason.",
+    columns=(
+        Column("id", "bigint", nullable=False),
+        Column("source", "text", nullable=False),
+        Column("line_number", "bigint", nullable=False),
+        Column("tenant_id", "text"),
+        Column("candidate_id", "text"),
+        Column("raw_record", "text", nullable=False),
+        Column("reason", "text", nullable=False),
+        Column("received_at", "timestamp with time zone", nullable=False),
+    ),
+    key=("id",),
+)
+
+
 # --- loading -------------------------------------------------------------------------------------------------------
 
 CREATE_STAGING = """

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from fairness_pipeline.store import alerts, analysis, audits, events, migrations, reports, validation
+from fairness_pipeline.store import (
+    alerts,
+    analysis,
+    api_tokens,
+    attributes,
+    audits,
+    events,
+    lifecycle,
+    migrations,
+    reports,
+    validation,
+)
 from fairness_pipeline.store.schema import Table
 
 TABLES: dict[str, Table] = {
     table.name: table
-    for module in (events, validation, analysis, audits, reports, alerts, migrations)
+    for module in (events, validation, analysis, audits, reports, alerts, migrations, attributes, api_tokens, lifecycle)
     for table in vars(module).values()
     if isinstance(table, Table)
 }

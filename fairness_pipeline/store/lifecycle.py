@@ -17,6 +17,48 @@ from psycopg2.extras import Json
 
 from fairness_pipeline.store.attributes import ERASE_ATTRIBUTES
 from fairness_pipeline.store.partition_lock import lock_partition
+from fairness_pipeline.store.schema import Column, Table
+
+RETENTION_DELETIONS = Table(
+    "retention_deletions",
+    description="What each retention run deleted: table, rows and cutoff.",
+    columns=(
+        Column("id", "bigint", nullable=False),
+        Column("applied_at", "timestamp with time zone", nullable=False),
+        Column("category", "text", nullable=False),
+        Column("table_name", "text", nullable=False),
+        Column("rows", "bigint", nullable=False),
+        Column("cutoff", "date", nullable=False),
+    ),
+    key=("id",),
+)
+
+CANDIDATE_ERASURES = Table(
+    "candidate_erasures",
+    description="Each erasure: when, tenant, rows per table and days (never the candidate id).",
+    columns=(
+        Column("id", "bigint", nullable=False),
+        Column("erased_at", "timestamp with time zone", nullable=False),
+        Column("tenant_id", "character varying(255)", nullable=False),
+        Column("subject_hash", "text"),
+        Column("rows_by_table", "jsonb", nullable=False),
+        Column("days", "date[]", nullable=False),
+    ),
+    key=("id",),
+)
+
+RECOMPUTE_REQUESTS = Table(
+    "recompute_requests",
+    description="Tenant-days to recompute after an erasure (read by the erasure recompute sensor).",
+    columns=(
+        Column("id", "bigint", nullable=False),
+        Column("day", "date", nullable=False),
+        Column("tenant_id", "character varying(255)", nullable=False),
+        Column("reason", "text", nullable=False),
+        Column("requested_at", "timestamp with time zone", nullable=False),
+    ),
+    key=("id",),
+)
 
 # --- retention -------------------------------------------------------------------------------------------------
 
@@ -147,6 +189,8 @@ WHERE day = ANY(%(days)s::date[]) AND tenant_id = %(tenant_id)s AND candidate_id
 ERASE_DAY_ARRAYS = "DELETE FROM candidate_day_arrays WHERE day = ANY(%(days)s::date[]) AND tenant_id = %(tenant_id)s"
 """The arrays hold a 64-bit key of each id: the person's tenant-days are dropped whole and rebuilt by the next window
 from the erased day summaries (``ERASED_DAYS_ARRAYS_STALE``)."""
+
+
 ERASE_REJECTS = """
 DELETE FROM selection_event_rejects WHERE raw_record ~ %(candidate_pattern)s AND raw_record ~ %(tenant_pattern)s
 """
@@ -191,7 +235,7 @@ INSERT INTO recompute_requests (day, tenant_id, reason)
 SELECT unnest(%(days)s::date[]), %(tenant_id)s, %(reason)s
 """
 
-RECOMPUTE_REQUESTS = """
+RECOMPUTE_DAYS_BETWEEN = """
 SELECT day, count(*), max(requested_at)
 FROM recompute_requests
 WHERE requested_at > %(after)s AND requested_at <= %(until)s
@@ -276,7 +320,7 @@ def erase_candidate(
 def recompute_requests(conn, after: datetime, until: datetime) -> list[tuple[date, int, datetime]]:
     """(day, requests, latest request time) of the days asked for recomputation in (after, until]."""
     with conn, conn.cursor() as cur:
-        cur.execute(RECOMPUTE_REQUESTS, {"after": after, "until": until})
+        cur.execute(RECOMPUTE_DAYS_BETWEEN, {"after": after, "until": until})
         return cur.fetchall()
 
 
