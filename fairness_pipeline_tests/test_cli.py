@@ -87,6 +87,7 @@ def test_worker_prints_seed_shaped_json(external_db: str, tmp_path: Path) -> Non
     assert tiers["impact_ratios"]["startup"] < 0.8 and "startup" in tiers["adverse_impact_groups"]
     assert all(isinstance(t["significant"], bool) for t in tiers["significance_tests"].values())
     assert json.loads((tmp_path / "out.json").read_text()) == document
+    assert "computed 1 tenant document(s) in" in result.stderr  # progress on stderr; stdout stays the JSON alone
     conn = psycopg2.connect(external_db)
     with conn.cursor() as cur:
         cur.execute("SELECT tenant_id, metrics_json -> 'dimensions' ? 'company_tier' FROM bias_metrics")

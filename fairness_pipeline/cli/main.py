@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -324,7 +325,11 @@ def worker(
     with open_database() as conn:
         if tenant_id is not None:
             require_tenant(conn, tenant_id)
-        documents = seed_worker.compute(conn, request)
+        scope = f"tenant {tenant_id}" if tenant_id else "every tenant"
+        started = time.monotonic()
+        with console.status(f"counting {days} days of events for {scope} ..."):
+            documents = seed_worker.compute(conn, request)
+        console.print(f"computed {len(documents)} tenant document(s) in {time.monotonic() - started:.1f} s")
         if save_to_db:
             analysis.insert_adhoc_bias_metrics(conn, documents, datetime.now(UTC))
             console.print(f"saved {len(documents)} document(s) to bias_metrics")
