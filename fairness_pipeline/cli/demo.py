@@ -26,9 +26,9 @@ DEMO_SCORE_BIAS = "specialty=frontend:-0.15"
 DEMO_SLATES = "company_tier=faang:0.3@0.9"
 DEMO_DRIFT = "experience_band=0-3:0.1@clicked"
 DEMO_BIASED_TENANT = "tenant-1"
-DEMO_LL144_BIAS = "sex=female:0.5"
-"""The planted LL144 finding. The factor multiplies P(shortlisted | clicked); candidates shown in several searches get
-several chances, so the window's impact ratio comes out nearer 0.7 (measured: 0.5 -> 0.69, 0.7 -> 0.90)."""
+DEMO_LL144_BIAS = "sex=female:0.7"
+"""The planted LL144 finding: it multiplies P(shortlisted | clicked) of tenant-1's female candidates (measured: impact
+ratio 0.68 for the 30 days ending 2026-11-21)."""
 
 
 def demo(
