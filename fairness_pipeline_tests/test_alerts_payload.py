@@ -120,6 +120,39 @@ def test_intersections_and_unknown_groups_are_vocabulary() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("dimension", "group"),
+    [
+        ("sex", "female"),
+        ("race_ethnicity", "native_american_or_alaska_native"),
+        ("sex+race_ethnicity", "male|asian"),
+        ("sex+race_ethnicity", "female|unknown"),
+        ("company_tier+sex", "startup|female"),
+    ],
+)
+def test_ll144_dimensions_and_values_are_vocabulary(dimension: str, group: str) -> None:
+    finding = _finding(dimension=dimension, group=group, p_adjusted=0.01)
+    rule = AppliedRule("significant_adverse", "significant_adverse", 0.8, "HIGH", "HIGH", finding)
+    [reason] = RiskAlertPayload("t1", "HIGH", DAY, rules=(rule,)).reasons()
+    assert f"lowest: {group} ({dimension}, shown->shortlisted) at 0.50" in reason
+
+
+@pytest.mark.parametrize(
+    ("dimension", "group", "field"),
+    [
+        ("sex", "nonbinary", "finding.group"),
+        ("sex", "female|asian", "finding.group"),
+        ("gender", "female", "finding.dimension"),
+        ("sex+sex", "male|male", "finding.dimension"),
+        ("sex+race_ethnicity", "asian|male", "finding.group"),
+    ],
+)
+def test_values_outside_the_catalogue_are_refused(dimension: str, group: str, field: str) -> None:
+    with pytest.raises(PayloadError) as raised:
+        _finding(dimension=dimension, group=group)
+    assert str(raised.value).startswith(f"payload field {field} ")
+
+
 VOCABULARY = {value for values in DIMENSION_VALUES.values() for value in values} | {UNKNOWN_GROUP}
 
 

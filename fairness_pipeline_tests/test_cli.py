@@ -146,6 +146,9 @@ def test_demo_shows_each_planted_finding(external_db: str) -> None:
 
     selection = rows(_section(output, "Adverse impact, shown -> shortlisted", "Scores:"))
     assert any("company_tier" in r and "startup" in r and "significant" in r for r in selection if "tenant-1" in r)
+    assert any(" sex " in r and "female" in r and "significant" in r for r in selection if "tenant-1" in r)  # LL144
+    assert not any(" sex " in r or "race_ethnicity" in r for r in selection if "tenant-2" in r)  # none loaded
+    assert "self-identification: {'read'" in output
     scores = rows(_section(output, "Scores:", "Ranks:"))
     assert any("tenant-1" in r and "specialty" in r and "frontend" in r for r in scores)
     ranks = rows(_section(output, "Ranks:", "Slates:"))

@@ -73,8 +73,9 @@ def test_no_markup_from_the_data(markdown: str) -> None:
     assert Counter(re.findall(r"<(\w+)", page)) == Counter(re.findall(r"<(\w+)", plain))
     assert "<b>" not in page and "<i>" not in page and "<a " not in page
     assert html.escape(TENANT, quote=False) in page
-    rows = [line for line in markdown.splitlines() if line.startswith("| ")]
-    assert rows and all(line.count(" | ") == 3 for line in rows)  # four cells in every row of the table
+    tables = [block.splitlines() for block in markdown.split("\n\n") if block.startswith("| ")]
+    assert [table[0].count(" | ") for table in tables] == [3, 6]  # the components (4 cells) and LL144 (7) tables
+    assert all(line.count(" | ") == table[0].count(" | ") for table in tables for line in table[2:])
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 A payload is built only from fields this code controls: the tenant, the level, numbers (score and its interval,
 component values, impact ratios, adjusted p values), dates, names from fixed vocabularies (stage pairs, dimensions
-and groups of ``events/vocabulary.py``, risk components, the ids of the risk rule set, Dagster job names, run UUIDs)
+and groups of the dimension catalogue, risk components, the ids of the risk rule set, Dagster job names, run UUIDs)
 and texts rendered from this module's templates over those fields. There is no free-text field: a value that is not
 of its field's kind is refused when the payload is built, with a :class:`PayloadError` naming the field (never the
 value). So no candidate id can reach an alert, whatever the ids look like (``3``, ``0.60``, ``HIGH``), and nothing
@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from fairness_pipeline.alerts.model import LEVELS, AlertRecord, PayloadError
-from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, EVENT_TYPES, UNKNOWN_GROUP
+from fairness_pipeline.catalogue import load_catalogue
+from fairness_pipeline.events.vocabulary import EVENT_TYPES, UNKNOWN_GROUP
 
 OPERATIONAL_TENANT = "operations"
 """Operational alerts concern the pipeline, not a tenant; they share the channels and the outbox."""
@@ -114,17 +115,20 @@ def _stage_pair(name: str, value: Any) -> str:
 
 
 def _dimensions(name: str, value: Any) -> tuple[str, ...]:
-    """A proxy dimension or a pairwise intersection of two different ones, as its dimension names."""
+    """A catalogue dimension (a proxy or an attribute such as ``sex``) or an intersection of distinct catalogue
+    dimensions (``sex+race_ethnicity``), as its dimension names."""
+    catalogue = load_catalogue()
     parts = tuple(value.split(DIMENSION_SEPARATOR)) if isinstance(value, str) else ()
-    if not 1 <= len(parts) <= 2 or len(set(parts)) != len(parts) or not set(parts) <= set(DIMENSION_VALUES):
-        raise _refuse(name, f"a proxy dimension ({', '.join(DIMENSION_VALUES)}) or an intersection a+b of two")
+    if not parts or len(set(parts)) != len(parts) or not all(part in catalogue for part in parts):
+        raise _refuse(name, f"a catalogue dimension ({', '.join(catalogue.names)}) or an intersection a+b of them")
     return parts
 
 
 def _group(name: str, value: Any, dimensions: tuple[str, ...]) -> str:
+    catalogue = load_catalogue()
     parts = value.split(GROUP_SEPARATOR) if isinstance(value, str) else []
     if len(parts) != len(dimensions) or any(
-        part not in (*DIMENSION_VALUES[dimension], UNKNOWN_GROUP)
+        part not in (*catalogue.values(dimension), UNKNOWN_GROUP)
         for part, dimension in zip(parts, dimensions, strict=True)
     ):
         raise _refuse(name, "a group of its dimension's vocabulary (a|b for an intersection)")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import suppress
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,12 +17,18 @@ from fairness_pipeline.cli.printing import ingest_progress, print_audit_findings
 from fairness_pipeline.cli.runs import dagster_instance, run_days
 from fairness_pipeline.metrics.window import HEADLINE_STAGE_PAIR
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 DEMO_BIAS = "company_tier=startup:0.6"
 DEMO_RANK_BIAS = "experience_band=15+:4"
 DEMO_SCORE_BIAS = "specialty=frontend:-0.15"
 DEMO_SLATES = "company_tier=faang:0.3@0.9"
 DEMO_DRIFT = "experience_band=0-3:0.1@clicked"
 DEMO_BIASED_TENANT = "tenant-1"
+DEMO_LL144_BIAS = "sex=female:0.7"
+"""The planted LL144 finding: it multiplies P(shortlisted | clicked) of tenant-1's female candidates (measured: impact
+ratio 0.68 for the 30 days ending 2026-11-21)."""
 
 
 def demo(
@@ -37,28 +44,44 @@ def demo(
     from datetime import UTC, datetime
 
     from fairness_pipeline import synthetic
+    from fairness_pipeline.ingest.attributes import load_attribute_file
     from fairness_pipeline.ingest.loader import ingest_file
     from fairness_pipeline.store import events, reports
 
     last_day = parse_optional_day(end, "--end") or datetime.now(UTC).date() - timedelta(days=1)
     first = last_day - timedelta(days=days - 1)
     config = synthetic.GeneratorConfig(
-        seed=seed, start=first, days=days, tenants=2, events_per_day=events_per_day,
-        bias=(synthetic.parse_bias(DEMO_BIAS),), drift=(synthetic.parse_bias(DEMO_DRIFT),),
+        seed=seed,
+        start=first,
+        days=days,
+        tenants=2,
+        events_per_day=events_per_day,
+        bias=(synthetic.parse_bias(DEMO_BIAS), synthetic.parse_bias(DEMO_LL144_BIAS)),
+        drift=(synthetic.parse_bias(DEMO_DRIFT),),
         rank_bias=(synthetic.parse_rank_bias(DEMO_RANK_BIAS),),
         score_bias=(synthetic.parse_score_bias(DEMO_SCORE_BIAS),),
-        slate_concentration=(synthetic.parse_slate_concentration(DEMO_SLATES),), biased_tenants=(DEMO_BIASED_TENANT,),
-    )  # fmt: skip
+        slate_concentration=(synthetic.parse_slate_concentration(DEMO_SLATES),),
+        biased_tenants=(DEMO_BIASED_TENANT,),
+    )
     demo_dir = settings.home_dir() / "demo"
     demo_dir.mkdir(exist_ok=True)
     path = demo_dir / f"events-{first}-{last_day}.csv"
     console.print(
         f"[bold]1.[/bold] generating {days} days ({first} .. {last_day}); planted in {DEMO_BIASED_TENANT} only: "
-        f"shortlisting {DEMO_BIAS}, rank {DEMO_RANK_BIAS}, score {DEMO_SCORE_BIAS}, slates {DEMO_SLATES}, "
-        f"clicks drifting down to {DEMO_DRIFT} by the last day"
+        f"shortlisting {DEMO_BIAS} and {DEMO_LL144_BIAS} (LL144), rank {DEMO_RANK_BIAS}, score {DEMO_SCORE_BIAS}, "
+        f"slates {DEMO_SLATES}, clicks drifting down to {DEMO_DRIFT} by the last day"
     )
-    count = synthetic.write_events(synthetic.generate_events(config), path, "csv")
+    candidates: dict[str, set[str]] = {}
+    count = synthetic.write_events(_remember_candidates(synthetic.generate_events(config), candidates), path, "csv")
     console.print(f"   wrote {count:,} events to {path}")
+    attributes_path = demo_dir / f"self-identification-{first}-{last_day}.csv"
+    answers = synthetic.write_attributes(
+        config, attributes_path, "csv", candidates={DEMO_BIASED_TENANT: candidates.get(DEMO_BIASED_TENANT, set())}
+    )
+    console.print(
+        f"   wrote the self-identification (sex, race/ethnicity) of {answers:,} {DEMO_BIASED_TENANT} candidates to "
+        f"{attributes_path}; the other tenant has none (its report says: proxies only)"
+    )
 
     console.print("[bold]2.[/bold] starting the database and applying migrations")
     with open_database() as conn:
@@ -67,6 +90,8 @@ def demo(
             task = progress.add_task(path.name, total=path.stat().st_size)
             counts = ingest_file(conn, path, on_bytes=lambda n: progress.advance(task, n))
         console.print(f"   {counts.as_dict()}")
+        attribute_counts = load_attribute_file(conn, attributes_path)
+        console.print(f"   self-identification: {attribute_counts.as_dict()}")
         rows = events.stored_summary(conn)
     print_stored_summary(rows)
 
@@ -78,6 +103,14 @@ def demo(
     print_findings(last_day, findings)
     print_audit_findings(last_day, days)
     print_risk_and_alerts(last_day, demo_dir)
+
+
+def _remember_candidates(frames: Iterator[pd.DataFrame], seen: dict[str, set[str]]) -> Iterator[pd.DataFrame]:
+    """Pass the event frames through, noting each tenant's candidate ids in ``seen``."""
+    for frame in frames:
+        for tenant, ids in frame.groupby("tenant_id", sort=False)["candidate_id"]:
+            seen.setdefault(str(tenant), set()).update(ids)
+        yield frame
 
 
 def print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:

@@ -535,6 +535,17 @@ def unknown_count(table: pd.DataFrame) -> int:
     return int(table.loc[mask, "n"].sum())
 
 
+def unanswered_attribute_table(dimension: str, table: pd.DataFrame) -> bool:
+    """True for a table (group, n) of a candidate-attribute dimension, or an intersection with one, where every
+    candidate is ``unknown``: its tenant loaded no self-identification, so the table says nothing (no reference, no
+    comparison) and documents and reports leave it out."""
+    from fairness_pipeline.catalogue import INTERSECTION_SEPARATOR, load_catalogue
+
+    if not set(load_catalogue().attribute_dimensions) & set(str(dimension).split(INTERSECTION_SEPARATOR)):
+        return False
+    return unknown_count(table) == int(table["n"].sum())
+
+
 def table_records(table: pd.DataFrame) -> list[dict[str, Any]]:
     """Rows as JSON-ready dicts of Python types; NaN and NA become None (infinite ratios stay ``inf``)."""
     records = []

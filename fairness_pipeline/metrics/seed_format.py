@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairness_pipeline.metrics.impact import summarise_impact, table_records
+from fairness_pipeline.metrics.impact import summarise_impact, table_records, unanswered_attribute_table
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.metrics.window import AnalysisSettings
 
@@ -131,7 +131,11 @@ def tenant_metrics_json(
     def for_pair(pair: str) -> tuple[dict[str, Any], dict[str, Any]]:
         pair_frames = tenant_frames[tenant_frames["stage_pair"] == pair]
         pair_impacts = tenant_impacts[tenant_impacts["stage_pair"] == pair]
-        names = list(dict.fromkeys(pair_impacts["dimension"]))
+        names = [
+            name
+            for name, table in pair_impacts.groupby("dimension", sort=False)
+            if not unanswered_attribute_table(str(name), table)
+        ]
         singles = [d for d in names if INTERSECTION_SEPARATOR not in d and (dimensions is None or d in dimensions)]
         pairs = [d for d in names if INTERSECTION_SEPARATOR in d and dimensions is None]
         build = {d: dimension_metrics(pair_frames, pair_impacts, d, settings, period) for d in singles + pairs}

@@ -105,11 +105,25 @@ class WindowAnalysis:
     """``TABLE_KEYS`` + ``IMPACT_COLUMNS``: impact ratios, tests and checks per group."""
 
 
+def window_dimension_sets(settings: AnalysisSettings, columns: Sequence[str]) -> list[tuple[str, ...]]:
+    """The dimensions a window's impact tables cover: ``settings.dimensions`` (the event proxies) and their pairs,
+    then every catalogue ``attribute`` dimension that ``columns`` carries (sex, race_ethnicity) and the catalogue
+    intersections holding one of them (``sex+race_ethnicity``), when ``settings.intersections``."""
+    sets = analysis_dimensions(settings.dimensions, pairs=settings.intersections)
+    catalogue = load_catalogue()
+    attributes = [name for name in catalogue.attribute_dimensions if name in columns]
+    sets += [(name,) for name in attributes]
+    if settings.intersections:
+        usable = {*settings.dimensions, *attributes}
+        sets += [parts for parts in catalogue.intersections if set(parts) <= usable and set(parts) & set(attributes)]
+    return sets
+
+
 def group_counts(
     cells: pd.DataFrame, settings: AnalysisSettings, dimension_sets: Sequence[tuple[str, ...]] | None = None
 ) -> pd.DataFrame:
-    """Per (tenant, stage pair, dimension, group) counts, for each dimension and pairwise intersection (or for each
-    of ``dimension_sets``, e.g. the catalogue's ``analysis_dimensions()``).
+    """Per (tenant, stage pair, dimension, group) counts, for each dimension of :func:`window_dimension_sets` (or for
+    each of ``dimension_sets``, e.g. the catalogue's ``analysis_dimensions()``).
 
     One pandas grouping per dimension (all tenants and stage pairs at once). Rows are ordered by tenant, stage pair,
     dimension in ``analysis_dimensions`` order, then group. Every allowed value of a single dimension is listed, with
@@ -122,7 +136,7 @@ def group_counts(
     pairs = cells[["tenant_id", "stage_pair"]].drop_duplicates()
     parts = []
     if dimension_sets is None:
-        dimension_sets = analysis_dimensions(settings.dimensions, pairs=settings.intersections)
+        dimension_sets = window_dimension_sets(settings, cells.columns)
     for position, dims in enumerate(dimension_sets):
         labelled = cells[["tenant_id", "stage_pair", "n", "x"]].assign(group=group_labels(cells, dims))
         counts = labelled.groupby(["tenant_id", "stage_pair", "group"], sort=False, as_index=False)[["n", "x"]].sum()

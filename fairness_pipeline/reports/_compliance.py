@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.reports import interpretation as words
 from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, VERDICT_ADJUSTMENT
 
@@ -53,16 +54,51 @@ def recommendations(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+PROXIES_ONLY_STATEMENT = (
+    "Proxies only: no self-identified sex or race/ethnicity was loaded for this tenant's candidates, so the categories "
+    "below are the inferred proxy dimensions. This is monitoring evidence, not an LL144 bias audit: load the "
+    "candidates' self-identification (fairness-pipeline attributes load) for the LL144 categories."
+)
+SELF_IDENTIFIED_STATEMENT = (
+    "Categories from the candidates' self-identification (sex, race/ethnicity and their intersection, 6 RCNY 5-301). "
+    "Candidates who declined or gave no answer are counted in the unknown category, which is never compared."
+)
+SCORING_PROXIES_NOTE = (
+    "Scoring rates are computed on the proxy dimensions only (company tier, experience band, specialty), not on the "
+    "LL144 categories."
+)
+
+
+def ll144_dimensions() -> frozenset[str]:
+    """The LL144 dimensions: the catalogue's attribute dimensions and its intersections made only of them."""
+    catalogue = load_catalogue()
+    attributes = set(catalogue.attribute_dimensions)
+    intersections = {
+        name
+        for parts, name in zip(catalogue.intersections, catalogue.intersection_names, strict=True)
+        if set(parts) <= attributes
+    }
+    return frozenset(attributes | intersections)
+
+
 def ll144(report: Mapping[str, Any]) -> dict[str, Any]:
-    """NYC LL144 summary of the headline stage pair (and scoring rates when a scoring audit was given)."""
+    """NYC LL144 summary of the headline stage pair, on the self-identified categories when the report has them
+    (else on the proxies, saying so), and scoring rates when a scoring audit was given."""
     method = report["methodology"]
     pair = method["headline_stage_pair"]
+    protected = ll144_dimensions()
+    self_identified = any(
+        t["kind"] == "selection" and t["stage_pair"] == pair and t["dimension"] in protected
+        for t in report["detailed_analysis"]
+    )
 
     def section(kind: str, stage_pair: str | None) -> dict[str, Any] | None:
         tables = [
             t
             for t in report["detailed_analysis"]
-            if t["kind"] == kind and (stage_pair is None or t["stage_pair"] == stage_pair)
+            if t["kind"] == kind
+            and (stage_pair is None or t["stage_pair"] == stage_pair)
+            and (kind != "selection" or (t["dimension"] in protected) == self_identified)
         ]
         if not tables:
             return None
@@ -70,6 +106,7 @@ def ll144(report: Mapping[str, Any]) -> dict[str, Any]:
         return {
             "stage_pair": tables[0]["stage_pair"],
             "number_of_candidates": singles[0]["n"],
+            "number_selected": singles[0]["x"],
             "unknown_count": {t["dimension"]: t["unknown_count"] for t in singles},
             "categories": [
                 {
@@ -77,6 +114,7 @@ def ll144(report: Mapping[str, Any]) -> dict[str, Any]:
                     "category": r["group"],
                     "intersectional": t["intersectional"],
                     "n": r["n"],
+                    "x": r["x"],
                     "rate": r["selection_rate"],
                     "impact_ratio": r["impact_ratio"],
                     "excluded_small_share": bool(r["excluded_small_share"]),
@@ -93,20 +131,29 @@ def ll144(report: Mapping[str, Any]) -> dict[str, Any]:
             ],
         }
 
+    notes = [
+        f"Categories holding under {method['min_share']:.0%} of the candidates are left out of the impact-ratio "
+        "calculation and of the choice of reference (LL144 allows it); they are listed, as grey rows, with their "
+        "counts and rates, and under excluded_categories.",
+        "The unknown category (no answer, declined, or an intersection with an unknown part) is counted beside each "
+        "table; it is never the reference group and never decides adverse impact.",
+        "Rates are selection rates (selected / candidates) for the selection section and scoring rates (share "
+        "scoring above the median) for the scoring section.",
+    ]
+    scoring = section("scoring", None)
+    if scoring and self_identified:
+        notes.append(SCORING_PROXIES_NOTE)
     return {
         "audit_date": report["generated_at"][:10],
         "data_period": {"start": report["window"]["start"], "end": report["window"]["end"]},
         "data_source": report["data_source"]["name"],
         "data_explanation": report["data_source"]["explanation"],
         "tool_distribution_date": method["tool_distribution_date"],
+        "categories_source": "self_identified" if self_identified else "proxies",
+        "statement": SELF_IDENTIFIED_STATEMENT if self_identified else PROXIES_ONLY_STATEMENT,
         "selection": section("selection", pair),
-        "scoring": section("scoring", None),
-        "notes": [
-            f"Categories holding under {method['min_share']:.0%} of the candidates are left out of the impact-ratio "
-            "calculation (LL144 allows it); their counts are listed under excluded_categories.",
-            "Rates are selection rates (selected / candidates) for the selection section and scoring rates (share "
-            "scoring above the median) for the scoring section.",
-        ],
+        "scoring": scoring,
+        "notes": notes,
     }
 
 
@@ -121,7 +168,8 @@ def checklist(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         return {"id": item_id, "source": source, "requirement": requirement, "status": status, "detail": detail}
 
     headline = ll144["selection"]
-    intersections = any(t["intersectional"] for t in tables)
+    self_identified = ll144["categories_source"] == "self_identified"
+    intersections = bool(headline) and any(c["intersectional"] for c in headline["categories"])
     return [
         item(
             "four_fifths_rule",
@@ -152,11 +200,22 @@ def checklist(report: Mapping[str, Any]) -> list[dict[str, Any]]:
             f"selection findings: {VERDICT_ADJUSTMENT}; scoring rates: {SCORING_ADJUSTMENT}",
         ),
         item(
+            "ll144_categories",
+            "NYC LL144, 6 RCNY 5-301",
+            "Categories are sex and race/ethnicity from the candidates' self-identification",
+            "pass" if self_identified else "fail",
+            "self-identified sex and race/ethnicity"
+            if self_identified
+            else "proxies only: monitoring evidence, not an LL144 bias audit",
+        ),
+        item(
             "ll144_selection_rates",
             "NYC LL144, 6 RCNY 5-301",
             "Selection rates and impact ratios for every category, intersections included",
-            "pass" if headline and intersections else "attention",
-            "intersections included" if intersections else "no intersectional tables in the input",
+            "pass" if self_identified and intersections else "fail" if not self_identified else "attention",
+            ("sex, race/ethnicity and their intersection" if intersections else "no intersectional table")
+            if self_identified
+            else "rates and ratios of the proxy dimensions only, not of the LL144 categories",
         ),
         item(
             "ll144_unknown_category",

@@ -12,7 +12,12 @@ import numpy as np
 import pandas as pd
 
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, stage_pair_name
-from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, impact_ratio_table, is_unknown_group
+from fairness_pipeline.metrics.impact import (
+    IMPACT_COLUMNS,
+    impact_ratio_table,
+    is_unknown_group,
+    unanswered_attribute_table,
+)
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.reports import interpretation as words
 from fairness_pipeline.risk.assessment import SCORING_ADJUSTMENT, verdict_adjustment
@@ -91,8 +96,12 @@ def _table(kind: str, pair: str, dimension: str, rows: pd.DataFrame, frame: pd.D
 
 
 def analysis(impacts: pd.DataFrame, frames: pd.DataFrame | None, kind: str = "selection") -> list[dict[str, Any]]:
+    """The report's impact tables, ordered by stage pair then dimension (tables of attributes nobody answered left
+    out)."""
     tables = []
     for (pair, dimension), rows in impacts.groupby(["stage_pair", "dimension"], sort=False):
+        if unanswered_attribute_table(str(dimension), rows):
+            continue
         frame = None
         if frames is not None and len(frames):
             frame = frames[(frames["stage_pair"] == pair) & (frames["dimension"] == dimension)]

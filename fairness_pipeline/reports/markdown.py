@@ -52,7 +52,7 @@ def md_text(value: Any) -> str:
 
 
 def render_markdown(report: dict[str, Any], *, min_cell: int | None = None, chart: bool = True) -> str:
-    """Markdown: verdict, components, key findings, rules applied, and one chart."""
+    """Markdown: verdict, components, key findings, rules applied, one chart and the LL144 summary."""
     published = publish_report(report, min_cell)
     risk, summary = published["risk_assessment"], published["executive_summary"]
     window = published["window"]
@@ -81,6 +81,7 @@ def render_markdown(report: dict[str, Any], *, min_cell: int | None = None, char
     table = _chart_table(published) if chart else None
     if table is not None:
         lines += ["", *chart_table(table)]
+    lines += ["", *ll144_section(published)]
     lines += ["", f"_{suppression_note(published['publication']['min_cell'])} No candidate data._"]
     return "\n".join(lines)
 
@@ -113,4 +114,41 @@ def chart_table(chart: dict[str, Any]) -> list[str]:
             f"| {md_text(p['group'])} | {fmt_ratio(ratio) if ratio is not None else ''} | "
             f"{ratio_bar(ratio, threshold)} | {interval} | {md_text(fmt_count(p['n']))} | {md_text(finding)} |"
         )
+    return lines
+
+
+def ll144_section(report: dict[str, Any]) -> list[str]:
+    """The NYC LL144 summary of the headline stage pair: whether its categories are self-identified or proxies only,
+    then per dimension (intersection included) each category's candidates, selected, rate and impact ratio, the
+    categories under 2% marked as left out, and the unknown count."""
+    ll = report["ll144_audit_summary"]
+    proxies = ll["categories_source"] != "self_identified"
+    lines = [
+        "**NYC LL144 summary**" + (" (proxies only: monitoring evidence, not an LL144 bias audit)" if proxies else ""),
+        "",
+        md_text(ll["statement"]),
+    ]
+    section = ll["selection"]
+    if not section:
+        return [*lines, "", "No selection table of the headline stage pair."]
+    lines += [
+        "",
+        f"{md_text(stage_label(section['stage_pair']))}: {md_text(fmt_count(section['number_of_candidates']))} "
+        f"candidates, {md_text(fmt_count(section['number_selected']))} selected.",
+        "",
+        "| dimension | category | candidates | selected | rate | impact ratio | note |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for c in section["categories"]:
+        note = (
+            "left out (under 2%)" if c["excluded_small_share"] else "withheld (small count)" if c["suppressed"] else ""
+        )
+        rate = "" if c["rate"] is None else f"{100 * c['rate']:.1f}%"
+        ratio = "" if c["impact_ratio"] is None else fmt_ratio(c["impact_ratio"])
+        lines.append(
+            f"| {md_text(c['dimension'])} | {md_text(c['category'])} | {md_text(fmt_count(c['n']))} | "
+            f"{md_text(fmt_count(c['x']))} | {rate} | {ratio} | {note} |"
+        )
+    unknown = "; ".join(f"{md_text(d)} {md_text(fmt_count(n))}" for d, n in section["unknown_count"].items())
+    lines += ["", f"Unknown category (never the reference, never compared): {unknown}."]
     return lines

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from fairness_pipeline.catalogue import load_catalogue
+from fairness_pipeline.store.attributes import IN_FORCE_VALUES, spread_attribute_values
 from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days, transaction
 
 CANDIDATE_DAILY_STAGES = Table(
@@ -154,16 +156,19 @@ SELECT day FROM candidate_daily_stages_days WHERE day BETWEEN %(first_day)s AND 
 # baseline event; it is selected when it also has a selection event in the window. The stage pairs arrive as three
 # parallel arrays. One sort serves everything: `stages` walks each candidate's rows of the window ordered by stage and
 # time, flags the first row of each stage (whose groups count) and ORs a bit per selection stage present (the bit is
-# the stage's position in `selections`, so up to 62 pairs; other stages set bit 0). `cells` counts candidates per
-# tenant, stage, groups and stage set (a few thousand rows), which the pairs then sum: no join of candidates with
-# candidates, no copy of the population per pair. COLLATE "C" only makes the sort compare bytes.
-WINDOW_CELLS = """
+# the stage's position in `selections`, so up to 62 pairs; other stages set bit 0). `firsts` keeps the first row of
+# each stage and, for tenants that have loaded any candidate attributes, the value of each of `%(attributes)s` in force
+# at that row's first event (an index probe per row; other tenants' values are all NULL, i.e. unknown, with no probe).
+# `cells` counts candidates per tenant, stage, groups and stage set (a few thousand rows), which the pairs then sum: no
+# join of candidates with candidates, no copy of the population per pair. COLLATE "C" only makes the sort compare
+# bytes.
+WINDOW_CELLS = f"""
 WITH pairs AS (
     SELECT * FROM unnest(%(pair_names)s::text[], %(baselines)s::text[], %(selections)s::text[])
         AS p(stage_pair, baseline, selection)
 ),
 stages AS (
-    SELECT tenant_id, event_type, company_tier, experience_band, specialty,
+    SELECT tenant_id, candidate_id, first_at, event_type, company_tier, experience_band, specialty,
            event_type IS DISTINCT FROM lag(event_type) OVER w AS first_of_stage,
            bit_or(1::bigint << coalesce(array_position(%(selections)s::text[], event_type::text), 0)) OVER w AS stages
     FROM candidate_daily_stages
@@ -172,22 +177,36 @@ stages AS (
     WINDOW w AS (PARTITION BY candidate_id COLLATE "C", tenant_id COLLATE "C" ORDER BY event_type COLLATE "C", first_at
                  ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ),
+attributed AS (
+    SELECT t.tenant_id
+    FROM (SELECT DISTINCT tenant_id FROM stages) t
+    WHERE cardinality(%(attributes)s::text[]) > 0
+      AND EXISTS (SELECT 1 FROM candidate_attributes a WHERE a.tenant_id = t.tenant_id)
+),
+firsts AS (
+    SELECT s.tenant_id, s.event_type, s.company_tier, s.experience_band, s.specialty, s.stages,
+           CASE WHEN a.tenant_id IS NOT NULL THEN {IN_FORCE_VALUES.format(alias="s")} END AS attribute_values
+    FROM stages s
+    LEFT JOIN attributed a ON a.tenant_id = s.tenant_id
+    WHERE s.first_of_stage
+),
 cells AS (
-    SELECT tenant_id, event_type, company_tier, experience_band, specialty, stages,
-           count(*) FILTER (WHERE first_of_stage) AS candidates
-    FROM stages
-    GROUP BY tenant_id, event_type, company_tier, experience_band, specialty, stages
+    SELECT tenant_id, event_type, company_tier, experience_band, specialty, attribute_values, stages,
+           count(*) AS candidates
+    FROM firsts
+    GROUP BY tenant_id, event_type, company_tier, experience_band, specialty, attribute_values, stages
 )
-SELECT c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty,
+SELECT c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty, c.attribute_values,
        sum(c.candidates)::bigint AS n,
        coalesce(sum(c.candidates) FILTER (
            WHERE c.stages & (1::bigint << array_position(%(selections)s::text[], p.selection)) <> 0), 0)::bigint AS x
 FROM cells c
 JOIN pairs p ON c.event_type = p.baseline
-GROUP BY c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty
-HAVING sum(c.candidates) > 0
+GROUP BY c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty, c.attribute_values
 ORDER BY 1, 2, 3, 4, 5
 """
+"""Candidate counts per tenant, stage pair and combination of the event dimensions and the attributes (``{alias}``
+formatting puts in only a table alias, never data)."""
 
 WINDOW_CELLS_FROM_EVENTS = """
 WITH pairs AS (
@@ -312,15 +331,22 @@ def window_cells(
     first_day: date,
     last_day: date,
     tenant_id: str | None = None,
+    attributes: Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Candidate counts of the window per tenant, stage pair and dimension cell (the SQL does the counting)."""
+    """Candidate counts of the window per tenant, stage pair and dimension cell (the SQL does the counting): columns
+    tenant_id, stage_pair, the event dimensions, one column per attribute (default: the catalogue's attribute
+    dimensions; None = unknown), n, x."""
+    if attributes is None:
+        attributes = load_catalogue().attribute_dimensions
     params = {
         **pair_arrays(stage_pair_names, stage_pairs),
         "first_day": first_day,
         "last_day": last_day,
         "tenant_id": tenant_id,
+        "attributes": list(attributes),
     }
-    return fetch_frame(cur, WINDOW_CELLS, params)
+    cells = spread_attribute_values(fetch_frame(cur, WINDOW_CELLS, params), attributes)
+    return cells[[c for c in cells.columns if c not in ("n", "x")] + ["n", "x"]]
 
 
 FRAME_COLUMNS = [

@@ -260,7 +260,7 @@ def delete_candidate(conn, tenant_id: str, candidate_id: str) -> dict[str, int]:
 
 # --- reading -------------------------------------------------------------------------------------------------------
 
-_IN_FORCE = """
+IN_FORCE_VALUES = """
 ARRAY(
     SELECT h.value
     FROM unnest(%(attributes)s::text[]) WITH ORDINALITY AS a(attribute, position)
@@ -280,7 +280,7 @@ WITH firsts AS (
       AND timestamp >= %(window_start)s AND timestamp < %(window_stop)s
     ORDER BY candidate_id, timestamp, event_id
 )
-SELECT f.candidate_id, f.first_at, {_IN_FORCE.format(alias="f")} AS attribute_values
+SELECT f.candidate_id, f.first_at, {IN_FORCE_VALUES.format(alias="f")} AS attribute_values
 FROM firsts f
 ORDER BY f.candidate_id
 """
@@ -300,7 +300,7 @@ firsts AS MATERIALIZED (
 ),
 baselines AS (
     SELECT b.tenant_id, b.candidate_id, p.stage_pair, p.selection, b.company_tier, b.experience_band, b.specialty,
-           {_IN_FORCE.format(alias="b")} AS attribute_values
+           {IN_FORCE_VALUES.format(alias="b")} AS attribute_values
     FROM pairs p
     JOIN firsts b ON b.event_type = p.baseline
 )
@@ -317,7 +317,7 @@ values in force at that event); ``x`` counts those with a selection event in the
 (unvalidated), as the seed-compatible worker counts."""
 
 
-def _spread(frame: pd.DataFrame, attributes: Sequence[str]) -> pd.DataFrame:
+def spread_attribute_values(frame: pd.DataFrame, attributes: Sequence[str]) -> pd.DataFrame:
     """The ``attribute_values`` array column as one column per attribute (None: unknown)."""
     values = frame.pop("attribute_values")
     for position, attribute in enumerate(attributes):
@@ -345,7 +345,7 @@ def attribute_values_at(
     with conn.cursor() as cur:
         cur.execute(ATTRIBUTE_VALUES_AT, params)
         frame = pd.DataFrame(cur.fetchall(), columns=["candidate_id", "first_at", "attribute_values"])
-    return _spread(frame, attributes)
+    return spread_attribute_values(frame, attributes)
 
 
 def window_cells_with_attributes(
@@ -371,7 +371,7 @@ def window_cells_with_attributes(
     with conn.cursor() as cur:
         cur.execute(WINDOW_CELLS_WITH_ATTRIBUTES, params)
         frame = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-    cells = _spread(frame, attributes)
+    cells = spread_attribute_values(frame, attributes)
     return cells[[c for c in cells.columns if c not in ("n", "x")] + ["n", "x"]]
 
 

@@ -1,0 +1,255 @@
+"""LL144 categories through a real Dagster run: impact ratios by sex, race/ethnicity and their intersection stored by
+the pipeline against a pandas oracle, unknowns (with the highest rate) never the reference, a category under 2%
+reported and left out, the report's LL144 section, and a tenant without self-identification that says "proxies only"
+and raises nothing from the all-unknown tables."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+import psycopg2
+import pytest
+
+from fairness_pipeline import synthetic
+from fairness_pipeline.audits import risk_audit_frames
+from fairness_pipeline.cli.runs import run_range
+from fairness_pipeline.definitions import build_definitions
+from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.ingest.attributes import load_attribute_file
+from fairness_pipeline.ingest.frames import load_frames
+from fairness_pipeline.risk import assess
+from fairness_pipeline.store.reports import stored_report, verdicts, window_inputs
+from fairness_pipeline_tests.test_pipeline import _query
+from fairness_pipeline_tests.test_worker_attributes import _oracle as oracle_table
+
+pytestmark = pytest.mark.slow  # Dagster runs of the whole graph
+
+WINDOW = 7
+LAST = date(2026, 3, 18)
+START = LAST - timedelta(days=WINDOW - 1)
+PAIR = "shown->shortlisted"
+ATTRIBUTED, PROXIES_ONLY = "tenant-1", "tenant-2"
+LL144_DIMENSIONS = ("sex", "race_ethnicity", "sex+race_ethnicity")
+
+
+def _population(events: pd.DataFrame, tenant: str) -> pd.DataFrame:
+    """The window's shown->shortlisted population of ``tenant``, one row per candidate, with ``selected``."""
+    first = pd.Timestamp(START, tz="UTC")
+    stop = pd.Timestamp(LAST + timedelta(days=1), tz="UTC")
+    window = events[(events["tenant_id"] == tenant) & (events["timestamp"] >= first) & (events["timestamp"] < stop)]
+    shown = window[window["event_type"] == "shown"].drop_duplicates("candidate_id")
+    shortlisted = set(window.loc[window["event_type"] == "shortlisted", "candidate_id"])
+    return pd.DataFrame({"candidate_id": shown["candidate_id"].to_numpy()}).assign(
+        selected=lambda f: f["candidate_id"].isin(shortlisted)
+    )
+
+
+def _self_identification(population: pd.DataFrame, generated: pd.DataFrame) -> pd.DataFrame:
+    """The generated answers of the population, with 20% of the shortlisted and 2% of the others turned into
+    ``declined`` on both questions, so that the unknown group has the highest rate of all."""
+    answers = population.merge(generated, on="candidate_id", how="left")
+    rng = np.random.default_rng(5)
+    chance = np.where(answers["selected"], 0.2, 0.02)
+    declined = rng.random(len(answers)) < chance
+    answers.loc[declined, ["sex", "race_ethnicity"]] = "declined"
+    return answers
+
+
+def _oracle(answers: pd.DataFrame, parts: list[str]) -> tuple[pd.DataFrame, str]:
+    """The worker test's pandas oracle (counts, rates, impact ratios, reference) with ``declined`` as unknown."""
+    return oracle_table(answers.replace({"declined": None}), parts)
+
+
+@pytest.fixture(scope="module")
+def run(module_db_url: str, module_instance: dg.DagsterInstance, tmp_path_factory) -> pd.DataFrame:
+    """Generate two tenants (``sex=female:0.4`` on shortlisting in tenant-1), load tenant-1's self-identification
+    only, run the graph for LAST; returns tenant-1's answers per candidate of the population."""
+    config = synthetic.GeneratorConfig(
+        seed=23,
+        start=START,
+        days=WINDOW,
+        tenants=2,
+        events_per_day=2500,
+        candidates_per_tenant=20_000,
+        bias=(synthetic.parse_bias("sex=female:0.4"),),
+        biased_tenants=(ATTRIBUTED,),
+    )
+    frames = list(synthetic.generate_events(config))
+    events = pd.concat(frames, ignore_index=True)
+    population = _population(events, ATTRIBUTED)
+    generated = next(f for f in synthetic.attribute_frames(config) if f["tenant_id"].iloc[0] == ATTRIBUTED)
+    answers = _self_identification(population, generated.drop(columns=["tenant_id"]).astype(object))
+    path = tmp_path_factory.mktemp("ll144") / "self-id.csv"
+    answers.assign(tenant_id=ATTRIBUTED)[["tenant_id", "candidate_id", "sex", "race_ethnicity"]].fillna("").to_csv(
+        path, index=False
+    )
+    conn = psycopg2.connect(module_db_url)
+    try:
+        assert load_frames(conn, frames, source="test").rejected == 0
+        loaded = load_attribute_file(conn, path, loaded_at=datetime(2026, 3, 1, tzinfo=UTC))
+        assert loaded.rejected == 0
+    finally:
+        conn.close()
+    database = FairnessDatabase(url=module_db_url)
+    defs = build_definitions(database)
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    days = defs.resolve_job_def("event_days_job").execute_in_process(
+        instance=module_instance,
+        run_config=quiet,
+        tags={DAGSTER_RANGE_START_TAG: START.isoformat(), DAGSTER_RANGE_END_TAG: LAST.isoformat()},
+    )
+    assert days.success
+    runs = run_range(module_instance, LAST, LAST, window_days=WINDOW, database=database)
+    assert all(r.success for r in runs), runs
+    return answers
+
+
+def _stored(db_url: str, tenant: str, dimension: str) -> pd.DataFrame:
+    return _query(
+        db_url,
+        "SELECT * FROM impact_ratios WHERE window_end = %(d)s AND tenant_id = %(t)s AND stage_pair = %(p)s "
+        "AND dimension = %(dim)s ORDER BY group_value",
+        {"d": LAST, "t": tenant, "p": PAIR, "dim": dimension},
+    ).set_index("group_value")
+
+
+@pytest.mark.parametrize("dimension", LL144_DIMENSIONS)
+def test_stored_ll144_impact_ratios_match_the_oracle(run: pd.DataFrame, module_db_url: str, dimension: str) -> None:
+    oracle, reference = _oracle(run, dimension.split("+"))
+    stored = _stored(module_db_url, ATTRIBUTED, dimension)
+    populated = stored[stored["n"] > 0]
+    assert populated["n"].to_dict() == oracle["n"].to_dict()
+    assert populated["x"].to_dict() == oracle["x"].to_dict()
+    assert set(stored["reference_group"].dropna()) == {reference}
+    assert stored.loc[reference, "is_reference"]
+    ratios = populated["impact_ratio"].astype(float)
+    expected = oracle["impact_ratio"]
+    assert ratios[expected.notna()].to_dict() == pytest.approx(expected.dropna().to_dict())
+    assert ratios[expected.isna()].isna().all()
+    # unknown has the highest rate of the table and is still neither the reference nor compared
+    unknown = oracle[oracle["unknown"]]
+    assert unknown["rate"].max() > oracle.loc[reference, "rate"]
+    assert not stored.loc[unknown.index, "is_reference"].any()
+    assert not stored.loc[unknown.index, "adverse_impact"].astype("boolean").fillna(False).any()
+
+
+def test_a_category_under_two_percent_is_reported_and_not_the_reference(run: pd.DataFrame, module_db_url: str):
+    oracle, reference = _oracle(run, ["race_ethnicity"])
+    small = oracle[oracle["small"] & ~oracle["unknown"]]
+    assert "native_hawaiian_or_pacific_islander" in small.index
+    stored = _stored(module_db_url, ATTRIBUTED, "race_ethnicity")
+    for group in small.index:
+        assert stored.loc[group, "excluded_small_share"] and not stored.loc[group, "is_reference"]
+        assert stored.loc[group, "n"] == oracle.loc[group, "n"]
+    assert reference not in small.index
+
+
+def test_the_planted_sex_gap_is_a_significant_adverse_finding(run: pd.DataFrame, module_db_url: str) -> None:
+    stored = _stored(module_db_url, ATTRIBUTED, "sex")
+    assert stored.loc["male", "is_reference"]
+    female = stored.loc["female"]
+    assert female["impact_ratio"] < 0.8 and female["adverse_impact"] and female["significant"]
+
+
+def test_a_tenant_without_attributes_has_all_unknown_tables_and_no_findings(run, module_db_url: str) -> None:
+    for dimension in LL144_DIMENSIONS:
+        stored = _stored(module_db_url, PROXIES_ONLY, dimension)
+        assert len(stored) and stored["reference_group"].isna().all(), dimension
+        assert (stored.loc[stored["n"] > 0].index == ["unknown"]).all() or dimension != "sex"
+        assert not stored["adverse_impact"].astype("boolean").fillna(False).any()
+    # the proxies are analysed as before
+    tiers = _stored(module_db_url, PROXIES_ONLY, "company_tier")
+    assert tiers["reference_group"].notna().any()
+
+
+def _report(db_url: str, tenant: str) -> tuple[dict, str, str]:
+    conn = psycopg2.connect(db_url)
+    try:
+        row = stored_report(conn, tenant, LAST)
+    finally:
+        conn.close()
+    assert row is not None
+    return row[0], row[1], row[2]
+
+
+def test_the_report_ll144_section_shows_the_self_identified_categories(run: pd.DataFrame, module_db_url: str):
+    report, html, markdown = _report(module_db_url, ATTRIBUTED)
+    ll = report["ll144_audit_summary"]
+    assert ll["categories_source"] == "self_identified"
+    section = ll["selection"]
+    assert section["stage_pair"] == PAIR
+    assert {c["dimension"] for c in section["categories"]} == set(LL144_DIMENSIONS)
+    oracle, _ = _oracle(run, ["race_ethnicity"])
+    assert section["number_of_candidates"] == int(oracle["n"].sum())
+    assert section["number_selected"] == int(oracle["x"].sum())
+    assert section["unknown_count"]["race_ethnicity"] == int(oracle.loc["unknown", "n"])
+    sex, _ = _oracle(run, ["sex"])
+    by_category = {(c["dimension"], c["category"]): c for c in section["categories"]}
+    female = by_category[("sex", "female")]
+    assert (female["n"], female["x"]) == (sex.loc["female", "n"], sex.loc["female", "x"])
+    assert female["impact_ratio"] == pytest.approx(sex.loc["female", "impact_ratio"], abs=1e-9)
+    small = by_category[("race_ethnicity", "native_hawaiian_or_pacific_islander")]
+    assert small["excluded_small_share"] and small["impact_ratio"] is None
+    assert {"dimension": "race_ethnicity", "category": small["category"], "n": small["n"]} in section[
+        "excluded_categories"
+    ]
+    checklist = {item["id"]: item["status"] for item in report["compliance_checklist"]}
+    assert checklist["ll144_categories"] == "pass" and checklist["ll144_selection_rates"] == "pass"
+    assert "Self-identified categories" in html and "native_hawaiian_or_pacific_islander" in html
+    assert "**NYC LL144 summary**" in markdown and "proxies only" not in markdown
+    both, _ = _oracle(run, ["sex", "race_ethnicity"])
+    n, x = both.loc["female|white", ["n", "x"]]
+    assert f"| sex+race\\_ethnicity | female\\|white | {n:,} | {x:,} |" in markdown
+    assert "left out (under 2%)" in markdown
+
+
+def test_a_tenant_without_self_identification_says_proxies_only(run: pd.DataFrame, module_db_url: str) -> None:
+    report, html, markdown = _report(module_db_url, PROXIES_ONLY)
+    ll = report["ll144_audit_summary"]
+    assert ll["categories_source"] == "proxies"
+    assert "not an LL144 bias audit" in ll["statement"]
+    assert {c["dimension"] for c in ll["selection"]["categories"]} <= {
+        "company_tier",
+        "experience_band",
+        "specialty",
+        "company_tier+experience_band",
+        "company_tier+specialty",
+        "experience_band+specialty",
+    }
+    assert not any(set(t["dimension"].split("+")) & {"sex", "race_ethnicity"} for t in report["detailed_analysis"])
+    checklist = {item["id"]: item for item in report["compliance_checklist"]}
+    assert checklist["ll144_categories"]["status"] == "fail"
+    assert checklist["ll144_selection_rates"]["status"] == "fail"
+    assert "Proxies only" in html
+    assert "proxies only: monitoring evidence, not an LL144 bias audit" in markdown
+
+
+def test_the_verdict_counts_the_ll144_tables_and_ignores_unanswered_ones(run, module_db_url: str) -> None:
+    """tenant-1's planted sex gap is among its verdict's findings; tenant-2's verdict equals the verdict of its
+    impact rows without the all-unknown LL144 tables (so they add nothing)."""
+    conn = psycopg2.connect(module_db_url)
+    try:
+        stored = {tenant: (level, assessment) for tenant, level, _, assessment in verdicts(conn, LAST)}
+        with conn.cursor() as cur:
+            inputs = window_inputs(cur, LAST, 90)
+    finally:
+        conn.close()
+    level, assessment = stored[ATTRIBUTED]
+    assert level in ("HIGH", "CRITICAL")
+    driver = assessment["components"]["adverse_impact"]["driver"]
+    assert (driver["dimension"], driver["group"]) == ("sex", "female")
+
+    impacts = inputs["impacts"]
+    own = impacts[impacts["tenant_id"] == PROXIES_ONLY]
+    proxies = own[~own["dimension"].str.contains("sex|race_ethnicity")].reset_index(drop=True)
+    assert len(proxies) < len(own)
+    options = {"audits": risk_audit_frames(inputs), "trends": inputs["series"], "window_end": LAST}
+    with_ll144 = assess(own.reset_index(drop=True), **options).to_dict()
+    without = assess(proxies, **options).to_dict()
+    assert with_ll144["level"] == without["level"] == stored[PROXIES_ONLY][0]
+    assert with_ll144["score"] == pytest.approx(without["score"])
+    assert with_ll144["components"] == without["components"]
