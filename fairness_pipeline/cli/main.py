@@ -329,7 +329,8 @@ def worker(
         started = time.monotonic()
         with console.status(f"counting {days} days of events for {scope} ..."):
             documents = seed_worker.compute(conn, request)
-        console.print(f"computed {len(documents)} tenant document(s) in {time.monotonic() - started:.1f} s")
+        if documents:  # with none, the one line is the error below
+            console.print(f"computed {len(documents)} tenant document(s) in {time.monotonic() - started:.1f} s")
         if save_to_db:
             analysis.insert_adhoc_bias_metrics(conn, documents, datetime.now(UTC))
             console.print(f"saved {len(documents)} document(s) to bias_metrics")
