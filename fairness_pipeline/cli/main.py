@@ -224,6 +224,7 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
 ) -> None:
     """Load events, keeping every row: stored, duplicate, or rejected with its line number and reason."""
+    from fairness_pipeline.cli.tenants import register_ingested_tenants
     from fairness_pipeline.ingest.loader import IngestCounts, ingest_file
     from fairness_pipeline.ingest.reader import UnreadableFileError
 
@@ -234,7 +235,9 @@ def ingest(
             size = path.stat().st_size if path.exists() else None
             task = progress.add_task(path.name, total=size)
             try:
-                counts = ingest_file(conn, path, on_bytes=lambda n, t=task: progress.advance(t, n))
+                counts = ingest_file(
+                    conn, path, on_bytes=lambda n, t=task: progress.advance(t, n), on_tenants=register_ingested_tenants
+                )
             except UnreadableFileError as exc:
                 totals += exc.counts  # what was loaded before the file broke off
                 unreadable.append(str(exc))
