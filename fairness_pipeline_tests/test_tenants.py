@@ -155,3 +155,20 @@ def test_cli_ingest_registers_the_files_tenants_in_the_project_instance(external
     assert result.exit_code == 0, result.output
     with dagster_instance() as instance:
         assert instance.get_dynamic_partitions(TENANTS) == ["omega"]
+
+
+def test_tenants_sync_registers_the_stored_tenants_once(external_db: str) -> None:
+    from typer.testing import CliRunner
+
+    from fairness_pipeline.cli.main import app
+    from fairness_pipeline.cli.runs import dagster_instance
+
+    for event_id, tenant in (("e1", "beta"), ("e2", "acme"), ("e3", "beta")):
+        _insert(external_db, event_id, tenant, 0)
+    first = CliRunner().invoke(app, ["tenants", "sync", "--json"])
+    assert first.exit_code == 0, first.output
+    assert json.loads(first.stdout) == {"tenants": 2, "added": ["acme", "beta"]}
+    again = CliRunner().invoke(app, ["tenants", "sync", "--json"])
+    assert json.loads(again.stdout) == {"tenants": 2, "added": []}
+    with dagster_instance() as instance:
+        assert sorted(instance.get_dynamic_partitions(TENANTS)) == ["acme", "beta"]

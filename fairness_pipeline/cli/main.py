@@ -34,6 +34,7 @@ from fairness_pipeline.cli.output import (
 )
 from fairness_pipeline.cli.printing import ingest_progress
 from fairness_pipeline.cli.report import REPORT_EXAMPLES, report
+from fairness_pipeline.cli.tenants import register_ingested_tenants, tenants_app
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 
 NO_PRETTY_EXCEPTIONS = {"pretty_exceptions_enable": False, "pretty_exceptions_show_locals": False}
@@ -51,6 +52,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(api_app, name="api")
 app.add_typer(retention_app, name="retention")
+app.add_typer(tenants_app, name="tenants")
 app.command("erase")(erase)
 app.add_typer(attributes_app, name="attributes")
 
@@ -224,7 +226,6 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on stdout.")] = False,
 ) -> None:
     """Load events, keeping every row: stored, duplicate, or rejected with its line number and reason."""
-    from fairness_pipeline.cli.tenants import register_ingested_tenants
     from fairness_pipeline.ingest.loader import IngestCounts, ingest_file
     from fairness_pipeline.ingest.reader import UnreadableFileError
 
