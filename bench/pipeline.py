@@ -573,9 +573,11 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     out(f"database  {postgres_facts(url)}; started in {pg_seconds:.1f} s")
 
     # --- data ---------------------------------------------------------------------------------------------------------
-    per_day = max(1, round(args.events / DAYS / TENANTS))
-    config = synthetic.GeneratorConfig(seed=args.seed, start=first_day, days=DAYS, tenants=TENANTS,
-                                       events_per_day=per_day)  # fmt: skip
+    tenants = args.tenants
+    per_day = max(1, round(args.events / DAYS / tenants))
+    config = synthetic.GeneratorConfig(
+        seed=args.seed, start=first_day, days=DAYS, tenants=tenants, events_per_day=per_day
+    )
     csv_path = Path(os.environ["FAIRNESS_HOME"]) / "events.csv"
     with measured("generate") as gen:
         rows = synthetic.write_events(synthetic.generate_events(config), csv_path)
@@ -586,7 +588,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     csv_path.unlink()
     with measured("vacuum") as vac:
         vacuum_analyze(url, ["selection_events"])
-    out(f"\n## data: {rows:,} events, {first_day} .. {last_day}, {TENANTS} tenants")
+    out(f"\n## data: {rows:,} events, {first_day} .. {last_day}, {tenants} tenants")
     out(f"generate + write CSV         {gen.seconds:7.1f} s   {csv_mb:.0f} MiB; peak RSS {gen.rss_peak_mb:.0f} MiB")
     out(f"ingest_file                  {ingest.seconds:7.1f} s   {rows / ingest.seconds:,.0f} events/s; CPU python "
         f"{ingest.python_cpu:.0f} s + postgres {ingest.postgres_cpu:.0f} s; "
@@ -644,6 +646,10 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
                 out(f"    {step.step_key:<32} {seconds:7.1f} s  ({seconds / DAYS:.2f} s per day){status}")
             if not summary.success:
                 out(f"  ! {summary.job_name} FAILED (run {summary.run_id}); the steps above are what ran")
+        throughput = f"{rows / backfill.seconds:,.0f} events/s, {tenants * DAYS / backfill.seconds:.2f} tenant-days/s"
+        out(f"throughput                   {throughput}")
+        if args.backfill_only:
+            return
         vacuum_analyze(url, ["validated_selection_events", "candidate_daily_stages"])
 
         # --- (b) one window, interleaved with the floor ---------------------------------------------------------------
@@ -787,6 +793,10 @@ def main(argv: list[str] | None = None) -> int:
         choices=("singles", "all"),
         default="singles",
         help="row-level scope: single dimensions (default) or also their pairwise intersections",
+    )
+    parser.add_argument("--tenants", type=int, default=TENANTS, help=f"tenants in the data (default {TENANTS})")
+    parser.add_argument(
+        "--backfill-only", action="store_true", help="stop after the 30-day backfill (the 2 against 8 tenants figures)"
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START, help="first day of the data")

@@ -19,6 +19,7 @@ from fairness_pipeline.defs.automation import (
 from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.retention import erasure_recompute_sensor, retention_job, retention_schedule
+from fairness_pipeline.defs.tenants import new_tenant_sensor
 
 
 def build_definitions(database: FairnessDatabase | None = None) -> dg.Definitions:
@@ -34,6 +35,7 @@ def build_definitions(database: FairnessDatabase | None = None) -> dg.Definition
             risk_alert_sensor,
             automation_condition_sensor,
             erasure_recompute_sensor,
+            new_tenant_sensor,
         ],
         resources={"database": database or FairnessDatabase(), **alert_resources()},
     )

@@ -52,9 +52,9 @@ def _held_locks(url: str) -> pd.DataFrame:
 class _Writer(threading.Thread):
     """A second connection that runs ``work(cur)`` inside the partition transaction of (writer, day)."""
 
-    def __init__(self, url: str, writer: str, day: date, work=None) -> None:
+    def __init__(self, url: str, writer: str, day: date, work=None, tenant: str | None = None) -> None:
         super().__init__(daemon=True)
-        self.url, self.writer, self.day, self.work = url, writer, day, work
+        self.url, self.writer, self.day, self.work, self.tenant = url, writer, day, work, tenant
         self.locked = threading.Event()
         self.pid: int | None = None
         self.error: BaseException | None = None
@@ -63,7 +63,7 @@ class _Writer(threading.Thread):
         conn = psycopg2.connect(self.url)
         try:
             self.pid = conn.get_backend_pid()
-            with partition_transaction(conn, self.writer, self.day) as cur:
+            with partition_transaction(conn, self.writer, self.day, self.tenant) as cur:
                 self.locked.set()
                 if self.work:
                     self.work(cur)
@@ -102,6 +102,38 @@ def test_second_writer_waits_for_the_first_to_commit_and_pg_locks_shows_it(db_ur
         thread.join(WAIT)
         assert thread.error is None
     assert _held_locks(db_url).empty
+
+
+def _waits(url: str, writer: _Writer) -> bool:
+    """Start ``writer`` and say whether it waits (True: a lock request of its backend is not granted) or takes its
+    lock within a second (False)."""
+    writer.start()
+    if writer.locked.wait(1.0):
+        return False
+    locks = _held_locks(url)
+    return bool((~locks["granted"] & (locks["pid"] == writer.pid)).any())
+
+
+def test_tenant_day_writes_of_other_tenants_run_at_once_and_a_whole_day_write_waits(db_url: str, conn) -> None:
+    with partition_transaction(conn, "impact_ratios", DAY, tenant="acme"):
+        other_tenant = _Writer(db_url, "impact_ratios", DAY, tenant="beta")
+        assert not _waits(db_url, other_tenant)
+        same_tenant = _Writer(db_url, "impact_ratios", DAY, tenant="acme")
+        assert _waits(db_url, same_tenant)
+        whole_day = _Writer(db_url, "impact_ratios", DAY)
+        assert _waits(db_url, whole_day)
+        time.sleep(0.3)
+        assert not same_tenant.locked.is_set() and not whole_day.locked.is_set()
+    for thread in (other_tenant, same_tenant, whole_day):
+        thread.join(WAIT)
+        assert thread.locked.is_set() and thread.error is None
+    assert _held_locks(db_url).empty
+
+    with partition_transaction(conn, "impact_ratios", DAY):
+        tenant_writer = _Writer(db_url, "impact_ratios", DAY, tenant="acme")
+        assert _waits(db_url, tenant_writer)
+    tenant_writer.join(WAIT)
+    assert tenant_writer.locked.is_set() and tenant_writer.error is None
 
 
 def test_key_is_hashtext_of_the_writer_and_the_day_number(conn) -> None:

@@ -22,6 +22,7 @@ def test_every_schedule_and_sensor_runs_by_default() -> None:
         "risk_alert_sensor": dg.DefaultSensorStatus.RUNNING,
         "automation_condition_sensor": dg.DefaultSensorStatus.RUNNING,
         "erasure_recompute_sensor": dg.DefaultSensorStatus.RUNNING,
+        "new_tenant_sensor": dg.DefaultSensorStatus.RUNNING,
     }
 
 

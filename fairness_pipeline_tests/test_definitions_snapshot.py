@@ -29,6 +29,11 @@ def _mapping(mapping: dg.PartitionMapping | None) -> str | None:
         return None
     if isinstance(mapping, dg.TimeWindowPartitionMapping):
         return f"time window {mapping.start_offset}..{mapping.end_offset}"
+    if isinstance(mapping, dg.MultiPartitionMapping):  # tenant-day lineage: each dimension's own mapping
+        return "; ".join(
+            f"{name}: {_mapping(dimension.partition_mapping)}"
+            for name, dimension in sorted(mapping.downstream_mappings_by_upstream_dimension.items())
+        )
     return type(mapping).__name__
 
 
@@ -93,6 +98,26 @@ def test_definitions_match_the_snapshot() -> None:
     actual = json.loads(current)
     for part in expected:
         assert actual[part] == expected[part], f"the {part} differ from {SNAPSHOT.name}; if intended: {UPDATE_ENV}=1"
+
+
+def test_tenant_day_lineage_reads_as_a_window_per_tenant() -> None:
+    from fairness_pipeline.defs.config import window_mapping
+    from fairness_pipeline.defs.partitions import tenant_day_mapping, tenant_day_partitions
+
+    @dg.asset(partitions_def=tenant_day_partitions)
+    def days() -> None: ...
+
+    @dg.asset(
+        partitions_def=tenant_day_partitions,
+        deps=[dg.AssetDep(days, partition_mapping=tenant_day_mapping(window_mapping))],
+    )
+    def windows() -> None: ...
+
+    snapshot = definitions_snapshot(dg.Definitions(assets=[days, windows]))
+    assert snapshot["assets"]["windows"]["upstream"] == {
+        "days": "day: time window -29..0; tenant: IdentityPartitionMapping"
+    }
+    assert snapshot["assets"]["windows"]["partitions"].startswith("Multi-partitioned")
 
 
 def test_the_snapshot_pins_what_the_readme_promises() -> None:

@@ -35,6 +35,7 @@ from fairness_pipeline.cli.output import (
 )
 from fairness_pipeline.cli.printing import ingest_progress
 from fairness_pipeline.cli.report import REPORT_EXAMPLES, report
+from fairness_pipeline.cli.tenants import register_ingested_tenants, tenants_app
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 
 NO_PRETTY_EXCEPTIONS = {"pretty_exceptions_enable": False, "pretty_exceptions_show_locals": False}
@@ -52,6 +53,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(api_app, name="api")
 app.add_typer(retention_app, name="retention")
+app.add_typer(tenants_app, name="tenants")
 app.command("erase")(erase)
 app.add_typer(attributes_app, name="attributes")
 
@@ -235,7 +237,9 @@ def ingest(
             size = path.stat().st_size if path.exists() else None
             task = progress.add_task(path.name, total=size)
             try:
-                counts = ingest_file(conn, path, on_bytes=lambda n, t=task: progress.advance(t, n))
+                counts = ingest_file(
+                    conn, path, on_bytes=lambda n, t=task: progress.advance(t, n), on_tenants=register_ingested_tenants
+                )
             except UnreadableFileError as exc:
                 totals += exc.counts  # what was loaded before the file broke off
                 unreadable.append(str(exc))

@@ -50,6 +50,7 @@ def ingest_file(
     source: str | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     on_bytes: Callable[[int], None] | None = None,
+    on_tenants: TenantsHook | None = None,
 ) -> IngestCounts:
     """Stream ``path`` (CSV or JSON Lines) into the database and return the counts.
 
@@ -57,30 +58,54 @@ def ingest_file(
     """
     source = source or path.name
     chunks = read_chunks(path, chunk_rows=chunk_rows, on_bytes=on_bytes)
-    return store_all(conn, prefetched(map(partial(prepare_chunk, direct=True), chunks)), source)
+    return store_all(conn, prefetched(map(partial(prepare_chunk, direct=True), chunks)), source, on_tenants)
 
 
-def store_all(conn, chunks: Iterable[PreparedChunk], source: str) -> IngestCounts:
+TenantsHook = Callable[[list[str]], object]
+"""Called after a load with the tenants of the stored rows, sorted (the CLI registers them as Dagster partitions)."""
+
+
+def store_all(
+    conn, chunks: Iterable[PreparedChunk], source: str, on_tenants: TenantsHook | None = None
+) -> IngestCounts:
     """Store prepared chunks one transaction each, copying straight into the table while no duplicates turn up,
-    then ANALYZE the tables written to, so that the planner knows the new rows.
+    then ANALYZE the tables written to, so that the planner knows the new rows, and pass the tenants of the
+    storable rows (inserted or duplicates of stored ones) to ``on_tenants``.
 
     When the input breaks off (``UnreadableFileError`` from the reader), what came before is stored and counted,
     and the error is raised again with those counts (``counts``) and a message that gives them.
     """
     totals = IngestCounts()
+    tenants: set[str] = set()
     direct = True
     try:
         for prepared in chunks:
             counts = store_prepared(conn, prepared, source, direct=direct)
             direct = counts.inserted == prepared.storable.num_rows  # a chunk without duplicates: try again
             totals += counts
+            tenants.update(_tenants_of(prepared.storable))
     except UnreadableFileError as exc:
         if not totals.read:
             raise
-        analyze(conn, totals)
+        _finish(conn, totals, tenants, on_tenants)
         raise UnreadableFileError(f"{exc}; what came before was loaded: {totals.summary()}", totals) from exc
-    analyze(conn, totals)
+    _finish(conn, totals, tenants, on_tenants)
     return totals
+
+
+def _tenants_of(storable: pa.Table) -> list[str]:
+    import pyarrow.compute as pc
+
+    if not storable.num_rows:
+        return []
+    return pc.unique(storable.column("tenant_id")).to_pylist()
+
+
+def _finish(conn, totals: IngestCounts, tenants: set[str], on_tenants: TenantsHook | None) -> None:
+    """After a load: statistics of the tables written to, then the tenants to the hook."""
+    analyze(conn, totals)
+    if on_tenants is not None and tenants:
+        on_tenants(sorted(tenants))
 
 
 def prefetched(items: Iterator[T]) -> Iterator[T]:
