@@ -57,8 +57,9 @@ def test_webhook_posts_a_signed_payload_without_candidate_ids(conn) -> None:
     with WebhookReceiver() as receiver:
         attempts = deliver_pending(conn, [LogChannel(), WebhookChannel(receiver.url, SECRET)], T0)
     assert [(a.channel, a.outcome, a.detail) for a in attempts] == [
-        ("log", "delivered", "logged"), ("webhook", "delivered", "HTTP 204 after 1 request(s)")
-    ]  # fmt: skip
+        ("log", "delivered", "logged"),
+        ("webhook", "delivered", "HTTP 204 after 1 request(s)"),
+    ]
     [request] = receiver.received
     assert request.path == "/hooks/fairness?token=url-token-5e9a"
     assert request.headers["Content-Type"] == "application/json; charset=utf-8"
@@ -171,10 +172,11 @@ def test_failing_receiver_leaves_the_alert_pending_and_a_later_tick_delivers(con
     assert len(stored) == 1 and {r.headers["X-Fairness-Delivery"] for r in receiver.received} == {str(*stored)}
     assert all(verify(SECRET, r.body, r.headers["X-Fairness-Signature"]) for r in receiver.received)
     assert query(conn, "SELECT status FROM fairness_alerts") == [("delivered",)]
-    assert query(conn, """SELECT channel, attempt, outcome, error IS NULL FROM fairness_alert_deliveries
-                          ORDER BY id""") == [
-        ("log", 1, "delivered", True), ("webhook", 1, "failed", False), ("webhook", 2, "delivered", True)
-    ]  # fmt: skip
+    assert query(
+        conn,
+        """SELECT channel, attempt, outcome, error IS NULL FROM fairness_alert_deliveries
+                          ORDER BY id""",
+    ) == [("log", 1, "delivered", True), ("webhook", 1, "failed", False), ("webhook", 2, "delivered", True)]
 
 
 def test_webhook_configuration_is_checked() -> None:
@@ -190,8 +192,14 @@ def test_webhook_configuration_is_checked() -> None:
 def test_email_is_received_by_an_smtp_server(conn) -> None:
     alert = _raise(conn)
     with SmtpSink() as sink:
-        channel = EmailChannel("127.0.0.1", sink.port, "alerts@fairness.test", ["a@example.test", " b@example.test"],
-                               starttls=False, timeout=5)  # fmt: skip
+        channel = EmailChannel(
+            "127.0.0.1",
+            sink.port,
+            "alerts@fairness.test",
+            ["a@example.test", " b@example.test"],
+            starttls=False,
+            timeout=5,
+        )
         [attempt] = deliver_pending(conn, [channel], T0)
     assert attempt.outcome == "delivered", attempt.error
     assert attempt.detail == f"accepted by 127.0.0.1:{sink.port} for 2 recipient(s)"
@@ -221,13 +229,35 @@ def test_email_over_starttls_with_login(conn, tmp_path) -> None:
         return AuthResult(success=auth_data.password == b"s3cret-pw", handled=False)
 
     message = _message(conn)
-    with SmtpSink(tls_context=server_tls, require_starttls=True, authenticator=authenticator,
-                  auth_require_tls=True, auth_required=True) as sink:  # fmt: skip
-        channel = EmailChannel("127.0.0.1", sink.port, "alerts@fairness.test", ["a@example.test"], starttls=True,
-                               username="alerts", password="s3cret-pw", ssl_context=client_tls, timeout=5)  # fmt: skip
+    with SmtpSink(
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+        auth_required=True,
+    ) as sink:
+        channel = EmailChannel(
+            "127.0.0.1",
+            sink.port,
+            "alerts@fairness.test",
+            ["a@example.test"],
+            starttls=True,
+            username="alerts",
+            password="s3cret-pw",
+            ssl_context=client_tls,
+            timeout=5,
+        )
         assert channel.send(message).startswith("accepted by 127.0.0.1")
-        wrong = EmailChannel("127.0.0.1", sink.port, "alerts@fairness.test", ["a@example.test"], username="alerts",
-                             password="wrong", ssl_context=client_tls, timeout=5)  # fmt: skip
+        wrong = EmailChannel(
+            "127.0.0.1",
+            sink.port,
+            "alerts@fairness.test",
+            ["a@example.test"],
+            username="alerts",
+            password="wrong",
+            ssl_context=client_tls,
+            timeout=5,
+        )
         with pytest.raises(DeliveryError, match="authentication failed") as raised:
             wrong.send(message)
         assert "wrong" not in str(raised.value)

@@ -21,10 +21,20 @@ from fairness_pipeline_tests.test_alerts_support import SECRET, T0, SmtpSink, We
 pytestmark = pytest.mark.slow  # Dagster runs of the alert jobs
 
 ENV_VARS = (
-    "FAIRNESS_WEBHOOK_URL", "FAIRNESS_WEBHOOK_SECRET", "FAIRNESS_WEBHOOK_TIMEOUT", "FAIRNESS_WEBHOOK_RETRIES",
-    "FAIRNESS_WEBHOOK_BACKOFF", "FAIRNESS_SMTP_HOST", "FAIRNESS_SMTP_PORT", "FAIRNESS_SMTP_FROM", "FAIRNESS_SMTP_TO",
-    "FAIRNESS_SMTP_STARTTLS", "FAIRNESS_SMTP_USERNAME", "FAIRNESS_SMTP_PASSWORD", "FAIRNESS_SMTP_TIMEOUT",
-)  # fmt: skip
+    "FAIRNESS_WEBHOOK_URL",
+    "FAIRNESS_WEBHOOK_SECRET",
+    "FAIRNESS_WEBHOOK_TIMEOUT",
+    "FAIRNESS_WEBHOOK_RETRIES",
+    "FAIRNESS_WEBHOOK_BACKOFF",
+    "FAIRNESS_SMTP_HOST",
+    "FAIRNESS_SMTP_PORT",
+    "FAIRNESS_SMTP_FROM",
+    "FAIRNESS_SMTP_TO",
+    "FAIRNESS_SMTP_STARTTLS",
+    "FAIRNESS_SMTP_USERNAME",
+    "FAIRNESS_SMTP_PASSWORD",
+    "FAIRNESS_SMTP_TIMEOUT",
+)
 
 
 @pytest.fixture
@@ -42,8 +52,9 @@ def instance():
 
 def _run(job, db_url: str, instance, run_config: dict | None = None, raise_on_error: bool = True):
     resources = {"database": FairnessDatabase(url=db_url), **alert_resources()}
-    return job.execute_in_process(run_config=run_config or {}, resources=resources, instance=instance,
-                                  raise_on_error=raise_on_error)  # fmt: skip
+    return job.execute_in_process(
+        run_config=run_config or {}, resources=resources, instance=instance, raise_on_error=raise_on_error
+    )
 
 
 STARTUP = {
@@ -151,8 +162,9 @@ def test_schedule_job_escalates_and_retries_on_later_ticks(db_url: str, instance
 
         def tick(hours: float):
             now = (T0 + timedelta(hours=hours)).isoformat()
-            config = {"ops": {"escalate_alerts_op": {"config": {"now": now}},
-                              "deliver_alerts_op": {"config": {"now": now}}}}  # fmt: skip
+            config = {
+                "ops": {"escalate_alerts_op": {"config": {"now": now}}, "deliver_alerts_op": {"config": {"now": now}}}
+            }
             result = _run(deliver_and_escalate_job, db_url, instance, config)
             return result.output_for_node("escalate_alerts_op"), result.output_for_node("deliver_alerts_op")
 
@@ -190,8 +202,9 @@ def test_unset_channels_are_disabled_and_misconfigured_ones_fail_the_run(db_url:
     assert "FAIRNESS_WEBHOOK_SECRET is not" in str(failure.error)
     with connection(db_url) as conn:  # raised, waiting for a working configuration
         assert query(conn, "SELECT tenant_id, status FROM fairness_alerts ORDER BY id") == [
-            ("t1", "delivered"), ("t2", "pending")
-        ]  # fmt: skip
+            ("t1", "delivered"),
+            ("t2", "pending"),
+        ]
 
     environment.setenv("FAIRNESS_SMTP_STARTTLS", "maybe")
     with pytest.raises(ValueError, match="FAIRNESS_SMTP_STARTTLS"):

@@ -54,8 +54,9 @@ def test_critical_alert_escalates_after_24_hours_once_and_is_resent_marked(conn)
 
         attempts = deliver_pending(conn, channels, T0 + 24 * HOUR + timedelta(minutes=5))
         assert [(a.channel, a.escalation, a.attempt, a.outcome) for a in attempts] == [
-            ("log", True, 1, "delivered"), ("webhook", True, 1, "delivered")
-        ]  # fmt: skip
+            ("log", True, 1, "delivered"),
+            ("webhook", True, 1, "delivered"),
+        ]
         assert deliver_pending(conn, channels, T0 + 25 * HOUR) == []
     first, second = receiver.received
     assert json.loads(first.body)["escalated"] is False
@@ -70,8 +71,11 @@ def test_critical_alert_escalates_after_24_hours_once_and_is_resent_marked(conn)
     assert query(conn, "SELECT status FROM fairness_alerts") == [("delivered",)]
     [_opened, escalated] = review_history(conn, alert.review_id)
     assert (escalated.action, escalated.from_status, escalated.to_status, escalated.actor) == (
-        "escalate", "open", "open", "system"
-    )  # fmt: skip
+        "escalate",
+        "open",
+        "open",
+        "system",
+    )
     assert escalated.at == T0 + 24 * HOUR and "24 h" in escalated.note
 
 

@@ -98,8 +98,11 @@ def test_invalid_alerts_are_refused(conn) -> None:
 
 
 def _deliveries(conn) -> list[tuple]:
-    return query(conn, """SELECT alert_id, channel, escalation, attempt, outcome FROM fairness_alert_deliveries
-                          ORDER BY id""")  # fmt: skip
+    return query(
+        conn,
+        """SELECT alert_id, channel, escalation, attempt, outcome FROM fairness_alert_deliveries
+                          ORDER BY id""",
+    )
 
 
 def test_tick_delivers_each_alert_once_per_channel(conn) -> None:
@@ -109,9 +112,11 @@ def test_tick_delivers_each_alert_once_per_channel(conn) -> None:
     b = raise_alert(conn, _payload("t2", "MEDIUM"), T0 + timedelta(minutes=1))
     attempts = deliver_pending(conn, channels, T0 + timedelta(minutes=5))
     assert [(x.alert_id, x.channel, x.attempt, x.outcome) for x in attempts] == [
-        (a.id, "log", 1, "delivered"), (a.id, "memory", 1, "delivered"),
-        (b.id, "log", 1, "delivered"), (b.id, "memory", 1, "delivered"),
-    ]  # fmt: skip
+        (a.id, "log", 1, "delivered"),
+        (a.id, "memory", 1, "delivered"),
+        (b.id, "log", 1, "delivered"),
+        (b.id, "memory", 1, "delivered"),
+    ]
     assert [m.alert_id for m in memory.sent] == [a.id, b.id]
     assert memory.sent[0].review_id == a.review_id and memory.sent[0].review_priority == "high"
     assert deliver_pending(conn, channels, T0 + timedelta(minutes=10)) == []
@@ -139,9 +144,11 @@ def test_failed_channel_never_loses_the_alert(conn) -> None:
         ("delivered", T0 + timedelta(minutes=15))
     ]
     assert _deliveries(conn) == [
-        (alert.id, "log", False, 1, "delivered"), (alert.id, "flaky", False, 1, "failed"),
-        (alert.id, "flaky", False, 2, "failed"), (alert.id, "flaky", False, 3, "delivered"),
-    ]  # fmt: skip
+        (alert.id, "log", False, 1, "delivered"),
+        (alert.id, "flaky", False, 1, "failed"),
+        (alert.id, "flaky", False, 2, "failed"),
+        (alert.id, "flaky", False, 3, "delivered"),
+    ]
 
 
 def test_an_unavailable_channel_is_skipped_for_the_rest_of_the_tick(conn) -> None:
@@ -155,8 +162,10 @@ def test_an_unavailable_channel_is_skipped_for_the_rest_of_the_tick(conn) -> Non
     down.failing = False
     later = deliver_pending(conn, [LogChannel(), down, bad_alert], T0 + timedelta(minutes=5))
     assert [(a.channel, a.attempt, a.outcome) for a in later if a.channel == "down"] == [
-        ("down", 2, "delivered"), ("down", 1, "delivered"), ("down", 1, "delivered")
-    ]  # fmt: skip
+        ("down", 2, "delivered"),
+        ("down", 1, "delivered"),
+        ("down", 1, "delivered"),
+    ]
 
 
 class BadAlertChannel(RecordingChannel):
@@ -195,8 +204,11 @@ def test_one_successful_delivery_per_alert_channel_and_stage(conn) -> None:
 
 def test_review_history_is_append_only(conn) -> None:
     raise_alert(conn, _payload("t1", "HIGH"), T0)
-    for statement in ("UPDATE fairness_review_history SET actor = 'mallory'", "DELETE FROM fairness_review_history",
-                      "TRUNCATE fairness_review_history"):  # fmt: skip
+    for statement in (
+        "UPDATE fairness_review_history SET actor = 'mallory'",
+        "DELETE FROM fairness_review_history",
+        "TRUNCATE fairness_review_history",
+    ):
         with pytest.raises(psycopg2.errors.RaiseException, match="append-only"), conn, conn.cursor() as cur:
             cur.execute(statement)
     assert query(conn, "SELECT actor FROM fairness_review_history") == [("system",)]
@@ -245,8 +257,11 @@ def test_two_concurrent_runs_for_the_same_key_deliver_once(db_url: str) -> None:
     assert len(receiver.received) == rounds
     with connection(db_url) as conn:
         assert query(conn, "SELECT count(*), count(DISTINCT dedup_key) FROM fairness_alerts") == [(rounds, rounds)]
-        delivered = query(conn, """SELECT channel, count(*) FROM fairness_alert_deliveries
-                                   WHERE outcome = 'delivered' GROUP BY channel ORDER BY channel""")  # fmt: skip
+        delivered = query(
+            conn,
+            """SELECT channel, count(*) FROM fairness_alert_deliveries
+                                   WHERE outcome = 'delivered' GROUP BY channel ORDER BY channel""",
+        )
         assert delivered == [("log", rounds), ("webhook", rounds)]
         assert query(conn, "SELECT count(*) FROM fairness_reviews")[0][0] == rounds
 

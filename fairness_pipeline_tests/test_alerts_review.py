@@ -37,12 +37,18 @@ def test_review_moves_open_acknowledged_resolved_with_history(conn) -> None:
 
     acked = acknowledge(conn, alert.review_id, "  Ana   Lima ", "looking into it", now=T0 + HOUR)
     assert (acked.status, acked.reviewer, acked.note, acked.acknowledged_at) == (
-        "acknowledged", "Ana Lima", "looking into it", T0 + HOUR
-    )  # fmt: skip
+        "acknowledged",
+        "Ana Lima",
+        "looking into it",
+        T0 + HOUR,
+    )
     done = resolve(conn, alert.review_id, "Bo", "threshold data error, rerun fixed it", now=T0 + 5 * HOUR)
     assert (done.status, done.reviewer, done.resolved_at, done.acknowledged_at) == (
-        "resolved", "Bo", T0 + 5 * HOUR, T0 + HOUR
-    )  # fmt: skip
+        "resolved",
+        "Bo",
+        T0 + 5 * HOUR,
+        T0 + HOUR,
+    )
 
     detail = show_review(conn, alert.review_id)
     assert detail.alert.id == alert.id and detail.alert.payload["reasons"] == [STARTUP_REASON.format(level="CRITICAL")]
@@ -133,8 +139,10 @@ def test_cli_list_show_ack_resolve(conn, db_url: str, monkeypatch) -> None:
     assert shown.exit_code == 0, shown.output
     detail = json.loads(shown.stdout)
     assert [(e["action"], e["actor"]) for e in detail["history"]] == [
-        ("open", "system"), ("acknowledge", "ana"), ("resolve", "bo")
-    ]  # fmt: skip
+        ("open", "system"),
+        ("acknowledge", "ana"),
+        ("resolve", "bo"),
+    ]
     text = runner.invoke(alerts_app, ["show", rid], env={"COLUMNS": "200"})
     assert text.exit_code == 0 and "resolved" in text.stdout and "mitigated in ranking v2" in text.stdout
     assert runner.invoke(alerts_app, ["show", "424242"]).exit_code == 2

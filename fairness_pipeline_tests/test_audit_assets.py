@@ -45,9 +45,17 @@ LAST = date(2026, 3, 18)  # a Wednesday: the slate day has a full weekday's sear
 START = LAST - timedelta(days=2 * WINDOW - 1)  # two weeks: the previous week starts here
 SETTINGS = AnalysisSettings(window_days=WINDOW)
 AUDIT_ASSETS = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "fairness_trends")
-AUDIT_TABLES = ("search_daily_aggregates", "scoring_rate_ratios", "rank_exposure", "slate_concentration",
-                "slate_concentration_groups", "fairness_trends", "exposure_day_sums", "candidate_day_arrays",
-                "trend_week_counts")  # fmt: skip
+AUDIT_TABLES = (
+    "search_daily_aggregates",
+    "scoring_rate_ratios",
+    "rank_exposure",
+    "slate_concentration",
+    "slate_concentration_groups",
+    "fairness_trends",
+    "exposure_day_sums",
+    "candidate_day_arrays",
+    "trend_week_counts",
+)
 PLANTED = {
     "rank_bias": ("company_tier=startup:3",),
     "score_bias": ("experience_band=15+:-0.1",),
@@ -95,11 +103,18 @@ def _extra_events(base: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def graph(module_db_url: str, module_instance: dg.DagsterInstance) -> pd.DataFrame:
     """Generate, load and run the graph for LAST (7-day windows); returns the events as loaded."""
-    common = {"seed": 31, "days": WINDOW, "tenants": 2, "events_per_day": 2500, "candidates_per_tenant": 40_000,
-              **PLANTED}  # fmt: skip
+    common = {
+        "seed": 31,
+        "days": WINDOW,
+        "tenants": 2,
+        "events_per_day": 2500,
+        "candidates_per_tenant": 40_000,
+        **PLANTED,
+    }
     first_week = synthetic.GeneratorConfig(start=START, **common)
-    second_week = synthetic.GeneratorConfig(start=START + timedelta(days=WINDOW), bias=("experience_band=0-3:0.4",),
-                                            **common)  # fmt: skip
+    second_week = synthetic.GeneratorConfig(
+        start=START + timedelta(days=WINDOW), bias=("experience_band=0-3:0.4",), **common
+    )
     frames = [*synthetic.generate_events(first_week), *synthetic.generate_events(second_week)]
     events = pd.concat(frames, ignore_index=True)
     extra = _extra_events(events)
@@ -113,9 +128,10 @@ def graph(module_db_url: str, module_instance: dg.DagsterInstance) -> pd.DataFra
     defs = build_definitions(database)
     quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     events_run = defs.resolve_job_def("event_days_job").execute_in_process(
-        instance=module_instance, run_config=quiet,
+        instance=module_instance,
+        run_config=quiet,
         tags={DAGSTER_RANGE_START_TAG: START.isoformat(), DAGSTER_RANGE_END_TAG: LAST.isoformat()},
-    )  # fmt: skip
+    )
     assert events_run.success
     runs = run_range(module_instance, LAST, LAST, window_days=WINDOW, database=database)
     assert all(r.success for r in runs), runs
@@ -254,16 +270,24 @@ def test_stored_audits_equal_the_oracle(graph: pd.DataFrame, module_db_url: str)
     _compare(stored, oracle, ["tenant_id", "dimension", "group"])
 
     result = slates.slate_concentration(_oracle_aggregates(graph, LAST, LAST), keys=("tenant_id", "day"))
-    _compare(_stored(module_db_url, "slate_concentration", "day = %(d)s", params), result.summary,
-             ["tenant_id", "dimension"])  # fmt: skip
-    _compare(_stored(module_db_url, "slate_concentration_groups", "day = %(d)s", params), result.dominant,
-             ["tenant_id", "dimension", "group"])  # fmt: skip
+    _compare(
+        _stored(module_db_url, "slate_concentration", "day = %(d)s", params), result.summary, ["tenant_id", "dimension"]
+    )
+    _compare(
+        _stored(module_db_url, "slate_concentration_groups", "day = %(d)s", params),
+        result.dominant,
+        ["tenant_id", "dimension", "group"],
+    )
 
     weekly = dataclasses.replace(SETTINGS, window_days=7)
     current = group_counts(window_cells(graph, LAST - timedelta(days=6), LAST), weekly)
     previous = group_counts(window_cells(graph, LAST - timedelta(days=13), LAST - timedelta(days=7)), weekly)
-    series = _query(module_db_url, "SELECT tenant_id, stage_pair, dimension, group_value AS \"group\", window_end, "
-                    "impact_ratio FROM impact_ratios WHERE window_end = %(d)s", params)  # fmt: skip
+    series = _query(
+        module_db_url,
+        'SELECT tenant_id, stage_pair, dimension, group_value AS "group", window_end, '
+        "impact_ratio FROM impact_ratios WHERE window_end = %(d)s",
+        params,
+    )
     oracle = trends.fairness_trends(series, current, previous, SETTINGS, as_of=LAST).drop(columns=["as_of"])
     stored = _stored(module_db_url, "fairness_trends", "window_end = %(d)s", params)
     _compare(stored, oracle, [*TABLE_KEYS, "group"])
@@ -351,8 +375,11 @@ def test_bias_starting_in_the_second_week_is_worsening(graph, module_db_url: str
 
 @pytest.mark.slow
 def test_bias_metrics_documents_carry_the_audits(graph, module_db_url: str, module_instance) -> None:
-    documents = _query(module_db_url, "SELECT tenant_id, metrics_json FROM bias_metrics WHERE window_end = %(d)s "
-                       "ORDER BY tenant_id", {"d": LAST})  # fmt: skip
+    documents = _query(
+        module_db_url,
+        "SELECT tenant_id, metrics_json FROM bias_metrics WHERE window_end = %(d)s ORDER BY tenant_id",
+        {"d": LAST},
+    )
     docs = dict(zip(documents["tenant_id"], documents["metrics_json"], strict=True))
     assert set(docs) == {"tenant-1", "tenant-2"}
     for document in docs.values():
@@ -407,16 +434,18 @@ def test_rerun_changes_nothing(graph, module_db_url: str, module_instance) -> No
     before = snapshot()
     defs = build_definitions(FairnessDatabase(url=module_db_url))
     searches = defs.resolve_job_def("event_days_job").execute_in_process(
-        instance=module_instance, partition_key=LAST.isoformat(),
+        instance=module_instance,
+        partition_key=LAST.isoformat(),
         asset_selection=[dg.AssetKey("search_daily_aggregates")],
-    )  # fmt: skip
+    )
     assert searches.success
     window = {"config": {"window_days": WINDOW}}
     rerun = defs.resolve_job_def("metrics_job").execute_in_process(
-        instance=module_instance, partition_key=LAST.isoformat(),
+        instance=module_instance,
+        partition_key=LAST.isoformat(),
         asset_selection=[dg.AssetKey(k) for k in AUDIT_ASSETS],
         run_config={"ops": {k: window for k in AUDIT_ASSETS if k != "slate_concentration"}},
-    )  # fmt: skip
+    )
     assert rerun.success
     after = snapshot()
     for table in AUDIT_TABLES:
@@ -441,11 +470,39 @@ def test_approaching_threshold_from_the_stored_series(db_url: str) -> None:
     for i in range(14):
         window_end = as_of - timedelta(days=13 - i)
         for group, values in series.items():
-            rows.append((window_end, 30, "t1", "shown->shortlisted", "company_tier", group, 100, 10, values[i],
-                         group == "faang", False, False))  # fmt: skip
+            rows.append(
+                (
+                    window_end,
+                    30,
+                    "t1",
+                    "shown->shortlisted",
+                    "company_tier",
+                    group,
+                    100,
+                    10,
+                    values[i],
+                    group == "faang",
+                    False,
+                    False,
+                )
+            )
         # A series of 7-day windows is another series: ignored by a 30-day configuration.
-        rows.append((window_end, 7, "t1", "shown->shortlisted", "company_tier", "unknown", 100, 10, 0.9 - 0.01 * i,
-                     False, False, False))  # fmt: skip
+        rows.append(
+            (
+                window_end,
+                7,
+                "t1",
+                "shown->shortlisted",
+                "company_tier",
+                "unknown",
+                100,
+                10,
+                0.9 - 0.01 * i,
+                False,
+                False,
+                False,
+            )
+        )
     conn = psycopg2.connect(db_url)
     with conn, conn.cursor() as cur:
         cur.executemany(
@@ -456,9 +513,10 @@ def test_approaching_threshold_from_the_stored_series(db_url: str) -> None:
         )
     conn.close()
     result = dg.materialize(
-        [audit_assets.fairness_trends], partition_key=as_of.isoformat(),
+        [audit_assets.fairness_trends],
+        partition_key=as_of.isoformat(),
         resources={"database": FairnessDatabase(url=db_url)},
-    )  # fmt: skip
+    )
     assert result.success
     stored = _stored(db_url, "fairness_trends", "window_end = %(d)s", {"d": as_of}).set_index("group")
     assert list(stored.index) == ["enterprise", "faang", "other", "startup"]
@@ -502,8 +560,10 @@ def test_coded_window_read_maps_blank_and_missing_to_unknown(conn) -> None:
         frame = audit_store.exposure_window(cur, date(2026, 3, 1), date(2026, 3, 2))
     assert frame["tenant_id"].astype(str).tolist() == ["t-a", "t-a", "t-b"]
     assert frame["company_tier"].astype(object).where(frame["company_tier"].notna(), None).tolist() == [
-        "faang", None, None
-    ]  # fmt: skip
+        "faang",
+        None,
+        None,
+    ]
     assert frame["search_id"].tolist() == [(1 << 32) | 1, (1 << 32) | 2, (1 << 32) | 3]
 
 

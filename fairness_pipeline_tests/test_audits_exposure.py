@@ -135,8 +135,9 @@ def test_rank_below_one_counts_as_missing() -> None:
 def _aggregates(
     seed: int = 5, days: int = 3, events_per_day: int = 3000, tenants: int = 1, **options: object
 ) -> pd.DataFrame:
-    config = GeneratorConfig(seed=seed, start=dt.date(2026, 2, 2), days=days, tenants=tenants,
-                             events_per_day=events_per_day, **options)  # fmt: skip
+    config = GeneratorConfig(
+        seed=seed, start=dt.date(2026, 2, 2), days=days, tenants=tenants, events_per_day=events_per_day, **options
+    )
     return search_aggregates(shown_impressions(pd.concat(generate_events(config), ignore_index=True)))
 
 

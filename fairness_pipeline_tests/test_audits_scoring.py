@@ -106,9 +106,13 @@ def test_median_is_per_tenant_and_intersections_are_listed() -> None:
     assert cells.groupby("tenant_id")["median_score"].first().to_dict() == {"t1": 0.6, "t2": 0.5}
     table = scoring_rate_ratios(cells, AnalysisSettings(**HAND_SIZED))
     assert set(table["dimension"]) == {
-        "company_tier", "experience_band", "specialty", "company_tier+experience_band", "company_tier+specialty",
+        "company_tier",
+        "experience_band",
+        "specialty",
+        "company_tier+experience_band",
+        "company_tier+specialty",
         "experience_band+specialty",
-    }  # fmt: skip
+    }
     pair = table[(table["tenant_id"] == "t1") & (table["dimension"] == "company_tier+experience_band")]
     assert set(pair["group"]) == {"faang|3-7", "startup|3-7", "unknown|3-7", "other|3-7"}
     assert set(pair["adjustment_method"].dropna()) == {"fdr_bh"}
@@ -127,8 +131,9 @@ def test_inconsistent_median_is_rejected() -> None:
 
 
 def _generated(seed: int = 21, tenants: int = 1, **options: object) -> pd.DataFrame:
-    config = GeneratorConfig(seed=seed, start=dt.date(2026, 2, 2), days=3, tenants=tenants, events_per_day=3000,
-                             **options)  # fmt: skip
+    config = GeneratorConfig(
+        seed=seed, start=dt.date(2026, 2, 2), days=3, tenants=tenants, events_per_day=3000, **options
+    )
     return first_shown_candidates(pd.concat(generate_events(config), ignore_index=True))
 
 
@@ -199,7 +204,8 @@ def test_coded_cells_equal_the_pandas_cells() -> None:
     key = ["tenant_id", *DIMENSIONS]
     left = ours.astype({d: object for d in DIMENSIONS}).fillna({d: "-" for d in DIMENSIONS}).sort_values(key)
     right = expected.astype({d: object for d in DIMENSIONS}).fillna({d: "-" for d in DIMENSIONS}).sort_values(key)
-    pd.testing.assert_frame_equal(left.reset_index(drop=True), right[list(left.columns)].reset_index(drop=True),
-                                  check_dtype=False)  # fmt: skip
+    pd.testing.assert_frame_equal(
+        left.reset_index(drop=True), right[list(left.columns)].reset_index(drop=True), check_dtype=False
+    )
     empty = coded_scoring_cells("t", np.zeros(0), np.zeros((0, len(DIMENSIONS)), dtype=int))
     assert empty.empty and list(empty.columns) == ["tenant_id", *DIMENSIONS, "n", "x", "missing_score", "median_score"]

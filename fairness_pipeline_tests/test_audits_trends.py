@@ -163,10 +163,14 @@ def test_week_over_week_false_positive_rate() -> None:
     assert 0.035 < np.mean(np.array(p_values) < 0.05) < 0.065
     # Whole tables (five groups, Holm): few significant changes, whichever group is the reference.
     weeks = [
-        pd.concat([_counts([(g, 400, int(rng.binomial(400, 0.2))) for g in "abcde"]).assign(tenant_id=f"t{i}")
-                   for i in range(20)])
+        pd.concat(
+            [
+                _counts([(g, 400, int(rng.binomial(400, 0.2))) for g in "abcde"]).assign(tenant_id=f"t{i}")
+                for i in range(20)
+            ]
+        )
         for _ in range(2)
-    ]  # fmt: skip
+    ]
     table = week_over_week(weeks[0], weeks[1])
     assert table["p_value"].notna().sum() == 80
     assert table["significant"].fillna(False).sum() <= 5
@@ -276,8 +280,9 @@ def _two_weeks(bias_now: tuple[str, ...]) -> tuple[pd.DataFrame, pd.DataFrame]:
     start = dt.date(2026, 3, 2)
     frames = []
     for offset, bias in ((0, ()), (7, bias_now)):
-        config = GeneratorConfig(seed=17, start=start + dt.timedelta(days=offset), days=7, tenants=1,
-                                 events_per_day=3500, bias=bias)  # fmt: skip
+        config = GeneratorConfig(
+            seed=17, start=start + dt.timedelta(days=offset), days=7, tenants=1, events_per_day=3500, bias=bias
+        )
         frames.append(pd.concat(generate_events(config), ignore_index=True))
     events = pd.concat(frames, ignore_index=True)
     settings = AnalysisSettings(stage_pairs=(("shown", "shortlisted"),), intersections=False)

@@ -49,8 +49,12 @@ def test_late_events_sensor_requests_one_run_and_advances_its_cursor(db_url: str
     conn.close()
     _execute(db_url, "UPDATE selection_events SET created_at = now() - interval '3 hours'")
     database = FairnessDatabase(url=db_url)
-    assert all(r.success for r in run_range(instance, START + timedelta(days=1), START + timedelta(days=3),
-                                            window_days=2, database=database))  # fmt: skip
+    assert all(
+        r.success
+        for r in run_range(
+            instance, START + timedelta(days=1), START + timedelta(days=3), window_days=2, database=database
+        )
+    )
 
     first = late_events_sensor(dg.build_sensor_context(instance=instance, resources={"database": database}))
     assert not first.run_requests

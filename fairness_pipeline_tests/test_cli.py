@@ -74,9 +74,20 @@ def test_worker_prints_seed_shaped_json(external_db: str, tmp_path: Path) -> Non
     events = _generate(tmp_path, "events.csv", "--seed", "3", "--bias", "company_tier=startup:0.3")
     assert runner.invoke(app, ["ingest", str(events)]).exit_code == 0
     result = runner.invoke(
-        app, ["worker", "--days", "3", "--end", "2026-02-04", "--tenant-id", "tenant-1", "--save-to-db",
-              "--output", str(tmp_path / "out.json")],
-    )  # fmt: skip
+        app,
+        [
+            "worker",
+            "--days",
+            "3",
+            "--end",
+            "2026-02-04",
+            "--tenant-id",
+            "tenant-1",
+            "--save-to-db",
+            "--output",
+            str(tmp_path / "out.json"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert {"computed_at", "dimensions", "all_warnings", "any_adverse_impact"} <= set(document)
@@ -162,9 +173,19 @@ def test_demo_shows_each_planted_finding(external_db: str) -> None:
 
 
 COMMANDS = (
-    [], ["db"], ["db", "url"], ["generate"], ["ingest"], ["run"], ["worker"], ["report"], ["ui"], ["demo"],
-    ["alerts"], ["alerts", "list"],
-)  # fmt: skip
+    [],
+    ["db"],
+    ["db", "url"],
+    ["generate"],
+    ["ingest"],
+    ["run"],
+    ["worker"],
+    ["report"],
+    ["ui"],
+    ["demo"],
+    ["alerts"],
+    ["alerts", "list"],
+)
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "root")

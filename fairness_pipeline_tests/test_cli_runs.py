@@ -85,10 +85,15 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
     shown: list[tuple[str, bool]] = []
     started: list[tuple[str, list[str]]] = []
     runs = run_range(
-        instance, LAST, LAST, window_days=WINDOW, database=FairnessDatabase(url=db_url), profile="hiring",
+        instance,
+        LAST,
+        LAST,
+        window_days=WINDOW,
+        database=FairnessDatabase(url=db_url),
+        profile="hiring",
         show=lambda progress, finished: finished and shown.append(finished),
         on_start=lambda bid, run_ids: started.append((bid, run_ids, instance.get_backfill(bid))),
-    )  # fmt: skip
+    )
     assert [(r.job_name, r.first_day, r.last_day, r.success) for r in runs] == [
         ("event_days_job", START, LAST, True),  # the window's 3 days, none summarised yet
         ("metrics_job", LAST, LAST, True),

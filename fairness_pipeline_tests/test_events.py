@@ -35,9 +35,20 @@ def test_infer_company_tier(companies: list[str], tier: str) -> None:
 
 @pytest.mark.parametrize(
     ("years", "band"),
-    [(0, "0-3"), (2, "0-3"), (2.99, "0-3"), (3, "3-7"), (5, "3-7"), (7, "7-15"), (10, "7-15"), (14.9, "7-15"),
-     (15, "15+"), (25, "15+"), (None, "3-7")],
-)  # fmt: skip
+    [
+        (0, "0-3"),
+        (2, "0-3"),
+        (2.99, "0-3"),
+        (3, "3-7"),
+        (5, "3-7"),
+        (7, "7-15"),
+        (10, "7-15"),
+        (14.9, "7-15"),
+        (15, "15+"),
+        (25, "15+"),
+        (None, "3-7"),
+    ],
+)
 def test_infer_experience_band(years: float | None, band: str) -> None:
     assert infer_experience_band(years) == band
 
@@ -65,10 +76,18 @@ def test_infer_specialty(skills: list[str], title: str | None, specialty: str) -
 
 def test_create_selection_event_infers_dimensions() -> None:
     event = create_selection_event(
-        "shown", "cand-123", "search-456", "tenant-abc", HASH,
-        companies=["Google", "Startup X"], years_experience=8, skills=["Python", "AWS", "Docker"],
-        title="Senior Backend Engineer", rank=5, score=0.85,
-    )  # fmt: skip
+        "shown",
+        "cand-123",
+        "search-456",
+        "tenant-abc",
+        HASH,
+        companies=["Google", "Startup X"],
+        years_experience=8,
+        skills=["Python", "AWS", "Docker"],
+        title="Senior Backend Engineer",
+        rank=5,
+        score=0.85,
+    )
     assert (event.company_tier, event.experience_band, event.specialty) == ("faang", "7-15", "backend")
     assert (event.event_type, event.candidate_id, event.rank, event.score) == ("shown", "cand-123", 5, 0.85)
     assert event.timestamp.tzinfo is not None and len(event.event_id) <= 64
@@ -77,9 +96,17 @@ def test_create_selection_event_infers_dimensions() -> None:
 
 def _event(event_id: str, **changes) -> SelectionEvent:
     base = dict(
-        event_id=event_id, event_type="shown", candidate_id="c1", search_id="s1", tenant_id="t1", user_id_hash=HASH,
-        company_tier="startup", rank=1, score=0.5, timestamp=datetime(2026, 3, 1, 12, tzinfo=UTC),
-    )  # fmt: skip
+        event_id=event_id,
+        event_type="shown",
+        candidate_id="c1",
+        search_id="s1",
+        tenant_id="t1",
+        user_id_hash=HASH,
+        company_tier="startup",
+        rank=1,
+        score=0.5,
+        timestamp=datetime(2026, 3, 1, 12, tzinfo=UTC),
+    )
     return SelectionEvent(**{**base, **changes})
 
 

@@ -182,8 +182,12 @@ def test_crlf_bom_quotes_and_whitespace(conn, tmp_path: Path) -> None:
     assert got[0] == (5, "quoted field spans lines 5-7 (a value may not hold a line break)")
     assert got[1][0] == 9 and got[1][1].startswith("bad CSV: new-line character seen in unquoted field")
     assert [(row[0], row[2]) for row in stored(conn)] == [
-        ("e1", "c1"), ("e10", "c1"), ("e2", "c,2"), ("e3", 'c"3'), ("e9", "c9")
-    ]  # fmt: skip
+        ("e1", "c1"),
+        ("e10", "c1"),
+        ("e2", "c,2"),
+        ("e3", 'c"3'),
+        ("e9", "c9"),
+    ]
 
 
 def test_quoted_and_plain_lines_give_the_same_rows(conn, tmp_path: Path) -> None:

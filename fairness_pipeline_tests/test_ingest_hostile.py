@@ -123,8 +123,11 @@ def test_truncated_gzip_json_lines(conn, tmp_path: Path) -> None:
         ingest_file(conn, path, chunk_rows=300)
     partial = 0 if decoded.endswith(b"\n") else 1
     assert raised.value.counts.as_dict() == {
-        "read": complete + partial, "inserted": complete, "duplicates": 0, "rejected": partial
-    }  # fmt: skip
+        "read": complete + partial,
+        "inserted": complete,
+        "duplicates": 0,
+        "rejected": partial,
+    }
     assert_database_agrees(conn, raised.value.counts)
 
 

@@ -123,8 +123,11 @@ def check(conn, name: str, content: bytes, chunk_rows: int) -> None:
 
         again = load(conn, Path(directory), name, content, chunk_rows)
     assert again.as_dict() == {
-        "read": first.read, "inserted": 0, "duplicates": first.inserted + first.duplicates, "rejected": first.rejected
-    }  # fmt: skip
+        "read": first.read,
+        "inserted": 0,
+        "duplicates": first.inserted + first.duplicates,
+        "rejected": first.rejected,
+    }
     assert count(conn, "selection_events") == first.inserted
     assert count(conn, "selection_event_rejects") == 2 * first.rejected
 

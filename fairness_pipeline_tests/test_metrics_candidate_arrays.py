@@ -38,8 +38,13 @@ def test_stage_pair_cells_by_hand() -> None:
     # candidate 1 counts once, in faang (its first day); 9 was clicked without being shown: not in the population
     assert by_tier.loc["faang", ["n", "x"]].tolist() == [2, 1]
     assert by_tier.loc["startup", ["n", "x"]].tolist() == [2, 1]
-    assert cells["experience_band"].isna().all() and list(cells.columns) == ["tenant_id", "stage_pair", *DIMENSIONS,
-                                                                              "n", "x"]  # fmt: skip
+    assert cells["experience_band"].isna().all() and list(cells.columns) == [
+        "tenant_id",
+        "stage_pair",
+        *DIMENSIONS,
+        "n",
+        "x",
+    ]
     assert stage_pair_cells("t1", {"clicked": clicked}, [("shown", "clicked")], ["shown->clicked"]).empty
 
 

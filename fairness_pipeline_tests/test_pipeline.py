@@ -23,10 +23,18 @@ DAYS = 9
 WINDOW = 7
 LAST = START + timedelta(days=DAYS - 1)
 SEED_DIMENSION_KEYS = {
-    "overall_rate", "selection_rates", "impact_ratios", "sample_sizes", "demographic_parity_ratio",
-    "demographic_parity_difference", "adverse_impact_detected", "adverse_impact_groups", "low_sample_groups",
-    "significance_tests", "warnings",
-}  # fmt: skip
+    "overall_rate",
+    "selection_rates",
+    "impact_ratios",
+    "sample_sizes",
+    "demographic_parity_ratio",
+    "demographic_parity_difference",
+    "adverse_impact_detected",
+    "adverse_impact_groups",
+    "low_sample_groups",
+    "significance_tests",
+    "warnings",
+}
 
 
 def _generate(db_url: str, bias: tuple[str, ...], seed: int = 11) -> pd.DataFrame:
@@ -72,8 +80,14 @@ def test_range_run_finds_planted_bias_with_exact_counts(db_url: str, instance) -
     assert [r.job_name for r in runs] == ["event_days_job", "metrics_job"]
     assert all(r.success for r in runs)
     assert runs[0].first_day == LAST - timedelta(days=1 + WINDOW - 1)  # the window's upstream days were added
-    for key in ("raw_selection_events", "validated_selection_events", "candidate_daily_stages", "impact_ratios",
-                "selection_rate_frames", "bias_metrics"):  # fmt: skip
+    for key in (
+        "raw_selection_events",
+        "validated_selection_events",
+        "candidate_daily_stages",
+        "impact_ratios",
+        "selection_rate_frames",
+        "bias_metrics",
+    ):
         materialized = instance.get_materialized_partitions(dg.AssetKey(key))
         assert {LAST.isoformat(), (LAST - timedelta(days=1)).isoformat()} <= materialized, key
 
@@ -125,8 +139,13 @@ def test_range_run_finds_planted_bias_with_exact_counts(db_url: str, instance) -
 def test_rerun_replaces_and_never_duplicates(db_url: str, instance) -> None:
     _generate(db_url, ())
     database = FairnessDatabase(url=db_url)
-    tables = ["validated_selection_events", "candidate_daily_stages", "selection_rate_frames", "impact_ratios",
-              "bias_metrics"]  # fmt: skip
+    tables = [
+        "validated_selection_events",
+        "candidate_daily_stages",
+        "selection_rate_frames",
+        "impact_ratios",
+        "bias_metrics",
+    ]
 
     def snapshot() -> dict[str, pd.DataFrame]:
         result = {}

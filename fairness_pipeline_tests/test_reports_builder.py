@@ -46,17 +46,40 @@ def hand_impacts() -> pd.DataFrame:
     """
     return pd.concat(
         [
-            table(SHORTLIST, "company_tier", [("faang", 100, 40), ("enterprise", 300, 105), ("startup", 200, 40),
-                                              ("other", 4, 1), ("unknown", 60, 18)]),
-            table(SHORTLIST, "experience_band", [("0-3", 300, 90), ("3-7", 250, 80), ("7-15", 110, 30),
-                                                 ("15+", 30, 6), ("unknown", 4, 0)]),
-            table(SHORTLIST, "company_tier+experience_band", [("faang|0-3", 50, 20), ("startup|0-3", 100, 24),
-                                                              ("enterprise|3-7", 150, 55), ("startup|7-15", 60, 12)]),
-            table(CONTACT, "company_tier", [("faang", 40, 20), ("enterprise", 105, 50), ("startup", 40, 10),
-                                            ("other", 1, 1), ("unknown", 18, 9)]),
+            table(
+                SHORTLIST,
+                "company_tier",
+                [
+                    ("faang", 100, 40),
+                    ("enterprise", 300, 105),
+                    ("startup", 200, 40),
+                    ("other", 4, 1),
+                    ("unknown", 60, 18),
+                ],
+            ),
+            table(
+                SHORTLIST,
+                "experience_band",
+                [("0-3", 300, 90), ("3-7", 250, 80), ("7-15", 110, 30), ("15+", 30, 6), ("unknown", 4, 0)],
+            ),
+            table(
+                SHORTLIST,
+                "company_tier+experience_band",
+                [
+                    ("faang|0-3", 50, 20),
+                    ("startup|0-3", 100, 24),
+                    ("enterprise|3-7", 150, 55),
+                    ("startup|7-15", 60, 12),
+                ],
+            ),
+            table(
+                CONTACT,
+                "company_tier",
+                [("faang", 40, 20), ("enterprise", 105, 50), ("startup", 40, 10), ("other", 1, 1), ("unknown", 18, 9)],
+            ),
         ],
         ignore_index=True,
-    )  # fmt: skip
+    )
 
 
 def hand_trends() -> pd.DataFrame:
@@ -65,17 +88,36 @@ def hand_trends() -> pd.DataFrame:
     for day in range(60):
         when = END - timedelta(days=59 - day)
         startup = 0.70 - 0.2 * day / 59
-        for group, ratio, n in (("faang", 1.0, 100), ("enterprise", 0.875, 300), ("startup", startup, 200),
-                                ("other", None, 4)):  # fmt: skip
-            rows.append({"window_end": when, "stage_pair": SHORTLIST, "dimension": "company_tier", "group": group,
-                         "n": n, "x": 1 if n == 4 else 40, "impact_ratio": ratio})  # fmt: skip
+        for group, ratio, n in (
+            ("faang", 1.0, 100),
+            ("enterprise", 0.875, 300),
+            ("startup", startup, 200),
+            ("other", None, 4),
+        ):
+            rows.append(
+                {
+                    "window_end": when,
+                    "stage_pair": SHORTLIST,
+                    "dimension": "company_tier",
+                    "group": group,
+                    "n": n,
+                    "x": 1 if n == 4 else 40,
+                    "impact_ratio": ratio,
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def hand_scoring() -> pd.DataFrame:
     """Scoring-rate audit: candidates scoring above the window's median, per company tier."""
-    return pd.DataFrame({"dimension": "company_tier", "group": ["faang", "enterprise", "startup", "unknown"],
-                         "n": [100, 300, 200, 60], "x": [60, 160, 70, 30]})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "dimension": "company_tier",
+            "group": ["faang", "enterprise", "startup", "unknown"],
+            "n": [100, 300, 200, 60],
+            "x": [60, 160, 70, 30],
+        }
+    )
 
 
 def hand_report(**kwargs) -> dict:
@@ -88,8 +130,11 @@ def hand_report(**kwargs) -> dict:
 
 
 def group(report: dict, pair: str, dimension: str, name: str, kind: str = "selection") -> dict:
-    tables = [t for t in report["detailed_analysis"] if (t["kind"], t["stage_pair"], t["dimension"]) ==
-              (kind, pair, dimension)]  # fmt: skip
+    tables = [
+        t
+        for t in report["detailed_analysis"]
+        if (t["kind"], t["stage_pair"], t["dimension"]) == (kind, pair, dimension)
+    ]
     assert len(tables) == 1
     return next(g for g in tables[0]["groups"] if g["group"] == name)
 
@@ -193,8 +238,11 @@ def test_markdown_chart_is_a_table_that_renders_anywhere() -> None:
     text = render_markdown(hand_report())
     assert "**Risk level: HIGH**" in text and "| adverse_impact |" in text
     assert "data:" not in text and "![" not in text and "<svg" not in text  # no image: GitHub/Confluence show tables
-    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in text.splitlines()
-            if line.startswith("| ") and line.count("|") == 7}  # fmt: skip
+    rows = {
+        line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+        for line in text.splitlines()
+        if line.startswith("| ") and line.count("|") == 7
+    }
     # startup: 40 of 200 against faang's 40 of 100 -> 0.20 / 0.40 = 0.50, ten blocks of 0.05
     assert rows["startup"][0] == "0.50" and rows["startup"][1].count("█") == 10
     assert rows["startup"][3] == "200" and rows["startup"][4] == "adverse impact (significant)"
@@ -265,8 +313,11 @@ def test_suppression_of_a_small_not_selected_count() -> None:
     from fairness_pipeline.reports.publish import suppress_rows
 
     # 48 of 50 selected: the 2 not selected are a small cell; x is shown as "> 45" (50 - 5), n stays.
-    rows = [{"group": "a", "n": 50, "x": 48, "selection_rate": 0.96}, {"group": "b", "n": 500, "x": 100,
-            "selection_rate": 0.2}, {"group": "c", "n": 400, "x": 90, "selection_rate": 0.225}]  # fmt: skip
+    rows = [
+        {"group": "a", "n": 50, "x": 48, "selection_rate": 0.96},
+        {"group": "b", "n": 500, "x": 100, "selection_rate": 0.2},
+        {"group": "c", "n": 400, "x": 90, "selection_rate": 0.225},
+    ]
     assert suppress_rows(rows, 5) == 2
     assert (rows[0]["n"], rows[0]["x"], rows[0]["selection_rate"]) == (50, "> 45", None)
     # ... and the next smallest x (c, 90) is hidden too, as "suppressed".

@@ -21,9 +21,17 @@ from fairness_pipeline_tests.test_reports_builder import hand_report
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage", "--disable-extensions", "--mute-audio",
-)  # fmt: skip
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--mute-audio",
+)
 
 
 def find_chromium() -> str | None:
@@ -90,8 +98,13 @@ def test_dom_holds_the_charts_and_text(report_page: Path, tmp_path: Path) -> Non
     # Charts: the gauge, the components, 5 impact-ratio tables (4 selection + 1 scoring), the funnels, the trend.
     assert dom.tags.get("svg", 0) >= 9
     assert dom.tags.get("circle", 0) > 10 and dom.tags.get("polyline", 0) >= 3 and dom.tags.get("rect", 0) > 20
-    for heading in ("Impact ratios by group", "The funnel by group", "Trend over the last 90 days",
-                    "Compliance checklist", "NYC Local Law 144 audit summary"):  # fmt: skip
+    for heading in (
+        "Impact ratios by group",
+        "The funnel by group",
+        "Trend over the last 90 days",
+        "Compliance checklist",
+        "NYC Local Law 144 audit summary",
+    ):
         assert heading in text
     assert "impact ratio of 0.50" in text
     assert not re.search(r"<script", result.stdout, re.IGNORECASE)

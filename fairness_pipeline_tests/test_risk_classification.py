@@ -124,8 +124,9 @@ def test_large_gap_on_small_numbers_is_medium_with_insufficient_evidence() -> No
 
 
 def test_insufficient_evidence_does_not_apply_next_to_a_significant_finding() -> None:
-    table = pd.concat([impact([("ref", 100, 50), ("g", 10, 2)]), impact([("ref", 100, 60), ("g", 100, 20)],
-                                                                        dimension="specialty")])  # fmt: skip
+    table = pd.concat(
+        [impact([("ref", 100, 50), ("g", 10, 2)]), impact([("ref", 100, 60), ("g", 100, 20)], dimension="specialty")]
+    )
     assert "insufficient_evidence" not in rule_ids(assess(table))
 
 
@@ -183,8 +184,13 @@ def test_nyc_ll144_context_reviews_any_published_ratio_below_four_fifths() -> No
 def test_eu_ai_act_context_lowers_thresholds_and_examines_adverse_ratios(slate_profile: Path) -> None:
     # Score 0.22: LOW under the base thresholds, MEDIUM under the EU context's (MEDIUM from 0.20).
     base = assess(impact(NEUTRAL), audits=slates(0.22), profile="slate_only", profiles_path=slate_profile)
-    eu = assess(impact(NEUTRAL), audits=slates(0.22), profile="slate_only", profiles_path=slate_profile,
-                context="eu_ai_act_high_risk")  # fmt: skip
+    eu = assess(
+        impact(NEUTRAL),
+        audits=slates(0.22),
+        profile="slate_only",
+        profiles_path=slate_profile,
+        context="eu_ai_act_high_risk",
+    )
     assert base.level == "LOW" and eu.level == "MEDIUM" and eu.thresholds["MEDIUM"] == 0.20
     mild = assess(impact(MILD), context="eu_ai_act_high_risk")
     assert rule_ids(mild) == ["eu_adverse_ratio_examined"] and mild.level == "MEDIUM"
@@ -192,8 +198,9 @@ def test_eu_ai_act_context_lowers_thresholds_and_examines_adverse_ratios(slate_p
 
 
 def test_eu_rule_looks_at_single_dimensions_only() -> None:
-    result = assess(impact([("a|x", 100, 30), ("b|y", 100, 22)], dimension="company_tier+specialty"),
-                    context="eu_ai_act_high_risk")  # fmt: skip
+    result = assess(
+        impact([("a|x", 100, 30), ("b|y", 100, 22)], dimension="company_tier+specialty"), context="eu_ai_act_high_risk"
+    )
     assert "eu_adverse_ratio_examined" not in rule_ids(result)
 
 

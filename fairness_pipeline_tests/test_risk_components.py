@@ -79,10 +79,17 @@ def test_slate_and_trend_formulas_by_hand() -> None:
     # times the evidence weight of its last n = 180: 180 / 200 = 0.9.
     end = date(2026, 3, 31)
     rows = [
-        {"window_end": end - timedelta(days=30 - d), "stage_pair": PAIR, "dimension": "company_tier", "group": "g",
-         "n": 180, "x": 50, "impact_ratio": 1.0 - 0.1 * d / 30}
+        {
+            "window_end": end - timedelta(days=30 - d),
+            "stage_pair": PAIR,
+            "dimension": "company_tier",
+            "group": "g",
+            "n": 180,
+            "x": 50,
+            "impact_ratio": 1.0 - 0.1 * d / 30,
+        }
         for d in range(31)
-    ]  # fmt: skip
+    ]
     value = trend(pd.DataFrame(rows), ComponentSettings(), end)
     assert value.value == pytest.approx(0.5 * 0.9)
     assert value.driver["fitted_change"] == pytest.approx(-0.1)
@@ -166,8 +173,13 @@ def test_bootstrap_interval_covers_the_true_value_at_about_the_nominal_rate(tmp_
     simulations, covered = 200, 0
     for i in range(simulations):
         x = rng.binomial(n, p)
-        result = assess(impact(list(zip(groups, n.tolist(), x.tolist(), strict=True))), profile="severity_only",
-                        profiles_path=profiles, seed=i, resamples=1000)  # fmt: skip
+        result = assess(
+            impact(list(zip(groups, n.tolist(), x.tolist(), strict=True))),
+            profile="severity_only",
+            profiles_path=profiles,
+            seed=i,
+            resamples=1000,
+        )
         covered += result.ci_low <= truth <= result.ci_high
     # Nominal 95%; with 200 simulations the standard error is about 1.5 points.
     print(f"coverage {covered / simulations:.3f}")
@@ -184,11 +196,19 @@ def test_other_tenants_rows_in_optional_inputs_are_ignored() -> None:
     end = date(2026, 3, 31)
     falling = pd.DataFrame(
         [
-            {"tenant_id": "t2", "window_end": end - timedelta(days=29 - d), "stage_pair": PAIR,
-             "dimension": "company_tier", "group": "g", "n": 500, "x": 100, "impact_ratio": 1.0 - 0.5 * d / 29}
+            {
+                "tenant_id": "t2",
+                "window_end": end - timedelta(days=29 - d),
+                "stage_pair": PAIR,
+                "dimension": "company_tier",
+                "group": "g",
+                "n": 500,
+                "x": 100,
+                "impact_ratio": 1.0 - 0.5 * d / 29,
+            }
             for d in range(30)
         ]
-    )  # fmt: skip
+    )
     result = assess(impact([("ref", 200, 100), ("g", 200, 95)]), trends=falling, window_end=end)
     assert result.components["trend"].value is None  # t2's series does not describe t1
     numbers = result.metadata_numbers()
@@ -198,8 +218,9 @@ def test_other_tenants_rows_in_optional_inputs_are_ignored() -> None:
 
 def test_database_column_names_are_accepted() -> None:
     # scoring_rate_ratios (group_value, above_median), rank_exposure (group_value), slate_concentration (assessed).
-    scoring = pd.DataFrame({"dimension": "company_tier", "group_value": ["a", "b"], "n": [200, 100],
-                            "above_median": [100, 30]})  # fmt: skip
+    scoring = pd.DataFrame(
+        {"dimension": "company_tier", "group_value": ["a", "b"], "n": [200, 100], "above_median": [100, 30]}
+    )
     exposure_table = pd.DataFrame(
         {
             "dimension": "company_tier",
@@ -209,9 +230,12 @@ def test_database_column_names_are_accepted() -> None:
         }
     )
     slates = pd.DataFrame({"dimension": "company_tier", "searches": [120], "assessed": [100], "concentrated": [30]})
-    values = all_components(impact([("ref", 100, 50), ("g", 100, 45)]),
-                            {"scoring_rate": scoring, "exposure": exposure_table, "slate": slates}, None,
-                            ComponentSettings())  # fmt: skip
+    values = all_components(
+        impact([("ref", 100, 50), ("g", 100, 45)]),
+        {"scoring_rate": scoring, "exposure": exposure_table, "slate": slates},
+        None,
+        ComponentSettings(),
+    )
     # Scoring: the same arithmetic as test_adverse_impact_formula_by_hand. Exposure: 0.6 -> gap 0.25 ('tiny' is
     # left out under the 2% rule). Slates: 30 / 100.
     assert values["scoring_rate"].value == pytest.approx(0.25 * 5 / 7)

@@ -18,10 +18,12 @@ def test_reads_every_type_exactly(conn) -> None:
     with conn.cursor() as cur:
         arrays = read_binary_copy(
             cur,
-            _copy("SELECT i::int2, (-i * 70000)::int4, (i::int8 << 40), i / 3.0::float8 "
-                  "FROM generate_series(-2, 1000) AS i ORDER BY i"),
+            _copy(
+                "SELECT i::int2, (-i * 70000)::int4, (i::int8 << 40), i / 3.0::float8 "
+                "FROM generate_series(-2, 1000) AS i ORDER BY i"
+            ),
             COLUMNS,
-        )  # fmt: skip
+        )
     i = np.arange(-2, 1001)
     assert arrays["a"].dtype == np.int16 and (arrays["a"] == i).all()
     assert (arrays["b"] == -i * 70000).all()

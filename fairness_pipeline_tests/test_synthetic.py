@@ -418,9 +418,11 @@ def test_ranking_options_default_to_none_and_accept_strings() -> None:
 
 def test_ranking_options_are_deterministic(tmp_path: Path) -> None:
     config = dataclasses.replace(
-        RANKING, rank_bias=("company_tier=startup:3",), score_bias=("specialty=ml:-0.05",),
+        RANKING,
+        rank_bias=("company_tier=startup:3",),
+        score_bias=("specialty=ml:-0.05",),
         slate_concentration=("experience_band=0-3:0.1",),
-    )  # fmt: skip
+    )
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     write_events(generate_events(config), first)
     write_events(generate_events(config), second)

@@ -61,8 +61,15 @@ def test_ui_shows_the_graph_and_runs_a_materialisation(
     from fairness_pipeline.ui import running_ui
 
     conn = psycopg2.connect(db_url)
-    load_frames(conn, synthetic.generate_events(synthetic.GeneratorConfig(seed=2, start=synthetic.DEFAULT_START.replace(
-        month=3, day=1), days=2, tenants=1, events_per_day=200)), source="test")  # fmt: skip
+    load_frames(
+        conn,
+        synthetic.generate_events(
+            synthetic.GeneratorConfig(
+                seed=2, start=synthetic.DEFAULT_START.replace(month=3, day=1), days=2, tenants=1, events_per_day=200
+            )
+        ),
+        source="test",
+    )
     conn.close()
     monkeypatch.setenv("FAIRNESS_DATABASE_URL", db_url)
     monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path / "home"))

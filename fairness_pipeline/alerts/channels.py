@@ -236,8 +236,9 @@ class EmailChannel:
                 smtp.ehlo()
                 if self.starttls:
                     if not smtp.has_extn("starttls"):
-                        raise DeliveryError(f"SMTP server {self.host}:{self.port} does not offer STARTTLS",
-                                            unavailable=True)  # fmt: skip
+                        raise DeliveryError(
+                            f"SMTP server {self.host}:{self.port} does not offer STARTTLS", unavailable=True
+                        )
                     smtp.starttls(context=self._ssl_context or ssl.create_default_context())
                     smtp.ehlo()
                 if self._username:

@@ -455,11 +455,22 @@ class AlertMessage:
         priority: str | None = None,
     ) -> AlertMessage:
         return cls(
-            alert_id=alert.id, dedup_key=alert.dedup_key, tenant_id=alert.tenant_id, scope=alert.scope,
-            level=alert.level, day=alert.day, window_start=alert.window_start, window_hours=alert.window_hours,
-            created_at=alert.created_at, escalated_at=alert.escalated_at, review_id=review_id,
-            review_priority=priority, payload=alert.payload, sent_at=sent_at, delivery_id=delivery_id,
-        )  # fmt: skip
+            alert_id=alert.id,
+            dedup_key=alert.dedup_key,
+            tenant_id=alert.tenant_id,
+            scope=alert.scope,
+            level=alert.level,
+            day=alert.day,
+            window_start=alert.window_start,
+            window_hours=alert.window_hours,
+            created_at=alert.created_at,
+            escalated_at=alert.escalated_at,
+            review_id=review_id,
+            review_priority=priority,
+            payload=alert.payload,
+            sent_at=sent_at,
+            delivery_id=delivery_id,
+        )
 
     @property
     def escalated(self) -> bool:

@@ -73,8 +73,18 @@ def list_command(
         table.add_column(column, no_wrap=column in ("priority", "day", "opened"))
     for r in reviews:
         priority = f"{r.priority} (escalated)" if r.escalated_at else r.priority
-        table.add_row(str(r.id), str(r.alert_id), priority, r.status, r.level, r.scope, r.tenant_id, r.day.isoformat(),
-                      _when(r.opened_at, zone=False), r.reviewer or "")  # fmt: skip
+        table.add_row(
+            str(r.id),
+            str(r.alert_id),
+            priority,
+            r.status,
+            r.level,
+            r.scope,
+            r.tenant_id,
+            r.day.isoformat(),
+            _when(r.opened_at, zone=False),
+            r.reviewer or "",
+        )
     table_console().print(table)
     if not reviews:
         console.print("no review items")
@@ -98,11 +108,14 @@ def show_command(
         return
     out = Console(highlight=False, soft_wrap=True)
     r, a = detail.review, detail.alert
-    out.print(f"[bold]review {r.id}[/bold]  {r.priority} priority, {r.status}"
-              + (f" (by {r.reviewer})" if r.reviewer else ""))  # fmt: skip
-    out.print(f"alert {a.id}  {a.level} {a.scope} for tenant {a.tenant_id}, day {a.day.isoformat()}, "
-              f"raised {_when(a.created_at)}, delivery {a.status}"
-              + (f", ESCALATED {_when(a.escalated_at)}" if a.escalated_at else ""))  # fmt: skip
+    out.print(
+        f"[bold]review {r.id}[/bold]  {r.priority} priority, {r.status}" + (f" (by {r.reviewer})" if r.reviewer else "")
+    )
+    out.print(
+        f"alert {a.id}  {a.level} {a.scope} for tenant {a.tenant_id}, day {a.day.isoformat()}, "
+        f"raised {_when(a.created_at)}, delivery {a.status}"
+        + (f", ESCALATED {_when(a.escalated_at)}" if a.escalated_at else "")
+    )
     out.print(f"dedup key {a.dedup_key}")
     if r.note:
         out.print(f"note: {r.note}")
@@ -112,8 +125,9 @@ def show_command(
     for d in detail.deliveries:
         stage = "escalation" if d.escalation else "initial"
         result = d.detail if d.delivered else d.error
-        out.print(f"  {_when(d.attempted_at)}  {d.channel:<8} {stage:<10} #{d.attempt} {d.outcome}: {result}",
-                  markup=False)  # fmt: skip
+        out.print(
+            f"  {_when(d.attempted_at)}  {d.channel:<8} {stage:<10} #{d.attempt} {d.outcome}: {result}", markup=False
+        )
     out.print("history:")
     for event in detail.history:
         change = f"{event.from_status or '-'} -> {event.to_status}"

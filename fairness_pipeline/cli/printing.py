@@ -15,9 +15,13 @@ def ingest_progress():
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(), console=console,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
         transient=True,
-    )  # fmt: skip
+    )
 
 
 def print_stored_summary(rows: list[tuple]) -> None:
@@ -45,9 +49,15 @@ def print_findings(window_end: date, findings: list[tuple]) -> None:
         else:
             verdict = "not significant: insufficient evidence"
         table.add_row(
-            tenant, dimension, group, f"{n:,}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}",
-            "" if p_adjusted is None else f"{p_adjusted:.2g}", verdict,
-        )  # fmt: skip
+            tenant,
+            dimension,
+            group,
+            f"{n:,}",
+            f"{ratio:.3f}",
+            f"{low:.2f}-{high:.2f}",
+            "" if p_adjusted is None else f"{p_adjusted:.2g}",
+            verdict,
+        )
     if not findings:
         console.print("no group has an impact ratio below 0.80")
         return
@@ -83,33 +93,83 @@ def print_audit_findings(window_end: date, days: int) -> None:
     show(
         "Scores: LL144 scoring-rate impact ratio < 0.80 (share above the tenant's median score)",
         ("tenant", "dimension", "group", "scored", "scoring rate", "impact ratio", "95% CI", "p (adjusted)"),
-        [(t, d, g, f"{n:,}", f"{rate:.3f}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p))
-         for t, d, g, n, rate, ratio, low, high, p, _ in found["SCORING"]],
-    )  # fmt: skip
+        [
+            (t, d, g, f"{n:,}", f"{rate:.3f}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p))
+            for t, d, g, n, rate, ratio, low, high, p, _ in found["SCORING"]
+        ],
+    )
     show(
         "Ranks: significant exposure ratio < 0.80, or ranked below what the scores earn (significant treatment "
         "ratio < 0.80)",
-        ("tenant", "dimension", "group", "searches", "exposure ratio", "95% CI", "p (adjusted)", "skew@10",
-         "treatment ratio"),
-        [(t, d, g, f"{n:,}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p), f"{skew:.2f}",
-          "" if treatment is None else f"{treatment:.3f}" + (" (significant)" if treatment_sig else ""))
-         for t, d, g, n, ratio, low, high, p, _, skew, treatment, treatment_sig in found["EXPOSURE"]],
-    )  # fmt: skip
+        (
+            "tenant",
+            "dimension",
+            "group",
+            "searches",
+            "exposure ratio",
+            "95% CI",
+            "p (adjusted)",
+            "skew@10",
+            "treatment ratio",
+        ),
+        [
+            (
+                t,
+                d,
+                g,
+                f"{n:,}",
+                f"{ratio:.3f}",
+                f"{low:.2f}-{high:.2f}",
+                p_text(p),
+                f"{skew:.2f}",
+                "" if treatment is None else f"{treatment:.3f}" + (" (significant)" if treatment_sig else ""),
+            )
+            for t, d, g, n, ratio, low, high, p, _, skew, treatment, treatment_sig in found["EXPOSURE"]
+        ],
+    )
     show(
         f"Slates: searches whose shown slate is more than 70% one group, {first_day} .. {window_end}",
-        ("tenant", "dimension", "assessed slates", "concentrated", "share", "expected by chance", "significant days",
-         "dominant group"),
-        [(t, d, f"{a:,}", f"{c:,}", f"{share:.1%}", "< 0.1%" if expected < 0.001 else f"{expected:.1%}",
-          f"{sig} of {n_days}", top or "")
-         for t, d, a, c, share, expected, sig, n_days, top in found["SLATE"]],
-    )  # fmt: skip
+        (
+            "tenant",
+            "dimension",
+            "assessed slates",
+            "concentrated",
+            "share",
+            "expected by chance",
+            "significant days",
+            "dominant group",
+        ),
+        [
+            (
+                t,
+                d,
+                f"{a:,}",
+                f"{c:,}",
+                f"{share:.1%}",
+                "< 0.1%" if expected < 0.001 else f"{expected:.1%}",
+                f"{sig} of {n_days}",
+                top or "",
+            )
+            for t, d, a, c, share, expected, sig, n_days, top in found["SLATE"]
+        ],
+    )
     show(
         "Trends: impact ratio worsening week over week (significant drop), or approaching 0.80",
         ("tenant", "stage pair", "dimension", "group", "previous week", "last week", "p (adjusted)", "flag"),
-        [(t, pair, d, g, "" if prev is None else f"{prev:.3f}", "" if cur is None else f"{cur:.3f}", p_text(p),
-          "worsening" if worse else "approaching 0.80")
-         for t, pair, d, g, prev, cur, p, worse, _, _, _ in found["TREND"]],
-    )  # fmt: skip
+        [
+            (
+                t,
+                pair,
+                d,
+                g,
+                "" if prev is None else f"{prev:.3f}",
+                "" if cur is None else f"{cur:.3f}",
+                p_text(p),
+                "worsening" if worse else "approaching 0.80",
+            )
+            for t, pair, d, g, prev, cur, p, worse, _, _, _ in found["TREND"]
+        ],
+    )
 
 
 @contextmanager

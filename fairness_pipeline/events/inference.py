@@ -9,13 +9,46 @@ import re
 from collections.abc import Iterable, Sequence
 
 _FAANG_LIKE = (
-    "google", "meta", "facebook", "amazon", "apple", "microsoft", "netflix", "uber", "airbnb", "stripe", "linkedin",
-    "twitter", "salesforce", "oracle", "snap", "spotify", "doordash", "instacart", "coinbase", "robinhood",
-)  # fmt: skip
+    "google",
+    "meta",
+    "facebook",
+    "amazon",
+    "apple",
+    "microsoft",
+    "netflix",
+    "uber",
+    "airbnb",
+    "stripe",
+    "linkedin",
+    "twitter",
+    "salesforce",
+    "oracle",
+    "snap",
+    "spotify",
+    "doordash",
+    "instacart",
+    "coinbase",
+    "robinhood",
+)
 _ENTERPRISE = (
-    "ibm", "cisco", "intel", "dell", "hp", "vmware", "sap", "adobe", "workday", "servicenow", "splunk", "atlassian",
-    "twilio", "datadog", "snowflake", "palantir", "databricks",
-)  # fmt: skip
+    "ibm",
+    "cisco",
+    "intel",
+    "dell",
+    "hp",
+    "vmware",
+    "sap",
+    "adobe",
+    "workday",
+    "servicenow",
+    "splunk",
+    "atlassian",
+    "twilio",
+    "datadog",
+    "snowflake",
+    "palantir",
+    "databricks",
+)
 _STARTUP_MARKERS = ("startup", "seed", "series")
 
 _NOT_LETTERS = re.compile(r"[^a-z]")

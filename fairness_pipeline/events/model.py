@@ -30,10 +30,19 @@ class SelectionEvent:
     def as_row(self) -> list[str]:
         """Text values in ``EVENT_COLUMNS`` order ('' for missing), the form ingestion checks and stores."""
         values = (
-            self.event_id, self.timestamp.isoformat(), self.candidate_id, self.event_type, self.search_id,
-            self.tenant_id, self.user_id_hash, self.company_tier, self.experience_band, self.specialty,
-            self.rank, self.score,
-        )  # fmt: skip
+            self.event_id,
+            self.timestamp.isoformat(),
+            self.candidate_id,
+            self.event_type,
+            self.search_id,
+            self.tenant_id,
+            self.user_id_hash,
+            self.company_tier,
+            self.experience_band,
+            self.specialty,
+            self.rank,
+            self.score,
+        )
         return ["" if value is None else str(value) for value in values]
 
 

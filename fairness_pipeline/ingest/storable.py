@@ -77,8 +77,10 @@ def check_columns(columns: Sequence[pa.Array]) -> CheckedColumns:
     for name in FREE_TEXT_COLUMNS:  # PostgreSQL text cannot hold NUL
         flag(_numpy(pc.match_substring(text[name], "\x00")), lambda i, name=name: f"NUL character in {name}")
 
-    flag(~empty["event_type"] & ~_numpy(pc.is_in(text["event_type"], pa.array(EVENT_TYPES))),
-         quoted("event_type", "unknown event_type '{}'"))  # fmt: skip
+    flag(
+        ~empty["event_type"] & ~_numpy(pc.is_in(text["event_type"], pa.array(EVENT_TYPES))),
+        quoted("event_type", "unknown event_type '{}'"),
+    )
     for name, allowed in DIMENSION_VALUES.items():
         known = _numpy(pc.is_in(text[name], pa.array(allowed)))
         flag(~empty[name] & ~known, quoted(name, f"unknown {name} '{{}}'"))

@@ -68,8 +68,9 @@ def cell_frame(codes: np.ndarray, counts: dict[str, np.ndarray]) -> pd.DataFrame
     ``counts``, each summed by ``np.bincount`` over the rows' ``codes``."""
     sizes = _cell_sizes()
     combined = np.ravel_multi_index(tuple(codes.T), sizes) if len(codes) else np.zeros(0, dtype=np.int64)
-    summed = {name: np.bincount(combined, weights=values, minlength=math.prod(sizes)) for name, values in
-              counts.items()}  # fmt: skip
+    summed = {
+        name: np.bincount(combined, weights=values, minlength=math.prod(sizes)) for name, values in counts.items()
+    }
     present = np.flatnonzero(np.sum(list(summed.values()), axis=0) > 0)
     frame = pd.DataFrame(index=range(len(present)))
     for dim, position in zip(DIMENSIONS, np.unravel_index(present, sizes), strict=True):

@@ -241,11 +241,17 @@ def impact_ratio_table(
     ``declared_reference`` names a reference fixed before looking (it must be eligible); then there is no gate.
     """
     return impact_ratio_tables(
-        counts, [], intersectional=intersectional, alpha=alpha, threshold=threshold, min_share=min_share,
-        min_sample=min_sample, min_reference_candidates=min_reference_candidates,
+        counts,
+        [],
+        intersectional=intersectional,
+        alpha=alpha,
+        threshold=threshold,
+        min_share=min_share,
+        min_sample=min_sample,
+        min_reference_candidates=min_reference_candidates,
         min_reference_selections=min_reference_selections,
         declared_reference=None if declared_reference is None else np.full(len(counts), declared_reference, object),
-    )  # fmt: skip
+    )
 
 
 def impact_ratio_tables(
@@ -297,8 +303,17 @@ def impact_ratio_tables(
                 "low_sample": n < min_sample,
             }
         )
-    for column in ("impact_ratio", "statistic", "p_value", "p_omnibus", "p_adjusted", "ci_low", "ci_high",
-                   "flip_flop_ratio", "cohens_h"):  # fmt: skip
+    for column in (
+        "impact_ratio",
+        "statistic",
+        "p_value",
+        "p_omnibus",
+        "p_adjusted",
+        "ci_low",
+        "ci_high",
+        "flip_flop_ratio",
+        "cohens_h",
+    ):
         out[column] = np.nan
     for column in ("adverse_impact", "significant", "flip_flop"):
         out[column] = pd.array([pd.NA] * rows, dtype="boolean")
@@ -468,9 +483,14 @@ def first_reasons(rules: list[tuple[np.ndarray, Any]], rows: int) -> np.ndarray:
 
 
 def _compare(
-    out: pd.DataFrame, rows: np.ndarray, x_g: np.ndarray, n_g: np.ndarray, x_r: np.ndarray, n_r: np.ndarray,
+    out: pd.DataFrame,
+    rows: np.ndarray,
+    x_g: np.ndarray,
+    n_g: np.ndarray,
+    x_r: np.ndarray,
+    n_r: np.ndarray,
     threshold: float,
-) -> None:  # fmt: skip
+) -> None:
     """Fill the comparison columns of ``rows`` (non-empty, non-reference groups against a reference with x_r > 0)."""
     impact_ratio = (x_g * n_r) / (n_g * x_r)  # exact integer products, one rounding: exact at the 0.80 boundary
     expected_ok = np.minimum(n_g, n_r) * np.minimum(x_g + x_r, n_g + n_r - x_g - x_r) >= MIN_EXPECTED * (n_g + n_r)

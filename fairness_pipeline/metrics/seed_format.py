@@ -313,8 +313,9 @@ def slate_concentration_metrics(slates: pd.DataFrame, groups: pd.DataFrame, day:
                 "excess_significant": bool(row["excess_significant"]) if pd.notna(row["excess_significant"]) else None,
                 "top_group": row["top_group"],
                 "dominant_groups": {g: int(c) for g, c in zip(on_day["group"], on_day["concentrated"], strict=True)}
-                if len(on_day) else {},
-            }  # fmt: skip
+                if len(on_day)
+                else {},
+            }
         assessed, concentrated = int(rows["assessed"].sum()), int(rows["concentrated"].sum())
         totals = dominant.groupby("group")["concentrated"].sum() if len(dominant) else pd.Series(dtype="int64")
         block["window"] = {

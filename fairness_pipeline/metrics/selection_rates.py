@@ -68,8 +68,15 @@ def validate_counts(counts: pd.DataFrame, keys: list[str] | None = None) -> pd.D
 
 
 FRAME_COLUMNS: tuple[str, ...] = (
-    "group", "n", "x", "selection_rate", "overall_rate", "dp_ratio", "dp_difference", "undefined_reason",
-)  # fmt: skip
+    "group",
+    "n",
+    "x",
+    "selection_rate",
+    "overall_rate",
+    "dp_ratio",
+    "dp_difference",
+    "undefined_reason",
+)
 
 
 def selection_rate_frames(counts: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
@@ -141,9 +148,11 @@ def selection_rate_frame(counts: pd.DataFrame) -> SelectionRateFrame:
         return float(values.iloc[0]) if len(values) else None
 
     return SelectionRateFrame(
-        by_group=by_group, overall_rate=scalar("overall_rate"), dp_ratio=scalar("dp_ratio"),
+        by_group=by_group,
+        overall_rate=scalar("overall_rate"),
+        dp_ratio=scalar("dp_ratio"),
         dp_difference=scalar("dp_difference"),
-    )  # fmt: skip
+    )
 
 
 def dimension_name(dimensions: tuple[str, ...]) -> str:

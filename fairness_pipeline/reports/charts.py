@@ -33,8 +33,17 @@ FINDING_COLOURS: dict[str, str] = {
     "undefined": "#9e9e9e",
 }
 PALETTE: tuple[str, ...] = (
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#882255", "#44AA99", "#999933", "#332288",
-)  # fmt: skip
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#882255",
+    "#44AA99",
+    "#999933",
+    "#332288",
+)
 """Okabe-Ito and Tol colours, distinguishable with common colour-vision deficiencies."""
 LEVEL_COLOURS: dict[str, str] = {"LOW": "#1b7837", "MEDIUM": "#e0a000", "HIGH": "#e0601b", "CRITICAL": "#b2182b"}
 THRESHOLD_COLOUR = "#b2182b"
@@ -222,8 +231,15 @@ def funnel_chart(chart: Mapping[str, Any]) -> str:
                 f"{_t(fmt_rate(panel['four_fifths_rate']))}</title></line>"
             )
     body += _legend(0, height - 40, width)
-    body.append(_text(0, height - 6, "Dashed line: 80% of the reference group's rate; a bar ending left of it is "
-                      "below the four-fifths line.", size=10, fill="#555"))  # fmt: skip
+    body.append(
+        _text(
+            0,
+            height - 6,
+            "Dashed line: 80% of the reference group's rate; a bar ending left of it is below the four-fifths line.",
+            size=10,
+            fill="#555",
+        )
+    )
     return _svg(width, height, body, title)
 
 
@@ -324,14 +340,22 @@ def components_chart(components: Sequence[Mapping[str, Any]]) -> str:
         if c["value"] is None:
             body.append(_text(label_w + 6, y + 15, "no data: weight shared out", size=11, fill="#777"))
             continue
-        colour = LEVEL_COLOURS["CRITICAL" if c["value"] >= 0.75 else "HIGH" if c["value"] >= 0.5 else
-                               "MEDIUM" if c["value"] >= 0.25 else "LOW"]  # fmt: skip
+        colour = LEVEL_COLOURS[
+            "CRITICAL"
+            if c["value"] >= 0.75
+            else "HIGH"
+            if c["value"] >= 0.5
+            else "MEDIUM"
+            if c["value"] >= 0.25
+            else "LOW"
+        ]
         body.append(
             f'<rect x="{label_w}" y="{y + 4}" width="{plot_w * c["value"]:.1f}" height="14" fill="{colour}">'
             f"<title>{_t(c['label'])}: {c['value']:.2f}</title></rect>"
         )
-        body.append(_text(label_w + plot_w + 8, y + 15, f"{c['value']:.2f}  weight {100 * c['weight_used']:.0f}%",
-                          size=11))  # fmt: skip
+        body.append(
+            _text(label_w + plot_w + 8, y + 15, f"{c['value']:.2f}  weight {100 * c['weight_used']:.0f}%", size=11)
+        )
     return _svg(width, height, body, title)
 
 
@@ -363,6 +387,13 @@ def gauge(risk: Mapping[str, Any]) -> str:
         xs = left + bar_w * score
         body.append(f'<path d="M{xs - 6:.1f},{top - 8} L{xs + 6:.1f},{top - 8} L{xs:.1f},{top} Z" fill="#222"/>')
         body.append(f'<line x1="{xs:.1f}" y1="{top}" x2="{xs:.1f}" y2="{top + 18}" stroke="#222" stroke-width="2"/>')
-        body.append(_text(left, top + 48, f"score {score:.2f}; 95% interval {fmt_ratio(risk.get('ci_low'))} to "
-                          f"{fmt_ratio(risk.get('ci_high'))}", size=11, fill="#333"))  # fmt: skip
+        body.append(
+            _text(
+                left,
+                top + 48,
+                f"score {score:.2f}; 95% interval {fmt_ratio(risk.get('ci_low'))} to {fmt_ratio(risk.get('ci_high'))}",
+                size=11,
+                fill="#333",
+            )
+        )
     return _svg(width, height, body, title)

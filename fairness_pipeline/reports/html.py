@@ -21,9 +21,12 @@ TEMPLATE_DIR = Path(__file__).with_name("templates")
 
 def _environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True, undefined=StrictUndefined, trim_blocks=True,
+        loader=FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
         lstrip_blocks=True,
-    )  # fmt: skip
+    )
     env.filters.update(cnt=fmt_count, rate=fmt_rate, ratio=fmt_ratio)
     return env
 

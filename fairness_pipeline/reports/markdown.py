@@ -76,8 +76,10 @@ def render_markdown(report: dict[str, Any], *, min_cell: int | None = None, char
         lines += [f"- {md_text(s)}" for s in summary["key_findings"][:MAX_FINDINGS]]
     if risk["applied_rules"]:
         lines += ["", "**Rules applied**", ""]
-        lines += [f"- `{r['rule']}` ({r['level_before']} → {r['level_after']}): {md_text(r['reason'])}"
-                  for r in risk["applied_rules"]]  # fmt: skip
+        lines += [
+            f"- `{r['rule']}` ({r['level_before']} → {r['level_after']}): {md_text(r['reason'])}"
+            for r in risk["applied_rules"]
+        ]
     table = _chart_table(published) if chart else None
     if table is not None:
         lines += ["", *chart_table(table)]

@@ -28,14 +28,32 @@ from fairness_pipeline.metrics.impact import is_unknown_group
 from fairness_pipeline.reports.builder import complete_report
 
 DERIVED_FIELDS: tuple[str, ...] = (
-    "selection_rate", "share", "impact_ratio", "statistic", "p_value", "p_adjusted", "ci_low", "ci_high",
-    "shortfall", "flip_flop_ratio", "cohens_h", "table_p_adjusted",
-)  # fmt: skip
+    "selection_rate",
+    "share",
+    "impact_ratio",
+    "statistic",
+    "p_value",
+    "p_adjusted",
+    "ci_low",
+    "ci_high",
+    "shortfall",
+    "flip_flop_ratio",
+    "cohens_h",
+    "table_p_adjusted",
+)
 """Group fields computed from the counts, withheld when a count is hidden."""
 RATIO_FIELDS: tuple[str, ...] = (
-    "impact_ratio", "statistic", "p_value", "p_adjusted", "ci_low", "ci_high", "shortfall", "flip_flop_ratio",
-    "cohens_h", "table_p_adjusted",
-)  # fmt: skip
+    "impact_ratio",
+    "statistic",
+    "p_value",
+    "p_adjusted",
+    "ci_low",
+    "ci_high",
+    "shortfall",
+    "flip_flop_ratio",
+    "cohens_h",
+    "table_p_adjusted",
+)
 """Fields that depend on the reference group's counts."""
 
 
