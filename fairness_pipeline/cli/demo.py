@@ -118,6 +118,7 @@ def print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
     import os
 
     from fairness_pipeline.defs.automation import ALERT_LEVEL_ENV, levels_at_or_above
+    from fairness_pipeline.risk.levels import REVIEW_FLOOR
     from fairness_pipeline.store import reports as report_store
 
     with open_database() as conn:
@@ -136,7 +137,7 @@ def print_risk_and_alerts(window_end: date, demo_dir: Path) -> None:
         for rule in assessment.get("applied_rules", [])[:3]:
             console.print(f"     - {rule['reason']}")
 
-    levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, "HIGH"))
+    levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, REVIEW_FLOOR))
     alerting = [(t, lvl, s, a) for t, lvl, s, a in assessments if lvl in levels]
     if alerting:
         from fairness_pipeline.definitions import defs

@@ -8,6 +8,10 @@ from datetime import date, timedelta
 
 from fairness_pipeline.cli.database import open_database
 from fairness_pipeline.cli.output import console, table_console
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, HEADLINE_STAGE_PAIR
+
+THRESHOLD = f"{DEFAULT_ANALYSIS.threshold:.2f}"
+"""The practical threshold as the tables' titles print it."""
 
 
 def ingest_progress():
@@ -38,7 +42,9 @@ def print_stored_summary(rows: list[tuple]) -> None:
 def print_findings(window_end: date, findings: list[tuple]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"Adverse impact, shown -> shortlisted, 30 days ending {window_end} (impact ratio < 0.80)")
+    pair = HEADLINE_STAGE_PAIR.replace("->", " -> ")
+    days = DEFAULT_ANALYSIS.window_days
+    table = Table(title=f"Adverse impact, {pair}, {days} days ending {window_end} (impact ratio < {THRESHOLD})")
     for column in ("tenant", "dimension", "group", "candidates", "impact ratio", "95% CI", "p (adjusted)", "verdict"):
         table.add_column(column)
     for tenant, dimension, group, n, ratio, low, high, p_adjusted, significant, flip_flop in findings:
@@ -59,7 +65,7 @@ def print_findings(window_end: date, findings: list[tuple]) -> None:
             verdict,
         )
     if not findings:
-        console.print("no group has an impact ratio below 0.80")
+        console.print(f"no group has an impact ratio below {THRESHOLD}")
         return
     table_console().print(table)
 
@@ -91,7 +97,7 @@ def print_audit_findings(window_end: date, days: int) -> None:
         table_console().print(table)
 
     show(
-        "Scores: LL144 scoring-rate impact ratio < 0.80 (share above the tenant's median score)",
+        f"Scores: LL144 scoring-rate impact ratio < {THRESHOLD} (share above the tenant's median score)",
         ("tenant", "dimension", "group", "scored", "scoring rate", "impact ratio", "95% CI", "p (adjusted)"),
         [
             (t, d, g, f"{n:,}", f"{rate:.3f}", f"{ratio:.3f}", f"{low:.2f}-{high:.2f}", p_text(p))
@@ -99,8 +105,8 @@ def print_audit_findings(window_end: date, days: int) -> None:
         ],
     )
     show(
-        "Ranks: significant exposure ratio < 0.80, or ranked below what the scores earn (significant treatment "
-        "ratio < 0.80)",
+        f"Ranks: significant exposure ratio < {THRESHOLD}, or ranked below what the scores earn (significant treatment "
+        f"ratio < {THRESHOLD})",
         (
             "tenant",
             "dimension",
@@ -154,7 +160,7 @@ def print_audit_findings(window_end: date, days: int) -> None:
         ],
     )
     show(
-        "Trends: impact ratio worsening week over week (significant drop), or approaching 0.80",
+        f"Trends: impact ratio worsening week over week (significant drop), or approaching {THRESHOLD}",
         ("tenant", "stage pair", "dimension", "group", "previous week", "last week", "p (adjusted)", "flag"),
         [
             (
@@ -165,7 +171,7 @@ def print_audit_findings(window_end: date, days: int) -> None:
                 "" if prev is None else f"{prev:.3f}",
                 "" if cur is None else f"{cur:.3f}",
                 p_text(p),
-                "worsening" if worse else "approaching 0.80",
+                "worsening" if worse else f"approaching {THRESHOLD}",
             )
             for t, pair, d, g, prev, cur, p, worse, _, _, _ in found["TREND"]
         ],

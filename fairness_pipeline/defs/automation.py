@@ -13,7 +13,8 @@ from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
-from fairness_pipeline.risk.levels import LEVELS, REVIEW_FLOOR
+from fairness_pipeline.risk import levels as risk_levels
+from fairness_pipeline.risk.levels import REVIEW_FLOOR
 from fairness_pipeline.store import analysis, events
 from fairness_pipeline.store.schema import transaction
 
@@ -109,10 +110,11 @@ ALERT_LEVEL_ENV = "FAIRNESS_ALERT_LEVEL"
 
 
 def levels_at_or_above(level: str) -> list[str]:
-    """``HIGH`` -> [HIGH, CRITICAL]; raises on an unknown level."""
-    if level not in LEVELS:
-        raise ValueError(f"{ALERT_LEVEL_ENV}={level!r} is not one of {', '.join(LEVELS)}")
-    return list(LEVELS[LEVELS.index(level) :])
+    """``HIGH`` -> [HIGH, CRITICAL] (``risk.levels``); an unknown level raises naming the setting."""
+    try:
+        return list(risk_levels.levels_at_or_above(level))
+    except ValueError:
+        raise ValueError(f"{ALERT_LEVEL_ENV}={level!r} is not one of {', '.join(risk_levels.LEVELS)}") from None
 
 
 @dg.asset_sensor(
