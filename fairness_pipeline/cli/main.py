@@ -269,6 +269,7 @@ def run(
     start: Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="First day (UTC).")],
     end: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="Last day (default: --start).")] = None,
     profile: Annotated[str, profile_option()] = "default",
+    local: Annotated[bool, typer.Option("--local", help="Run here even when a Dagster daemon is running.")] = False,
 ) -> None:
     """Materialise the asset graph for a range of days through Dagster.
 
@@ -288,7 +289,7 @@ def run(
         fail(f"--profile: {exc}", EXIT_USAGE)
     with open_database():
         pass  # start the embedded server, migrate, and fail in one line if no database is reachable
-    if not run_days(first_day, last_day, profile_name):
+    if not run_days(first_day, last_day, profile_name, local=local):
         raise typer.Exit(1)
 
 
