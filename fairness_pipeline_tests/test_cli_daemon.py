@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from fairness_pipeline import synthetic
 from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG
 from fairness_pipeline.cli.main import app
-from fairness_pipeline.cli.runs import daemon_running, job_asset_names
+from fairness_pipeline.cli.runs import RangeProgress, daemon_running, job_asset_names
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.ingest.frames import load_frames
@@ -45,6 +45,14 @@ def test_daemon_detection_needs_fresh_backfill_and_queue_heartbeats(instance) ->
     assert daemon_running(instance)
     _beat(instance, "BACKFILL", 30 + 60 + 5)  # a daemon stopped a minute and a half ago
     assert not daemon_running(instance)
+
+
+def test_progress_between_the_daemons_runs_says_it_waits() -> None:
+    progress = RangeProgress(0, 2, "event_days_job", steps_total=5, days=31, partitions_before=0, partitions_total=171)
+    assert "at work: starting (" in progress.text()
+    progress.steps_done |= {"raw_selection_events", "validated_selection_events"}
+    progress.finished = True
+    assert "2 of 5 steps, 62 of 171 asset-partitions; at work: waiting for the daemon's next run (" in progress.text()
 
 
 def _free_port() -> int:

@@ -273,8 +273,9 @@ def run(
 ) -> None:
     """Materialise the asset graph for a range of days through Dagster.
 
-    The range is recorded as a backfill (the UI's Backfills tab lists it with its partitions); the command prints
-    its UI links first, then the steps and partitions done and the asset at work, and a summary at the end.
+    With a Dagster daemon running (`fairness-pipeline ui`) the range is submitted to it as a backfill; otherwise (or
+    with --local) it runs here, recorded as a backfill. Either way the command prints the UI links first, then the
+    steps and partitions done and the asset at work, and a summary at the end.
     """
     from fairness_pipeline.cli.runs import resolve_profile, run_days
     from fairness_pipeline.risk.profiles import ProfileError

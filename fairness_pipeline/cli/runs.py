@@ -65,13 +65,15 @@ class RangeProgress:
     steps_done: set[str] = field(default_factory=set)
     at_work: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    finished: bool = False
 
     @property
     def partitions_done(self) -> int:
         return self.partitions_before + len(self.steps_done) * self.days
 
     def text(self) -> str:
-        working = ", ".join(self.at_work) or "starting"
+        idle = "waiting for the daemon's next run" if self.finished else "starting"
+        working = ", ".join(self.at_work) or idle
         return (
             f"run {self.run_index + 1} of {self.runs} ({self.job_name}): {len(self.steps_done)} of {self.steps_total} "
             f"steps, {self.partitions_done:,} of {self.partitions_total:,} asset-partitions; at work: {working} "
@@ -340,8 +342,11 @@ def follow_backfill(
     watched: dict[str, tuple[threading.Event, threading.Thread, RangeProgress]] = {}
     summaries: dict[str, RunSummary] = {}
     done = 0
+    latest: RangeProgress | None = None
     try:
         while True:
+            if latest is not None:
+                show(latest, None)  # the status line keeps moving between the daemon's ticks
             backfill = instance.get_backfill(backfill_id)
             records = instance.get_run_records(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}), ascending=True)
             for record in records:
@@ -359,11 +364,13 @@ def follow_backfill(
                     thread.daemon = True
                     thread.start()
                     watched[run.run_id] = (stop, thread, progress)
+                    latest = progress
                     on_run(run.run_id)
                 if run.is_finished and run.run_id not in summaries:
                     stop, thread, progress = watched[run.run_id]
                     stop.set()
                     thread.join()
+                    progress.finished = True
                     first, last = _run_days(run)
                     began = record.start_time or record.create_timestamp.timestamp()
                     seconds = (record.end_time or time.time()) - began
