@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 from fairness_pipeline import synthetic
 from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG, day_keys
 from fairness_pipeline.cli.main import app
-from fairness_pipeline.cli.runs import RangeProgress, days_to_summarise, resolve_profile, run_range
+from fairness_pipeline.cli.runs import RangeProgress, days_to_summarise, job_asset_names, resolve_profile, run_range
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.ingest.frames import load_frames
@@ -111,12 +111,13 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
 
     defs = build_definitions(FairnessDatabase(url=db_url))
     graph = defs.resolve_asset_graph()
-    event_assets = {n.name for n in defs.resolve_job_def("event_days_job").graph.nodes}
+    event_job, metrics_job = defs.resolve_job_def("event_days_job"), defs.resolve_job_def("metrics_job")
+    event_assets = set(job_asset_names(event_job))
     status = {
         s.asset_key.to_user_string(): s
         for s in backfill.get_asset_backfill_data(graph).get_backfill_status_per_asset_key(graph)
     }
-    assert set(status) == event_assets | {n.name for n in defs.resolve_job_def("metrics_job").graph.nodes}
+    assert set(status) == event_assets | set(job_asset_names(metrics_job))
     before_status = before.get_asset_backfill_data(graph).get_backfill_status_per_asset_key(graph)
     assert all(  # all requested up front: a running daemon has nothing of its own to launch
         a.partitions_counts_by_status[AssetBackfillStatus.IN_PROGRESS] == a.num_targeted_partitions
@@ -129,8 +130,9 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
         assert asset.partitions_counts_by_status[AssetBackfillStatus.FAILED] == 0
 
     # every step reported once as it finished, each a success
-    assert sorted(step for step, _ in shown) == sorted(status) and all(ok for _, ok in shown)
-    assert sum(r.steps for r in runs) == len(status)
+    steps = [node.name for job in (event_job, metrics_job) for node in job.graph.nodes]  # a multi-asset is one step
+    assert sorted(step for step, _ in shown) == sorted(steps) and all(ok for _, ok in shown)
+    assert sum(r.steps for r in runs) == len(steps)
     conn = psycopg2.connect(db_url)
     try:
         with conn.cursor() as cur:

@@ -1,9 +1,10 @@
 """A range run from the command line, recorded in the Dagster instance as an asset backfill.
 
-Without a daemon, ``fairness-pipeline run`` executes its runs here; so that the UI's Backfills tab still lists the
-range with each asset's partitions (requested, materialised, failed), the backfill is registered before the first run
-and its asset-backfill data updated as each run ends. The runs carry the backfill's id tag, so the backfill page
-lists them too. While it runs the backfill is ``REQUESTED`` (shown "In progress") with its whole target marked
+With a Dagster daemon running, ``fairness-pipeline run`` submits a real asset backfill (``submit_backfill``) that the
+daemon launches and the command follows. Without one, it executes its runs here; so that the UI's Backfills tab still
+lists the range with each asset's partitions (requested, materialised, failed), the backfill is registered before the
+first run and its asset-backfill data updated as each run ends. The runs carry the backfill's id tag, so the backfill
+page lists them too. While it runs the backfill is ``REQUESTED`` (shown "In progress") with its whole target marked
 requested from the start: a daemon that is running (``fairness-pipeline ui``) then has nothing left to launch for it
 and only follows the runs made here, instead of launching the same partitions a second time.
 """
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
 BACKFILL_ID_TAG = "dagster/backfill"
+LAUNCHED_BY_TAG = "fairness/launched_by"
 
 
 def day_keys(first_day: date, last_day: date) -> list[str]:
@@ -22,21 +24,61 @@ def day_keys(first_day: date, last_day: date) -> list[str]:
     return [(first_day + timedelta(days=i)).isoformat() for i in range((last_day - first_day).days + 1)]
 
 
+def range_subset(asset_graph, names: Iterable[str], first_day: date, last_day: date):
+    """The ``AssetGraphSubset`` of the assets ``names`` over the days ``first_day .. last_day``."""
+    import dagster as dg
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+
+    keys = day_keys(first_day, last_day)
+    subsets = {}
+    for name in names:
+        partitions = asset_graph.get(dg.AssetKey(name)).partitions_def
+        subsets[dg.AssetKey(name)] = partitions.subset_with_partition_keys(keys)
+    return AssetGraphSubset(partitions_subsets_by_asset_key=subsets)
+
+
+def union(subsets: Iterable):
+    """The union of ``AssetGraphSubset``s."""
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+
+    target = AssetGraphSubset()
+    for subset in subsets:
+        target |= subset
+    return target
+
+
+def submit_backfill(instance, asset_graph, targets: Sequence[tuple[Iterable[str], date, date]], title: str, run_config):
+    """Submit an asset backfill of ``targets`` (asset names, first day, last day) for the daemon to run with
+    ``run_config`` (one config for all its runs: a run ignores the config of assets it does not hold); its id."""
+    from dagster._core.execution.backfill import PartitionBackfill
+    from dagster._core.utils import make_new_backfill_id
+
+    backfill = PartitionBackfill.from_asset_graph_subset(
+        backfill_id=make_new_backfill_id(),
+        backfill_timestamp=time.time(),
+        tags={LAUNCHED_BY_TAG: "fairness-pipeline run"},
+        dynamic_partitions_store=instance,
+        asset_graph_subset=union(range_subset(asset_graph, *target) for target in targets),
+        title=title,
+        description="Submitted by `fairness-pipeline run` and run by the Dagster daemon.",
+        run_config=run_config,
+    )
+    instance.add_backfill(backfill)
+    return backfill.backfill_id
+
+
 class LocalBackfill:
     """The backfill record of a range executed in this process: target, then requested, materialised or failed."""
 
     def __init__(self, instance, asset_graph, targets: Sequence[tuple[Iterable[str], date, date]], title: str):
         """``targets``: (asset names, first day, last day) for each run of the range, in order."""
-        from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
         from dagster._core.execution.asset_backfill import AssetBackfillData
         from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
         from dagster._core.utils import make_new_backfill_id
 
         self._instance, self._asset_graph = instance, asset_graph
-        self._subsets = [self._subset(names, first, last) for names, first, last in targets]
-        target = AssetGraphSubset()
-        for subset in self._subsets:
-            target |= subset
+        self._subsets = [range_subset(asset_graph, names, first, last) for names, first, last in targets]
+        target = union(self._subsets)
         started = time.time()
         data = AssetBackfillData.from_asset_graph_subset(
             asset_graph_subset=target, dynamic_partitions_store=instance, backfill_start_timestamp=started
@@ -46,7 +88,7 @@ class LocalBackfill:
             backfill_id=self.backfill_id,
             status=BulkActionStatus.REQUESTED,
             from_failure=False,
-            tags={"fairness/launched_by": "fairness-pipeline run"},
+            tags={LAUNCHED_BY_TAG: "fairness-pipeline run"},
             backfill_timestamp=started,
             asset_selection=list(target.asset_keys),
             asset_backfill_data=data,
@@ -54,17 +96,6 @@ class LocalBackfill:
             description="Executed by `fairness-pipeline run` in its own process (no daemon needed).",
         )
         instance.add_backfill(self._backfill)
-
-    def _subset(self, names: Iterable[str], first_day: date, last_day: date):
-        import dagster as dg
-        from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
-
-        keys = day_keys(first_day, last_day)
-        subsets = {}
-        for name in names:
-            partitions = self._asset_graph.get(dg.AssetKey(name)).partitions_def
-            subsets[dg.AssetKey(name)] = partitions.subset_with_partition_keys(keys)
-        return AssetGraphSubset(partitions_subsets_by_asset_key=subsets)
 
     def _update(self, **changes) -> None:
         data = self._backfill.get_asset_backfill_data(self._asset_graph)._replace(**changes)

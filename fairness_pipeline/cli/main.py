@@ -269,11 +269,13 @@ def run(
     start: Annotated[str, typer.Option(metavar="YYYY-MM-DD", help="First day (UTC).")],
     end: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="Last day (default: --start).")] = None,
     profile: Annotated[str, profile_option()] = "default",
+    local: Annotated[bool, typer.Option("--local", help="Run here even when a Dagster daemon is running.")] = False,
 ) -> None:
     """Materialise the asset graph for a range of days through Dagster.
 
-    The range is recorded as a backfill (the UI's Backfills tab lists it with its partitions); the command prints
-    its UI links first, then the steps and partitions done and the asset at work, and a summary at the end.
+    With a Dagster daemon running (`fairness-pipeline ui`) the range is submitted to it as a backfill; otherwise (or
+    with --local) it runs here, recorded as a backfill. Either way the command prints the UI links first, then the
+    steps and partitions done and the asset at work, and a summary at the end.
     """
     from fairness_pipeline.cli.runs import resolve_profile, run_days
     from fairness_pipeline.risk.profiles import ProfileError
@@ -288,7 +290,7 @@ def run(
         fail(f"--profile: {exc}", EXIT_USAGE)
     with open_database():
         pass  # start the embedded server, migrate, and fail in one line if no database is reachable
-    if not run_days(first_day, last_day, profile_name):
+    if not run_days(first_day, last_day, profile_name, local=local):
         raise typer.Exit(1)
 
 

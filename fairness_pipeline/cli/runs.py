@@ -2,9 +2,10 @@
 
 A window ending on day D needs the candidate days D-29 .. D. One run has one partition range, so a range of days is
 served by up to two runs: first the event layer for every day the windows read that is not yet summarised (and for
-the requested days themselves, whose events may have changed), then the metric layer for the requested days. The
-runs are recorded in the Dagster instance, grouped as one backfill (``cli/backfill.py``), and watched from a thread
-that reads their event log, so the command shows the steps done, the asset at work and the partitions done.
+the requested days themselves, whose events may have changed), then the metric layer for the requested days. With a
+Dagster daemon running on the instance the range is submitted to it as one asset backfill; otherwise the runs execute
+here, recorded in the instance as one backfill (``cli/backfill.py``). Either way each run is watched from a thread
+that reads its event log, so the command shows the steps done, the asset at work and the partitions done.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 UI_URL_ENV = "FAIRNESS_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 POLL_SECONDS = 1.0
+HEARTBEAT_TOLERANCE_SECONDS = 60
 
 METRIC_ASSETS = (
     "selection_rate_frames",
@@ -63,13 +65,15 @@ class RangeProgress:
     steps_done: set[str] = field(default_factory=set)
     at_work: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    finished: bool = False
 
     @property
     def partitions_done(self) -> int:
         return self.partitions_before + len(self.steps_done) * self.days
 
     def text(self) -> str:
-        working = ", ".join(self.at_work) or "starting"
+        idle = "waiting for the daemon's next run" if self.finished else "starting"
+        working = ", ".join(self.at_work) or idle
         return (
             f"run {self.run_index + 1} of {self.runs} ({self.job_name}): {len(self.steps_done)} of {self.steps_total} "
             f"steps, {self.partitions_done:,} of {self.partitions_total:,} asset-partitions; at work: {working} "
@@ -122,6 +126,72 @@ def _watch(instance, run_id: str, progress: RangeProgress, stop: threading.Event
         show(progress, None)
 
 
+@dataclass(frozen=True)
+class RangePlan:
+    """The runs that materialise a range: (job, first day, last day, run config) each, each job's steps (``assets``:
+    its ops, one per asset or multi-asset) and the asset keys they materialise (``keys``)."""
+
+    defs: object
+    runs: list[tuple[str, date, date, dict]]
+    assets: dict[str, list[str]]
+    keys: dict[str, list[str]]
+
+    @property
+    def targets(self) -> list[tuple[list[str], date, date]]:
+        """The backfill's target: every asset of each run (a multi-asset's whole set: the daemon launches it whole)."""
+        return [(self.keys[name], start, end) for name, start, end, _ in self.runs]
+
+    @property
+    def partitions_total(self) -> int:
+        return sum(len(self.assets[name]) * ((end - start).days + 1) for name, start, end, _ in self.runs)
+
+
+def job_asset_names(job) -> list[str]:
+    """The assets a job materialises (a multi-asset's several, where ``job.graph.nodes`` has its one op)."""
+    return sorted(key.to_user_string() for key in job.asset_layer.selected_asset_keys)
+
+
+def plan_range(first_day: date, last_day: date, window_days: int, database, profile: str) -> RangePlan:
+    """The event layer for the days the windows of ``first_day .. last_day`` lack (and those days themselves), then
+    the metric layer for ``first_day .. last_day``; ``ValueError`` for a range before the first partition."""
+    from fairness_pipeline.definitions import build_definitions
+    from fairness_pipeline.defs.partitions import daily_partitions
+    from fairness_pipeline.store import analysis
+    from fairness_pipeline.store.schema import transaction
+
+    if last_day < first_day:
+        raise ValueError(f"--end {last_day} is before --start {first_day}")
+    partitions_start = daily_partitions.start.date()
+    if first_day < partitions_start:
+        raise ValueError(
+            f"--start {first_day} is before the first partition {partitions_start} (FAIRNESS_PARTITIONS_START)"
+        )
+    defs = build_definitions(database)
+    with database.connect() as conn, transaction(conn) as cur:
+        summarised = analysis.summarised_days(cur, first_day - timedelta(days=window_days), last_day)
+    event_first, event_last = days_to_summarise(summarised, first_day, last_day, window_days)
+    event_first = max(event_first, partitions_start)
+
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the instance keeps the full event log
+    ops = {name: {"config": {"window_days": window_days}} for name in METRIC_ASSETS}
+    for name in PROFILE_ASSETS:
+        ops[name]["config"]["profile"] = profile
+    runs = [
+        ("event_days_job", event_first, event_last, quiet),
+        ("metrics_job", first_day, last_day, {"ops": ops, **quiet}),
+    ]
+    jobs = {name: defs.resolve_job_def(name) for name, *_ in runs}
+    assets = {name: [node.name for node in job.graph.nodes] for name, job in jobs.items()}
+    keys = {
+        name: sorted(key.to_user_string() for key in job.asset_layer.selected_asset_keys) for name, job in jobs.items()
+    }
+    return RangePlan(defs, runs, assets, keys)
+
+
+def range_title(first_day: date, last_day: date) -> str:
+    return f"fairness_pipeline_run_{first_day:%Y%m%d}_{last_day:%Y%m%d}"
+
+
 def run_range(
     instance,
     first_day: date,
@@ -133,8 +203,8 @@ def run_range(
     show: Callable[[RangeProgress, tuple[str, bool] | None], None] | None = None,
     on_start: Callable[[str, list[str]], None] | None = None,
 ) -> list[RunSummary]:
-    """Materialise ``first_day .. last_day`` (and the event days their windows lack) through Dagster, as one
-    backfill of the instance.
+    """Materialise ``first_day .. last_day`` (and the event days their windows lack) through Dagster in this
+    process, as one backfill of the instance.
 
     ``database`` is a ``FairnessDatabase`` resource (default: FAIRNESS_DATABASE_URL or the embedded server);
     ``profile`` the risk profile's name (a profile file is read through ``$FAIRNESS_RISK_PROFILES``). ``on_start``
@@ -143,47 +213,19 @@ def run_range(
     from dagster._core.utils import make_new_run_id
 
     from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG, LocalBackfill
-    from fairness_pipeline.definitions import build_definitions
-    from fairness_pipeline.defs.partitions import daily_partitions
     from fairness_pipeline.defs.resources import FairnessDatabase
-    from fairness_pipeline.store import analysis
-    from fairness_pipeline.store.schema import transaction
 
-    if last_day < first_day:
-        raise ValueError(f"--end {last_day} is before --start {first_day}")
-    partitions_start = daily_partitions.start.date()
-    if first_day < partitions_start:
-        raise ValueError(
-            f"--start {first_day} is before the first partition {partitions_start} (FAIRNESS_PARTITIONS_START)"
-        )
     database = database or FairnessDatabase()
-    defs = build_definitions(database)
-
-    with database.connect() as conn, transaction(conn) as cur:
-        summarised = analysis.summarised_days(cur, first_day - timedelta(days=window_days), last_day)
-    event_first, event_last = days_to_summarise(summarised, first_day, last_day, window_days)
-    event_first = max(event_first, partitions_start)
-
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}  # the instance keeps the full event log
-    ops = {name: {"config": {"window_days": window_days}} for name in METRIC_ASSETS}
-    for name in PROFILE_ASSETS:
-        ops[name]["config"]["profile"] = profile
-    plan = [
-        ("event_days_job", event_first, event_last, quiet),
-        ("metrics_job", first_day, last_day, {"ops": ops, **quiet}),
-    ]
-    jobs = {name: defs.resolve_job_def(name) for name, *_ in plan}
-    assets = {name: [node.name for node in job.graph.nodes] for name, job in jobs.items()}
+    ranged = plan_range(first_day, last_day, window_days, database, profile)
+    plan, assets = ranged.runs, ranged.assets
+    jobs = {name: ranged.defs.resolve_job_def(name) for name, *_ in plan}
     backfill = LocalBackfill(
-        instance,
-        defs.resolve_asset_graph(),
-        [(assets[name], start, end) for name, start, end, _ in plan],
-        title=f"fairness_pipeline_run_{first_day:%Y%m%d}_{last_day:%Y%m%d}",
+        instance, ranged.defs.resolve_asset_graph(), ranged.targets, title=range_title(first_day, last_day)
     )
     run_ids = [make_new_run_id() for _ in plan]
     if on_start:
         on_start(backfill.backfill_id, run_ids)
-    total = sum(len(assets[name]) * ((end - start).days + 1) for name, start, end, _ in plan)
+    total = ranged.partitions_total
     summaries: list[RunSummary] = []
     done = 0
     for index, ((job_name, start, end, run_config), run_id) in enumerate(zip(plan, run_ids, strict=True)):
@@ -226,6 +268,125 @@ def run_range(
     return summaries
 
 
+def daemon_running(instance) -> bool:
+    """True when a Dagster daemon serves this instance: its backfill daemon (and its run queue, if the instance
+    queues runs) sent a heartbeat in the last 30 s (Dagster's interval) plus ``HEARTBEAT_TOLERANCE_SECONDS``, with no
+    error in it. Dagster's own tolerance (30 minutes) would count a daemon stopped minutes ago as running."""
+    from dagster._daemon.controller import get_daemon_statuses
+    from dagster._daemon.daemon import BackfillDaemon
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    needed = [BackfillDaemon.daemon_type(), QueuedRunCoordinatorDaemon.daemon_type()]
+    try:
+        statuses = get_daemon_statuses(instance, needed, heartbeat_tolerance_seconds=HEARTBEAT_TOLERANCE_SECONDS)
+    except Exception:  # no heartbeat table or storage unreachable: no daemon to hand the range to
+        return False
+    backfill = statuses[BackfillDaemon.daemon_type()]
+    return bool(backfill.required and backfill.healthy) and all(s.healthy or not s.required for s in statuses.values())
+
+
+def submit_range(
+    instance,
+    first_day: date,
+    last_day: date,
+    *,
+    window_days: int = DEFAULT_ANALYSIS.window_days,
+    database=None,
+    profile: str = "default",
+    show: Callable[[RangeProgress, tuple[str, bool] | None], None] | None = None,
+    on_start: Callable[[str, list[str]], None] | None = None,
+    on_run: Callable[[str], None] | None = None,
+) -> tuple[list[RunSummary], bool]:
+    """Submit the range that ``run_range`` would run here as an asset backfill for the daemon (same assets, days
+    and run config), then follow it until it ends: ``on_start`` gets its id, ``on_run`` each run's id as the daemon
+    launches it, ``show`` the progress. Returns the runs' summaries and whether the backfill succeeded."""
+    from fairness_pipeline.cli.backfill import submit_backfill
+    from fairness_pipeline.defs.resources import FairnessDatabase
+
+    ranged = plan_range(first_day, last_day, window_days, database or FairnessDatabase(), profile)
+    run_config = ranged.runs[-1][3]  # the metric layer's; event-layer runs ignore its ops
+    backfill_id = submit_backfill(
+        instance, ranged.defs.resolve_asset_graph(), ranged.targets, range_title(first_day, last_day), run_config
+    )
+    if on_start:
+        on_start(backfill_id, [])
+    return follow_backfill(instance, backfill_id, ranged, show or (lambda *_: None), on_run or (lambda _: None))
+
+
+def _run_days(run) -> tuple[date, date]:
+    from dagster._core.storage.tags import PARTITION_NAME_TAG
+
+    tags = run.tags
+    first = tags.get(DAGSTER_RANGE_START_TAG) or tags[PARTITION_NAME_TAG]
+    return date.fromisoformat(first), date.fromisoformat(tags.get(DAGSTER_RANGE_END_TAG) or first)
+
+
+def follow_backfill(
+    instance, backfill_id: str, ranged: RangePlan, show: Callable, on_run: Callable[[str], None]
+) -> tuple[list[RunSummary], bool]:
+    """Watch a daemon's backfill: each run's steps as they start and end, until the backfill is over."""
+    import dagster as dg
+    from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, BulkActionStatus
+
+    from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG
+
+    def describe(names: frozenset[str]) -> tuple[str, int]:
+        """The run's label (its job in the plan, or the part of it the daemon launched) and its step count."""
+        for name, keys in ranged.keys.items():
+            if names == set(keys):
+                return name, len(ranged.assets[name])
+            if names < set(keys):
+                return f"{name}: {len(names)} of {len(keys)} assets", len(names)
+        return f"{len(names)} asset(s)", len(names)
+
+    watched: dict[str, tuple[threading.Event, threading.Thread, RangeProgress]] = {}
+    summaries: dict[str, RunSummary] = {}
+    done = 0
+    latest: RangeProgress | None = None
+    try:
+        while True:
+            if latest is not None:
+                show(latest, None)  # the status line keeps moving between the daemon's ticks
+            backfill = instance.get_backfill(backfill_id)
+            records = instance.get_run_records(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_id}), ascending=True)
+            for record in records:
+                run = record.dagster_run
+                if run.run_id not in watched:
+                    names = frozenset(key.to_user_string() for key in run.asset_selection or ())
+                    first, last = _run_days(run)
+                    label, steps = describe(names)
+                    progress = RangeProgress(
+                        len(watched), max(len(ranged.runs), len(watched) + 1), label, steps, (last - first).days + 1,
+                        done, ranged.partitions_total,
+                    )  # fmt: skip
+                    stop = threading.Event()
+                    thread = threading.Thread(target=_watch, args=(instance, run.run_id, progress, stop, show))
+                    thread.daemon = True
+                    thread.start()
+                    watched[run.run_id] = (stop, thread, progress)
+                    latest = progress
+                    on_run(run.run_id)
+                if run.is_finished and run.run_id not in summaries:
+                    stop, thread, progress = watched[run.run_id]
+                    stop.set()
+                    thread.join()
+                    progress.finished = True
+                    first, last = _run_days(run)
+                    began = record.start_time or record.create_timestamp.timestamp()
+                    seconds = (record.end_time or time.time()) - began
+                    summaries[run.run_id] = RunSummary(
+                        progress.job_name, first, last, run.run_id, run.is_success, seconds, len(progress.steps_done)
+                    )
+                    if run.is_success:
+                        done += progress.steps_total * progress.days
+            if backfill.status in BULK_ACTION_TERMINAL_STATUSES and len(summaries) == len(watched):
+                return list(summaries.values()), backfill.status == BulkActionStatus.COMPLETED_SUCCESS
+            time.sleep(POLL_SECONDS)
+    finally:
+        for stop, _, _ in watched.values():
+            stop.set()
+
+
 # --- the command's side: the instance, the profile option, what is printed -------------------------------------------
 
 
@@ -259,23 +420,47 @@ def resolve_profile(value: str) -> str:
     return get_profile(value).name
 
 
-def run_days(first_day: date, last_day: date, profile: str = "default") -> bool:
-    """Run the range, printing the UI links first, progress while it runs and a summary at the end."""
+def run_days(first_day: date, last_day: date, profile: str = "default", *, local: bool = False) -> bool:
+    """Run the range, printing the UI links first, progress while it runs and a summary at the end: as a backfill
+    submitted to the Dagster daemon when one is running (unless ``local``), otherwise in this process."""
     from fairness_pipeline.cli.output import EXIT_USAGE, fail
     from fairness_pipeline.cli.printing import console, print_run_summary, progress_printer
 
     instance = dagster_instance()
     base = ui_url()
+    use_daemon = not local and daemon_running(instance)
+    backfill_link: list[str] = []
 
     def announce(backfill_id: str, run_ids: list[str]) -> None:
-        console.print(f"backfill {backfill_id}: {base}/runs/b/{backfill_id}?tab=partitions")
+        backfill_link.append(f"{base}/runs/b/{backfill_id}?tab=partitions")
+        console.print(f"backfill {backfill_id}: {backfill_link[0]}", highlight=False)
+        if use_daemon:
+            console.print("  submitted to the Dagster daemon, which launches its runs", highlight=False)
         for run_id in run_ids:
-            console.print(f"  run {run_id}: {base}/runs/{run_id}")
+            announce_run(run_id)
+
+    def announce_run(run_id: str) -> None:
+        console.print(f"  run {run_id}: {base}/runs/{run_id}", highlight=False)
 
     with progress_printer(f"materialising {first_day} .. {last_day} through Dagster") as show:
         try:
-            summaries = run_range(instance, first_day, last_day, profile=profile, show=show, on_start=announce)
+            if use_daemon:
+                summaries, success = submit_range(
+                    instance, first_day, last_day, profile=profile, show=show, on_start=announce, on_run=announce_run
+                )
+            else:
+                summaries = run_range(instance, first_day, last_day, profile=profile, show=show, on_start=announce)
+                success = all(summary.success for summary in summaries)
         except ValueError as exc:
             fail(str(exc), EXIT_USAGE)
+        except KeyboardInterrupt:
+            if not (use_daemon and backfill_link):
+                raise
+            console.print(
+                f"stopped following; the backfill goes on in the daemon: {backfill_link[0]} "
+                "(`fairness-pipeline ui` shows it)",
+                highlight=False,
+            )
+            raise SystemExit(130) from None
     print_run_summary(summaries)
-    return all(summary.success for summary in summaries)
+    return success
