@@ -321,9 +321,13 @@ def worker(
     if dimension and all_dimensions:
         fail("give --dimension or --all-dimensions, not both", EXIT_USAGE)
     request = seed_worker.WorkerRequest(
-        days=days, end=parse_optional_day(end, "--end"), tenant_id=tenant_id, dimension=dimension,
-        baseline_event=baseline_event, selection_event=selection_event,
-    )  # fmt: skip
+        days=days,
+        end=parse_optional_day(end, "--end"),
+        tenant_id=tenant_id,
+        dimension=dimension,
+        baseline_event=baseline_event,
+        selection_event=selection_event,
+    )
     try:
         request.validate()
     except ValueError as exc:

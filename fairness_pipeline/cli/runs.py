@@ -356,9 +356,14 @@ def follow_backfill(
                     first, last = _run_days(run)
                     label, steps = describe(names)
                     progress = RangeProgress(
-                        len(watched), max(len(ranged.runs), len(watched) + 1), label, steps, (last - first).days + 1,
-                        done, ranged.partitions_total,
-                    )  # fmt: skip
+                        len(watched),
+                        max(len(ranged.runs), len(watched) + 1),
+                        label,
+                        steps,
+                        (last - first).days + 1,
+                        done,
+                        ranged.partitions_total,
+                    )
                     stop = threading.Event()
                     thread = threading.Thread(target=_watch, args=(instance, run.run_id, progress, stop, show))
                     thread.daemon = True
