@@ -91,5 +91,10 @@ def record_day(
     context: dg.AssetExecutionContext, day: date, metadata: Mapping[str, Any], asset_key: str | None = None
 ) -> None:
     """Attach a day's own metadata to that day's materialisation: a run over many days records one materialisation
-    per day, and these entries override the run's totals on it."""
+    per day, and these entries override the run's totals on it. An asset called directly (``build_asset_context``,
+    as tests and benchmarks do) has no run to attach them to: they are left out there."""
+    from dagster._core.execution.context.invocation import DirectAssetExecutionContext
+
+    if isinstance(context, DirectAssetExecutionContext):  # Dagster 1.13 cannot add per-partition metadata there
+        return
     context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=day.isoformat())
