@@ -182,7 +182,7 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[float, float, int, 
 
 def parse_only(path: Path) -> float:
     """CPU seconds to read, check and render the COPY input of ``path`` (no database)."""
-    from fairness_pipeline.ingest.loader import prepare_chunk
+    from fairness_pipeline.ingest.prepared import prepare_chunk
     from fairness_pipeline.ingest.reader import read_chunks
 
     started = time.process_time()

@@ -12,7 +12,8 @@ import pytest
 from scipy.stats import norm
 
 from fairness_pipeline.reports import publish_report, render_html, render_markdown, validate_report
-from fairness_pipeline.reports.facts import FACTS_ENV, FactsError, apply_facts, load_facts
+from fairness_pipeline.reports.builder import apply_facts
+from fairness_pipeline.reports.facts import FACTS_ENV, FactsError, load_facts
 from fairness_pipeline.reports.interpretation import suppression_note
 from fairness_pipeline_tests.test_reports_builder import CONTACT, END, SHORTLIST, group, hand_report, hand_trends
 

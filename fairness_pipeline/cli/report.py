@@ -94,7 +94,8 @@ def report(
     profile: Annotated[str | None, profile_option()] = None,
 ) -> None:
     """Write a tenant's report for a day as JSON, HTML, markdown or PDF (PDF: the HTML laid out by WeasyPrint)."""
-    from fairness_pipeline.reports.facts import FactsError, apply_facts, load_facts
+    from fairness_pipeline.reports.builder import apply_facts
+    from fairness_pipeline.reports.facts import FactsError, load_facts
     from fairness_pipeline.reports.html import render_html
     from fairness_pipeline.reports.markdown import render_markdown
     from fairness_pipeline.risk.profiles import ProfileError

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from fairness_pipeline.events.vocabulary import EVENT_COLUMNS
-from fairness_pipeline.ingest.loader import IngestCounts, PreparedChunk, prepare_chunk, store_all
+from fairness_pipeline.ingest.loader import IngestCounts, store_all
+from fairness_pipeline.ingest.prepared import PreparedChunk, prepare_chunk
 from fairness_pipeline.ingest.reader import ParsedChunk
 
 

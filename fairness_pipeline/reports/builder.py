@@ -13,6 +13,7 @@ sections from the tables), ``_chart_data`` (chart entries) and ``_compliance`` (
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -162,6 +163,17 @@ def complete_report(report: dict[str, Any]) -> dict[str, Any]:
     report["compliance_checklist"] = checklist(report)
     report["interpretation"] = _interpretation(report)
     return report
+
+
+def apply_facts(report: dict[str, Any], facts: ReportFacts) -> dict[str, Any]:
+    """A copy of an internal report stating ``facts`` (its derived sections rebuilt)."""
+    if report["publication"]["suppressed"]:
+        raise ValueError("restate the internal report, not a published one")
+    out = copy.deepcopy(report)
+    out["data_source"] = facts_section(facts)
+    released = facts.tool_distribution_date
+    out["methodology"]["tool_distribution_date"] = released.isoformat() if released else None
+    return complete_report(out)
 
 
 def _summary(table: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,12 +2,11 @@
 
 The packaged ``facts.toml`` holds the project's data source and its explanation; a deployment copies it and names
 its copy in ``$FAIRNESS_REPORT_FACTS`` (or ``fairness-pipeline report --facts FILE``) to add the tool's distribution
-date, the auditor and the employer. ``apply_facts`` restates an already built report with other facts.
+date, the auditor and the employer. ``reports.builder.apply_facts`` restates an already built report with other facts.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import tomllib
 from dataclasses import dataclass
@@ -84,16 +83,3 @@ def facts_section(facts: ReportFacts) -> dict[str, Any]:
         "auditor": facts.auditor,
         "employer": facts.employer,
     }
-
-
-def apply_facts(report: dict[str, Any], facts: ReportFacts) -> dict[str, Any]:
-    """A copy of an internal report stating ``facts`` (its derived sections rebuilt)."""
-    from fairness_pipeline.reports.builder import complete_report
-
-    if report["publication"]["suppressed"]:
-        raise ValueError("restate the internal report, not a published one")
-    out = copy.deepcopy(report)
-    out["data_source"] = facts_section(facts)
-    released = facts.tool_distribution_date
-    out["methodology"]["tool_distribution_date"] = released.isoformat() if released else None
-    return complete_report(out)

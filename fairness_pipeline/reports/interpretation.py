@@ -163,13 +163,23 @@ def finding_of(row: Mapping[str, Any]) -> str:
     return "insufficient_evidence"
 
 
+def withheld_counts(row: dict[str, Any], k: int) -> str:
+    """Which of a published row's counts are withheld and why, in words ("the number selected is under 5")."""
+    n, x = row.get("n"), row.get("x")
+    if n == f"< {k}":
+        return f"the number of candidates is under {k}"
+    if x == f"< {k}":
+        return f"the number selected is under {k}"
+    if isinstance(x, str) and x.startswith("> "):
+        return f"the number not selected is under {k}"
+    return f"its counts are withheld with another group's: otherwise the table total would give back a count under {k}"
+
+
 def group_sentence(table: Mapping[str, Any], row: Mapping[str, Any], k: int) -> str | None:
     """One sentence about a group whose finding needs words (adverse, insufficient evidence, flip-flop)."""
     finding = row["finding"]
     names = {"stage": stage_label(table["stage_pair"]), "group": row["group"], "dimension": table["dimension"]}
     if row.get("suppressed") and finding in ("adverse_impact", "insufficient_evidence", "not_practically_significant"):
-        from fairness_pipeline.reports.publish import withheld_counts
-
         return TEMPLATES["suppressed"].format(
             **names, finding=FINDING_LABELS[finding], withheld=withheld_counts(row, k)
         )

@@ -26,6 +26,7 @@ from typing import Any
 
 from fairness_pipeline.metrics.impact import is_unknown_group
 from fairness_pipeline.reports.builder import complete_report
+from fairness_pipeline.reports.interpretation import withheld_counts
 
 DERIVED_FIELDS: tuple[str, ...] = (
     "selection_rate",
@@ -66,18 +67,6 @@ def hidden(n: Any, x: Any, k: int) -> tuple[bool, bool]:
 
 SUPPRESSED = "suppressed"
 """How a count hidden by complementary suppression is shown (it is not under k, so '< k' would be false)."""
-
-
-def withheld_counts(row: dict[str, Any], k: int) -> str:
-    """Which of a published row's counts are withheld and why, in words ("the number selected is under 5")."""
-    n, x = row.get("n"), row.get("x")
-    if n == f"< {k}":
-        return f"the number of candidates is under {k}"
-    if x == f"< {k}":
-        return f"the number selected is under {k}"
-    if isinstance(x, str) and x.startswith("> "):
-        return f"the number not selected is under {k}"
-    return f"its counts are withheld with another group's: otherwise the table total would give back a count under {k}"
 
 
 def shown_n(n: int, k: int) -> str:

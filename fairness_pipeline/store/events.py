@@ -17,7 +17,7 @@ from fairness_pipeline.store.schema import Column, Table, transaction
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from fairness_pipeline.ingest.loader import PreparedChunk
+    from fairness_pipeline.ingest.prepared import PreparedChunk
 
 SELECTION_EVENTS = Table(
     "selection_events",
