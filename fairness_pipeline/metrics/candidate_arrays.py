@@ -248,8 +248,9 @@ def _in_force(keys: np.ndarray, starts: np.ndarray, stops: np.ndarray, codes: np
         raise ValueError(f"attribute periods outside the window of {window_days} days")
     order = np.lexsort((starts, keys))
     keys = keys[order]
-    unique_keys = np.unique(keys)
-    return _InForce(unique_keys, np.searchsorted(unique_keys, keys), starts[order], stops[order], codes[order])
+    new_key = np.ones(len(keys), dtype=bool)
+    new_key[1:] = keys[1:] != keys[:-1]  # sorted: no hashing unique (numpy's np.unique hashes, 5x slower here)
+    return _InForce(keys[new_key], np.cumsum(new_key) - 1, starts[order], stops[order], codes[order])
 
 
 def _lookup(table: _InForce, keys: np.ndarray, days: np.ndarray, window_days: int) -> np.ndarray:
