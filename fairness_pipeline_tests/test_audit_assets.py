@@ -29,6 +29,7 @@ from fairness_pipeline.audits.from_events import (
     shown_impressions,
     window_cells,
 )
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.assets import audits as audit_assets
@@ -44,6 +45,7 @@ WINDOW = 7
 LAST = date(2026, 3, 18)  # a Wednesday: the slate day has a full weekday's searches
 START = LAST - timedelta(days=2 * WINDOW - 1)  # two weeks: the previous week starts here
 SETTINGS = AnalysisSettings(window_days=WINDOW)
+ATTRIBUTES = load_catalogue().attribute_dimensions  # no self-identification is loaded here: all unknown
 AUDIT_ASSETS = ("scoring_rate_ratios", "rank_exposure", "slate_concentration", "fairness_trends")
 AUDIT_TABLES = (
     "search_daily_aggregates",
@@ -152,6 +154,11 @@ def _oracle_aggregates(events: pd.DataFrame, first: date, last: date) -> pd.Data
     return search_aggregates(shown[keep], keys=("tenant_id", "day"))
 
 
+def _unanswered(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the catalogue's attribute columns, all unknown (no self-identification loaded)."""
+    return frame.assign(**{name: None for name in ATTRIBUTES})
+
+
 def _compare(ours: pd.DataFrame, oracle: pd.DataFrame, keys: list[str]) -> None:
     """Frames equal row for row after sorting by ``keys``: integers and text exactly, floats to 1e-9."""
     assert len(ours) == len(oracle) > 0
@@ -226,8 +233,10 @@ def test_search_aggregates_match_the_pandas_reference(graph: pd.DataFrame, modul
     over = day_before[day_before["search_id"] == "srch-over-midnight"]
     assert over["shown"].sum() == 4 and (over["day"] == LAST - timedelta(days=1)).all()
     assert not (search_days_of(module_db_url, LAST)["search_id"] == "srch-over-midnight").any()
-    oracle_cells = scoring.scoring_cells(first_shown_candidates(graph, *SETTINGS.window(LAST)))
-    _compare(scoring_sql, oracle_cells, ["tenant_id", *DIMENSIONS])
+    oracle_cells = scoring.scoring_cells(
+        _unanswered(first_shown_candidates(graph, *SETTINGS.window(LAST))), dimensions=(*DIMENSIONS, *ATTRIBUTES)
+    )
+    _compare(scoring_sql, oracle_cells, ["tenant_id", *DIMENSIONS, *ATTRIBUTES])
 
 
 @pytest.mark.slow
@@ -241,12 +250,12 @@ def test_window_cells_from_the_day_arrays_equal_the_sql(graph: pd.DataFrame, mod
             ):
                 ours = audit_store.window_cells_from_arrays(cur, settings, LAST)
                 sql_cells = analysis_store.window_cells(
-                    cur, settings.stage_pair_names, settings.stage_pairs, *settings.window(LAST), attributes=()
-                )  # the SQL sort of candidate rows (the arrays carry no candidate attributes)
-                key = ["tenant_id", "stage_pair", *DIMENSIONS]
-                blank = {d: "-" for d in DIMENSIONS}
+                    cur, settings.stage_pair_names, settings.stage_pairs, *settings.window(LAST)
+                )  # the SQL sort of candidate rows
+                key = ["tenant_id", "stage_pair", *DIMENSIONS, *ATTRIBUTES]
+                blank = {d: "-" for d in (*DIMENSIONS, *ATTRIBUTES)}
                 _compare(ours.fillna(blank), sql_cells.fillna(blank), key)
-                pandas_cells = window_cells(graph, *settings.window(LAST))  # from the events, in pandas
+                pandas_cells = _unanswered(window_cells(graph, *settings.window(LAST)))  # from the events, in pandas
                 _compare(ours.fillna(blank), pandas_cells.fillna(blank)[list(ours.columns)], key)
     finally:
         conn.close()
@@ -260,7 +269,10 @@ def test_stored_audits_equal_the_oracle(graph: pd.DataFrame, module_db_url: str)
     first, last = SETTINGS.window(LAST)
     params = {"d": LAST}
     stored = _stored(module_db_url, "scoring_rate_ratios", "window_end = %(d)s", params)
-    oracle = scoring.scoring_rate_ratios(scoring.scoring_cells(first_shown_candidates(graph, first, last)), SETTINGS)
+    candidates = _unanswered(first_shown_candidates(graph, first, last))
+    oracle = scoring.scoring_rate_ratios(
+        scoring.scoring_cells(candidates, dimensions=(*DIMENSIONS, *ATTRIBUTES)), SETTINGS
+    )
     _compare(stored, oracle, ["tenant_id", "dimension", "group"])
 
     aggregates = _oracle_aggregates(graph, first, last)  # with the day: each day's searches resampled on their own
@@ -280,8 +292,10 @@ def test_stored_audits_equal_the_oracle(graph: pd.DataFrame, module_db_url: str)
     )
 
     weekly = dataclasses.replace(SETTINGS, window_days=7)
-    current = group_counts(window_cells(graph, LAST - timedelta(days=6), LAST), weekly)
-    previous = group_counts(window_cells(graph, LAST - timedelta(days=13), LAST - timedelta(days=7)), weekly)
+    current = group_counts(_unanswered(window_cells(graph, LAST - timedelta(days=6), LAST)), weekly)
+    previous = group_counts(
+        _unanswered(window_cells(graph, LAST - timedelta(days=13), LAST - timedelta(days=7))), weekly
+    )
     series = _query(
         module_db_url,
         'SELECT tenant_id, stage_pair, dimension, group_value AS "group", window_end, '
@@ -302,7 +316,7 @@ def test_stored_previous_week_is_reused_until_a_day_of_it_is_summarised_again(gr
         with conn.cursor() as cur:
             stored = audit_store.week_counts(cur, weekly, week_end)
             assert stored.attrs["stored"]  # written by the trends run as of week_end
-            expected = group_counts(window_cells(graph, week_end - timedelta(days=6), week_end), weekly)
+            expected = group_counts(_unanswered(window_cells(graph, week_end - timedelta(days=6), week_end)), weekly)
             _compare(stored, expected, [*TABLE_KEYS, "group"])
             other = dataclasses.replace(weekly, intersections=False)  # other settings: not the stored counts
             assert not audit_store.week_counts(cur, other, week_end).attrs["stored"]

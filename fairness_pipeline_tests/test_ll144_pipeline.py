@@ -137,6 +137,29 @@ def test_stored_ll144_impact_ratios_match_the_oracle(run: pd.DataFrame, module_d
     assert not stored.loc[unknown.index, "adverse_impact"].astype("boolean").fillna(False).any()
 
 
+@pytest.mark.parametrize("dimension", LL144_DIMENSIONS)
+def test_stored_scoring_rates_and_week_counts_cover_the_ll144_categories(run, module_db_url: str, dimension: str):
+    """The scoring population is the window's shown candidates (scored or not) and the weekly cells' shown->shortlisted
+    population is the same: both count the oracle's candidates per group; unknown is never the reference."""
+    oracle, _ = _oracle(run, dimension.split("+"))
+    scoring = _query(
+        module_db_url,
+        "SELECT group_value, n + missing_score AS candidates, reference_group FROM scoring_rate_ratios "
+        "WHERE window_end = %(d)s AND tenant_id = %(t)s AND dimension = %(dim)s",
+        {"d": LAST, "t": ATTRIBUTED, "dim": dimension},
+    ).set_index("group_value")
+    assert scoring.loc[scoring["candidates"] > 0, "candidates"].to_dict() == oracle["n"].to_dict()
+    assert not any("unknown" in group.split("|") for group in scoring["reference_group"].dropna())
+    weeks = _query(
+        module_db_url,
+        "SELECT group_value, n, x FROM trend_week_counts WHERE week_end = %(d)s AND tenant_id = %(t)s "
+        "AND stage_pair = %(p)s AND dimension = %(dim)s",
+        {"d": LAST, "t": ATTRIBUTED, "p": PAIR, "dim": dimension},
+    ).set_index("group_value")
+    populated = weeks[weeks["n"] > 0]
+    assert populated["n"].to_dict() == oracle["n"].to_dict() and populated["x"].to_dict() == oracle["x"].to_dict()
+
+
 def test_a_category_under_two_percent_is_reported_and_not_the_reference(run: pd.DataFrame, module_db_url: str):
     oracle, reference = _oracle(run, ["race_ethnicity"])
     small = oracle[oracle["small"] & ~oracle["unknown"]]

@@ -17,8 +17,14 @@ Rules:
   2% share is a share of the scored candidates. When the best rate is 0 (e.g. every score equals M), every ratio is
   undefined (reason ``reference scoring rate is 0``).
 
+Dimensions: the event proxies of ``settings.dimensions`` and their pairs, then every catalogue attribute dimension
+the cells carry (``sex``, ``race_ethnicity``) and the catalogue intersections holding one (``sex+race_ethnicity``),
+as the impact tables (``metrics.window.window_dimension_sets``). An unknown attribute is counted, never the reference;
+a tenant without self-identification has all-unknown tables that raise nothing.
+
 Stored windows read each day's shown candidates as arrays (``metrics.candidate_arrays``: the earliest day of each
-candidate counts) and :func:`coded_scoring_cells` counts one row per tenant and combination of dimension values
+candidate counts; attributes are those in force at the end of that day, looked up when the window is counted) and
+:func:`coded_scoring_cells` counts one row per tenant and combination of dimension values
 (:data:`SCORING_CELL_COLUMNS`); :func:`scoring_cells` computes the same cells from one row per candidate (tests,
 oracles, small data).
 """
@@ -26,22 +32,22 @@ oracles, small data).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics.candidate_arrays import cell_frame
 from fairness_pipeline.metrics.impact import IMPACT_COLUMNS, ZERO_REFERENCE_REASON, impact_ratio_tables
 from fairness_pipeline.metrics.selection_rates import (
     EMPTY_GROUP_REASON,
-    analysis_dimensions,
     counts_by_dimension,
     dimension_name,
     is_intersection,
 )
-from fairness_pipeline.metrics.window import AnalysisSettings
+from fairness_pipeline.metrics.window import AnalysisSettings, window_dimension_sets
 
 NO_SCORES_REASON = "no scored candidates"
 ZERO_REFERENCE_SCORING_REASON = "reference scoring rate is 0"
@@ -94,10 +100,16 @@ def scoring_cells(
     return cells[[*keys, *dims, *SCORING_CELL_COLUMNS]].reset_index(drop=True)
 
 
-def coded_scoring_cells(tenant_id: str, scores: np.ndarray, codes: np.ndarray) -> pd.DataFrame:
+def coded_scoring_cells(
+    tenant_id: str,
+    scores: np.ndarray,
+    codes: np.ndarray,
+    vocabularies: Mapping[str, Sequence[str]] | None = None,
+) -> pd.DataFrame:
     """:func:`scoring_cells` of one tenant's candidates given as numbers: ``scores`` (NaN when missing) and ``codes``
-    (one column per dimension of :data:`DIMENSIONS`: 1-based position in its vocabulary, 0 when missing), counted by
-    ``metrics.candidate_arrays.cell_frame``; the same cells, missing values None."""
+    (one column per dimension of ``vocabularies``, default the event dimensions: 1-based position in its values, 0
+    when missing), counted by ``metrics.candidate_arrays.cell_frame``; the same cells, missing values None."""
+    vocabularies = DIMENSION_VALUES if vocabularies is None else vocabularies
     scores = np.asarray(scores, dtype=np.float64)
     scored = ~np.isnan(scores)
     median = float(np.median(scores[scored])) if scored.any() else math.nan
@@ -106,10 +118,11 @@ def coded_scoring_cells(tenant_id: str, scores: np.ndarray, codes: np.ndarray) -
         "x": (scores > median).astype(float),  # NaN > M and s > NaN are False
         "missing_score": (~scored).astype(float),
     }
-    frame = cell_frame(np.asarray(codes, dtype=np.int64).reshape(len(scores), len(DIMENSIONS)), counts)
+    coded = np.asarray(codes, dtype=np.int64).reshape(len(scores), len(vocabularies))
+    frame = cell_frame(coded, counts, vocabularies)
     frame.insert(0, "tenant_id", tenant_id)
     frame["median_score"] = median
-    return frame[["tenant_id", *DIMENSIONS, *SCORING_CELL_COLUMNS]]
+    return frame[["tenant_id", *vocabularies, *SCORING_CELL_COLUMNS]]
 
 
 def scoring_rate_ratios(
@@ -120,8 +133,9 @@ def scoring_rate_ratios(
 ) -> pd.DataFrame:
     """Scoring rates and impact ratios per key, dimension (and pairwise intersection) and group.
 
-    ``cells``: ``keys`` + the dimension columns of ``settings.dimensions`` + :data:`SCORING_CELL_COLUMNS`. Returns
-    ``keys`` + :data:`SCORING_COLUMNS`. Single dimensions list every allowed value (n = 0 when absent), like the
+    ``cells``: ``keys`` + the dimension columns of ``settings.dimensions`` (and any catalogue attribute columns) +
+    :data:`SCORING_CELL_COLUMNS`. Returns ``keys`` + :data:`SCORING_COLUMNS`. The dimensions are those of
+    ``metrics.window.window_dimension_sets``. Single dimensions list every allowed value (n = 0 when absent), like the
     selection-rate tables. Uses ``settings`` alpha, threshold, min_share, min_sample, dimensions and intersections.
     """
     settings = settings or AnalysisSettings()
@@ -131,6 +145,7 @@ def scoring_rate_ratios(
     if missing:
         raise ValueError(f"scoring cells lack columns {missing}")
     parts = []
+    dimension_sets = window_dimension_sets(settings, cells.columns)
     grouped = cells.groupby(keys, sort=True, dropna=False) if keys else [((), cells)]
     for key_values, table in grouped:
         key_values = key_values if isinstance(key_values, tuple) else (key_values,)
@@ -138,7 +153,7 @@ def scoring_rate_ratios(
         if len(medians) > 1:
             raise ValueError(f"median_score differs within {dict(zip(keys, key_values, strict=True))}")
         median = float(medians[0]) if len(medians) else math.nan
-        for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
+        for dims in dimension_sets:
             part = _dimension_counts(table, dims)
             part.insert(0, "median_score", median)
             part.insert(0, "dimension", dimension_name(dims))
@@ -173,8 +188,9 @@ def _dimension_counts(table: pd.DataFrame, dims: tuple[str, ...]) -> pd.DataFram
     absent = table.assign(n=table["missing_score"], x=0)
     missing = counts_by_dimension(absent, dims).set_index("group")["n"]
     groups = sorted(set(counts["group"]) | set(missing.index))
-    if len(dims) == 1:
-        groups += [g for g in DIMENSION_VALUES.get(dims[0], ()) if g not in groups]
+    catalogue = load_catalogue()
+    if len(dims) == 1 and dims[0] in catalogue:
+        groups += [g for g in catalogue.values(dims[0]) if g not in groups]
     counts = counts.set_index("group").reindex(groups, fill_value=0).rename_axis("group").reset_index()
     counts["missing_score"] = counts["group"].map(missing).fillna(0).astype("int64")
     return counts

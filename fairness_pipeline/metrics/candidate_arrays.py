@@ -8,12 +8,21 @@ million candidates in a window the chance of any such pair is about 3 in 100 mil
 
 Dimension codes are each value's 1-based position in its vocabulary (``events.vocabulary.DIMENSION_VALUES``), 0 for a
 missing value; negative codes (a value outside the vocabulary) are refused.
+
+Candidate attributes (``sex``, ``race_ethnicity``) are not in the arrays: a self-identification file often arrives
+after the events and an erasure deletes attributes, so they are looked up when a window is counted
+(:class:`AttributePeriods`, read by ``store.attributes.attribute_periods``). The arrays give the day of each candidate's
+first event of a type in the window, not its time, so a candidate's group is the value **in force at the end of that
+day** (its last instant, 23:59:59.999999 UTC). The SQL path (``store.attributes.IN_FORCE_VALUES``) takes the value in
+force at the first event itself; the two differ only when an answer changed on that very day after the event (the
+arrays then count the new answer). Two candidate ids with the same 64-bit key would share their attributes too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,28 +34,38 @@ from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 @dataclass(frozen=True)
 class StageArrays:
     """One tenant's rows of one event type over a window, days in order: ``keys`` (int64), ``scores`` (float64, NaN
-    when missing) and ``codes`` (int64, one column per dimension of :data:`DIMENSIONS`)."""
+    when missing), ``codes`` (int64, one column per dimension of :data:`DIMENSIONS`) and ``days`` (int64, the row's
+    day as an offset from the window's first day; None when not given)."""
 
     keys: np.ndarray
     scores: np.ndarray
     codes: np.ndarray
+    days: np.ndarray | None = None
 
     @classmethod
-    def concatenate(cls, days: Sequence[tuple[bytes, bytes, bytes]]) -> StageArrays:
-        """From the stored big-endian bytes of each day (keys, scores, codes), in day order."""
-        keys = np.concatenate([np.frombuffer(k, dtype=">i8") for k, _, _ in days]).astype(np.int64)
+    def concatenate(
+        cls, days: Sequence[tuple[bytes, bytes, bytes]], *, offsets: Sequence[int] | None = None
+    ) -> StageArrays:
+        """From the stored big-endian bytes of each day (keys, scores, codes), in day order; ``offsets``: each day's
+        offset from the window's first day."""
+        key_parts = [np.frombuffer(k, dtype=">i8") for k, _, _ in days]
+        keys = np.concatenate(key_parts).astype(np.int64)
         scores = np.concatenate([np.frombuffer(s, dtype=">f8") for _, s, _ in days]).astype(np.float64)
         codes = np.concatenate([np.frombuffer(c, dtype=">i2") for _, _, c in days]).astype(np.int64)
         codes = codes.reshape(len(keys), len(DIMENSIONS))
         for i, dim in enumerate(DIMENSIONS):
             if (codes[:, i] < 0).any():
                 raise ValueError(f"{dim} values outside the vocabulary {list(DIMENSION_VALUES[dim])}")
-        return cls(keys, scores, codes)
+        day_of_row = None
+        if offsets is not None:
+            day_of_row = np.repeat(np.asarray(offsets, dtype=np.int64), [len(part) for part in key_parts])
+        return cls(keys, scores, codes, day_of_row)
 
     def first(self) -> StageArrays:
         """Each candidate's row of its earliest day, in key order."""
         rows = earliest_rows(self.keys)
-        return StageArrays(self.keys[rows], self.scores[rows], self.codes[rows])
+        days = self.days[rows] if self.days is not None else None
+        return StageArrays(self.keys[rows], self.scores[rows], self.codes[rows], days)
 
 
 def earliest_rows(keys: np.ndarray) -> np.ndarray:
@@ -59,49 +78,202 @@ def earliest_rows(keys: np.ndarray) -> np.ndarray:
     return order[first]
 
 
-def _cell_sizes() -> list[int]:
-    return [len(DIMENSION_VALUES[d]) + 1 for d in DIMENSIONS]
-
-
-def cell_frame(codes: np.ndarray, counts: dict[str, np.ndarray]) -> pd.DataFrame:
+def cell_frame(
+    codes: np.ndarray, counts: dict[str, np.ndarray], vocabularies: Mapping[str, Sequence[str]] | None = None
+) -> pd.DataFrame:
     """Per combination of dimension values present (any count > 0): the dimension values (None when missing) and the
-    ``counts``, each summed by ``np.bincount`` over the rows' ``codes``."""
-    sizes = _cell_sizes()
+    ``counts``, each summed by ``np.bincount`` over the rows' ``codes``. ``vocabularies`` names the columns of
+    ``codes`` and their values, in order (default: the event dimensions, ``DIMENSION_VALUES``)."""
+    vocabularies = DIMENSION_VALUES if vocabularies is None else vocabularies
+    sizes = [len(values) + 1 for values in vocabularies.values()]
     combined = np.ravel_multi_index(tuple(codes.T), sizes) if len(codes) else np.zeros(0, dtype=np.int64)
     summed = {
         name: np.bincount(combined, weights=values, minlength=math.prod(sizes)) for name, values in counts.items()
     }
     present = np.flatnonzero(np.sum(list(summed.values()), axis=0) > 0)
     frame = pd.DataFrame(index=range(len(present)))
-    for dim, position in zip(DIMENSIONS, np.unravel_index(present, sizes), strict=True):
-        frame[dim] = np.array([None, *DIMENSION_VALUES[dim]], dtype=object)[position]
+    for (dim, values), position in zip(vocabularies.items(), np.unravel_index(present, sizes), strict=True):
+        frame[dim] = np.array([None, *values], dtype=object)[position]
     for name, values in summed.items():
         frame[name] = values[present].astype(np.int64)
     return frame
 
 
 def stage_pair_cells(
-    tenant_id: str, stages: dict[str, StageArrays], stage_pairs: Sequence[tuple[str, str]], pair_names: Sequence[str]
+    tenant_id: str,
+    stages: dict[str, StageArrays],
+    stage_pairs: Sequence[tuple[str, str]],
+    pair_names: Sequence[str],
+    *,
+    attributes: AttributePeriods | None = None,
 ) -> pd.DataFrame:
     """A tenant's window cells (``store.analysis.WINDOW_CELLS``'s columns: tenant_id, stage_pair, the dimensions,
-    n, x): per stage pair, the candidates with a baseline event in the window, in the groups of their first baseline
-    event (``n``), and those of them with a selection event in the window (``x``); cells with n = 0 left out."""
+    then with ``attributes`` one column per attribute, n, x): per stage pair, the candidates with a baseline event in
+    the window, in the groups of their first baseline event (attributes: in force at the end of its day), ``n``, and
+    those of them with a selection event in the window, ``x``; cells with n = 0 left out."""
     firsts = {stage: arrays.first() for stage, arrays in stages.items()}
+    vocabularies = with_attributes(attributes)
+    coded: dict[str, np.ndarray] = {}  # per baseline stage: event codes and attribute codes of its first rows
     parts = []
     for (baseline, selection), name in zip(stage_pairs, pair_names, strict=True):
         population = firsts.get(baseline)
         if population is None or not len(population.keys):
             continue
+        if baseline not in coded:
+            coded[baseline] = attach_attributes(tenant_id, population, attributes)
         selected_keys = firsts[selection].keys if selection in firsts else np.zeros(0, dtype=np.int64)
         selected = np.isin(population.keys, selected_keys, assume_unique=True)  # both hold each key once
-        cells = cell_frame(population.codes, {"n": np.ones(len(selected)), "x": selected.astype(float)})
+        cells = cell_frame(coded[baseline], {"n": np.ones(len(selected)), "x": selected.astype(float)}, vocabularies)
         cells.insert(0, "stage_pair", name)
         cells.insert(0, "tenant_id", tenant_id)
         parts.append(cells)
-    columns = ["tenant_id", "stage_pair", *DIMENSIONS, "n", "x"]
+    columns = ["tenant_id", "stage_pair", *vocabularies, "n", "x"]
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True)[columns]
 
 
-__all__ = ["StageArrays", "cell_frame", "earliest_rows", "stage_pair_cells"]
+def with_attributes(attributes: AttributePeriods | None) -> dict[str, tuple[str, ...]]:
+    """The event dimensions' vocabularies followed by those of ``attributes`` (if any): the columns of the codes
+    :func:`attach_attributes` returns."""
+    vocabularies = dict(DIMENSION_VALUES)
+    if attributes is not None:
+        vocabularies.update(zip(attributes.names, attributes.vocabularies, strict=True))
+    return vocabularies
+
+
+def attach_attributes(tenant_id: str, first: StageArrays, attributes: AttributePeriods | None) -> np.ndarray:
+    """``first.codes`` (one row per candidate, each at its first day) with one column per attribute appended: the code
+    in force at the end of the row's day (0: unknown)."""
+    if attributes is None:
+        return first.codes
+    if first.days is None:
+        raise ValueError("attribute lookup needs the day of each row (StageArrays.days)")
+    return np.hstack([first.codes, attributes.codes_at(tenant_id, first.keys, first.days)])
+
+
+@dataclass(frozen=True)
+class _InForce:
+    """One tenant's periods of one attribute, ordered by (candidate key, first day), as searchsorted needs them."""
+
+    unique_keys: np.ndarray
+    key_rank: np.ndarray
+    """Per period, its key's position in ``unique_keys``."""
+    starts: np.ndarray
+    stops: np.ndarray
+    codes: np.ndarray
+
+
+@dataclass(frozen=True)
+class AttributePeriods:
+    """Candidate attributes over a window of ``window_days`` days, as periods of days: per tenant and attribute, arrays
+    of candidate keys, first and stop day (the value is in force at the end of day d, an offset from the window's
+    first day, when start <= d < stop) and value codes (1-based positions in ``vocabularies``). Unknown values are
+    not listed: a candidate with no period covering a day is unknown on that day."""
+
+    names: tuple[str, ...]
+    vocabularies: tuple[tuple[str, ...], ...]
+    window_days: int
+    periods: Mapping[tuple[str, str], _InForce]
+
+    @classmethod
+    def from_groups(
+        cls,
+        names: Sequence[str],
+        vocabularies: Sequence[Sequence[str]],
+        window_days: int,
+        groups: Iterable[tuple[str, str, str, bytes, bytes, bytes]],
+    ) -> AttributePeriods:
+        """From rows (tenant, attribute, value, keys, start days, stop days), the arrays as big-endian bytes (int8,
+        int4, int4) as ``store.attributes.attribute_periods`` reads them. A value outside an attribute's vocabulary
+        is added after it, so that the cells carry it as the SQL does."""
+        rows = [
+            (tenant, attribute, value, _int64(keys, ">i8"), _int64(starts, ">i4"), _int64(stops, ">i4"))
+            for tenant, attribute, value, keys, starts, stops in groups
+        ]
+        position = {name: i for i, name in enumerate(names)}
+        vocab = [list(values) for values in vocabularies]
+        for _, attribute, value, *_ in sorted(rows, key=lambda row: (row[1], row[2])):
+            if value not in vocab[position[attribute]]:
+                vocab[position[attribute]].append(value)
+        collected: dict[tuple[str, str], list[tuple[np.ndarray, ...]]] = {}
+        for tenant, attribute, value, keys, starts, stops in rows:
+            code = vocab[position[attribute]].index(value) + 1
+            codes = np.full(len(keys), code, dtype=np.int64)
+            collected.setdefault((tenant, attribute), []).append((keys, starts, stops, codes))
+        periods = {
+            key: _in_force(*(np.concatenate(column) for column in zip(*parts, strict=True)), window_days)
+            for key, parts in collected.items()
+        }
+        return cls(tuple(names), tuple(tuple(v) for v in vocab), window_days, periods)
+
+    @property
+    def tenants(self) -> set[str]:
+        """The tenants with at least one known value in the window."""
+        return {tenant for tenant, _ in self.periods}
+
+    def codes_at(self, tenant_id: str, keys: np.ndarray, days: np.ndarray) -> np.ndarray:
+        """Per candidate (``keys``) and day (``days``), the code of each attribute in force at the end of that day:
+        an array (len(keys), len(names)), 0 for unknown. Vectorised: two ``searchsorted`` per attribute."""
+        out = np.zeros((len(keys), len(self.names)), dtype=np.int64)
+        days = np.asarray(days, dtype=np.int64)
+        if len(days) and (days.min() < 0 or days.max() >= self.window_days):
+            raise ValueError(f"days outside the window of {self.window_days} days")
+        for column, name in enumerate(self.names):
+            table = self.periods.get((tenant_id, name))
+            if table is not None and len(keys):
+                out[:, column] = _lookup(table, np.asarray(keys, dtype=np.int64), days, self.window_days)
+        return out
+
+    def fingerprint(self) -> str:
+        """A digest of every period (per tenant and attribute, in a fixed order): equal when the values in force on
+        each day of the window are."""
+        digest = hashlib.sha256(repr((self.names, self.vocabularies, self.window_days)).encode())
+        for tenant, name in sorted(self.periods):
+            table = self.periods[(tenant, name)]
+            digest.update(f"|{tenant}|{name}|".encode())
+            for array in (table.unique_keys[table.key_rank], table.starts, table.stops, table.codes):
+                digest.update(np.ascontiguousarray(array, dtype="<i8").tobytes())
+        return digest.hexdigest()
+
+
+def _int64(data: bytes, kind: str) -> np.ndarray:
+    """Big-endian bytes of ``kind`` as native int64."""
+    return np.frombuffer(data, dtype=kind).astype(np.int64)
+
+
+def _in_force(keys: np.ndarray, starts: np.ndarray, stops: np.ndarray, codes: np.ndarray, window_days: int) -> _InForce:
+    """Periods sorted by (key, start) with each key's rank among the distinct keys."""
+    if len(starts) and (starts.min() < 0 or stops.max() > window_days or (starts >= stops).any()):
+        raise ValueError(f"attribute periods outside the window of {window_days} days")
+    order = np.lexsort((starts, keys))
+    keys = keys[order]
+    new_key = np.ones(len(keys), dtype=bool)
+    new_key[1:] = keys[1:] != keys[:-1]  # sorted: no hashing unique (numpy's np.unique hashes, 5x slower here)
+    return _InForce(keys[new_key], np.cumsum(new_key) - 1, starts[order], stops[order], codes[order])
+
+
+def _lookup(table: _InForce, keys: np.ndarray, days: np.ndarray, window_days: int) -> np.ndarray:
+    """The code of the period of ``table`` covering each (key, day), 0 when none. A key's periods do not overlap, so
+    the one covering a day is the last starting on or before it; (key rank, start) is searched as one integer."""
+    if not len(table.unique_keys):
+        return np.zeros(len(keys), dtype=np.int64)
+    stride = window_days + 1
+    rank = np.minimum(np.searchsorted(table.unique_keys, keys), len(table.unique_keys) - 1)
+    known = table.unique_keys[rank] == keys
+    combined = table.key_rank * stride + table.starts
+    row = np.searchsorted(combined, rank * stride + days, side="right") - 1
+    safe = np.maximum(row, 0)
+    covered = known & (row >= 0) & (table.key_rank[safe] == rank) & (days < table.stops[safe])
+    return np.where(covered, table.codes[safe], 0)
+
+
+__all__ = [
+    "AttributePeriods",
+    "StageArrays",
+    "attach_attributes",
+    "cell_frame",
+    "earliest_rows",
+    "stage_pair_cells",
+    "with_attributes",
+]

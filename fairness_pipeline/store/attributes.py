@@ -14,10 +14,13 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 
+from fairness_pipeline.catalogue import load_catalogue
+from fairness_pipeline.metrics.candidate_arrays import AttributePeriods
+from fairness_pipeline.store.binary_copy import read_binary_records
 from fairness_pipeline.store.schema import Column, Table
 
 CANDIDATE_ATTRIBUTES = Table(
@@ -373,6 +376,69 @@ def window_cells_with_attributes(
         frame = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
     cells = spread_attribute_values(frame, attributes)
     return cells[[c for c in cells.columns if c not in ("n", "x")] + ["n", "x"]]
+
+
+# The periods of known values that overlap a window, for counting candidates in numpy (``metrics.candidate_arrays``):
+# one row per tenant, attribute and value, its candidates' 64-bit keys (``hashtextextended(candidate_id, 0)``, the key
+# of candidate_day_arrays) and the days of the window at whose end each value is in force, as offsets from the first
+# day: the value is in force at the end of day d (instant E_d - 1 microsecond, E_d = the midnight after d) when
+# valid_from < E_d <= valid_to, i.e. start_day <= d < stop_day with start_day = floor((valid_from - window_start) /
+# 1 day) and stop_day = floor((valid_to - window_start) / 1 day), clipped to [0, window_days]. Unknown (NULL) values
+# are left out: no period covering a day means unknown. The tenants filter is an index prefix: tenants without
+# attributes cost one probe.
+ATTRIBUTE_PERIODS_WINDOW = """
+COPY (
+    SELECT tenant_id::text, attribute::text, value::text,
+           string_agg(int8send(hashtextextended(candidate_id, 0)), ''::bytea) AS keys,
+           string_agg(int4send(start_day), ''::bytea) AS starts,
+           string_agg(int4send(stop_day), ''::bytea) AS stops
+    FROM (
+        SELECT tenant_id, attribute, value, candidate_id,
+               CASE WHEN valid_from < %(window_start)s THEN 0
+                    ELSE floor(extract(epoch FROM valid_from - %(window_start)s) / 86400)::int4 END AS start_day,
+               CASE WHEN valid_to IS NULL OR valid_to >= %(window_stop)s THEN %(window_days)s::int4
+                    ELSE floor(extract(epoch FROM valid_to - %(window_start)s) / 86400)::int4 END AS stop_day
+        FROM candidate_attribute_history
+        WHERE (%(tenants)s::text[] IS NULL OR tenant_id = ANY(%(tenants)s::text[]))
+          AND attribute = ANY(%(attributes)s::text[]) AND value IS NOT NULL
+          AND valid_from < %(window_stop)s AND (valid_to IS NULL OR valid_to > %(window_start)s)
+    ) AS periods
+    WHERE start_day < stop_day
+    GROUP BY tenant_id, attribute, value
+) TO STDOUT WITH (FORMAT binary)
+"""
+"""Read with ``store.binary_copy.read_binary_records`` (COPY takes no bind parameters: the driver quotes them in)."""
+ATTRIBUTE_PERIODS_WINDOW_KINDS = ("text", "text", "text", "bytea", "bytea", "bytea")
+
+
+def attribute_periods(
+    cur,
+    first_day: date,
+    last_day: date,
+    *,
+    tenants: Sequence[str] | None = None,
+    attributes: Sequence[str] | None = None,
+) -> AttributePeriods:
+    """The known values of ``attributes`` (default: the catalogue's attribute dimensions) of ``tenants`` (None: all)
+    over the days ``first_day`` .. ``last_day``, as day periods keyed by candidate key: one read of
+    ``candidate_attribute_history``. ``AttributePeriods.codes_at`` gives the value in force at the end of a day."""
+    catalogue = load_catalogue()
+    names = tuple(catalogue.attribute_dimensions if attributes is None else attributes)
+    vocabularies = [catalogue.values(name) if name in catalogue else () for name in names]
+    window_days = (last_day - first_day).days + 1
+    if not names or (tenants is not None and not len(tenants)):
+        return AttributePeriods.from_groups(names, vocabularies, window_days, [])
+    window_start = datetime.combine(first_day, time(), tzinfo=UTC)
+    params = {
+        "window_start": window_start,
+        "window_stop": window_start + timedelta(days=window_days),
+        "window_days": window_days,
+        "tenants": None if tenants is None else list(tenants),
+        "attributes": list(names),
+    }
+    statement = cur.mogrify(ATTRIBUTE_PERIODS_WINDOW, params).decode()
+    groups = read_binary_records(cur, statement, ATTRIBUTE_PERIODS_WINDOW_KINDS)
+    return AttributePeriods.from_groups(names, vocabularies, window_days, groups)
 
 
 # --- counting (tests and the command line check what the tables hold) ---------------------------------------------

@@ -17,9 +17,11 @@ import pandas as pd
 from psycopg2 import sql
 
 from fairness_pipeline.audits import exposure, scoring, slates, trends
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_module
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
+from fairness_pipeline.store.attributes import attribute_periods
 from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
 from fairness_pipeline.store.partition_lock import lock_partition
 from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days
@@ -508,15 +510,17 @@ def dimension_code_bytes() -> sql.Composed:
 
 CANDIDATE_ARRAYS_WINDOW = """
 COPY (
-    SELECT tenant_id::text, event_type::text, candidate_keys, scores, dimension_codes
+    SELECT tenant_id::text, event_type::text, (day - %(first_day)s::date)::int4, candidate_keys, scores,
+           dimension_codes
     FROM candidate_day_arrays
     WHERE day BETWEEN %(first_day)s AND %(last_day)s AND event_type = ANY(%(event_types)s::text[])
     ORDER BY tenant_id, event_type, day
 ) TO STDOUT WITH (FORMAT binary)
 """
-"""The window's per-day arrays of some event types, in day order per tenant and event type
-(``store.binary_copy.read_binary_records``; the driver quotes the parameters in, as COPY takes none)."""
-CANDIDATE_ARRAYS_WINDOW_KINDS = ("text", "text", "bytea", "bytea", "bytea")
+"""The window's per-day arrays of some event types, in day order per tenant and event type, with each day's offset
+from the first day (``store.binary_copy.read_binary_records``; the driver quotes the parameters in, as COPY takes
+none)."""
+CANDIDATE_ARRAYS_WINDOW_KINDS = ("text", "text", "int4", "bytea", "bytea", "bytea")
 
 DELETE_SCORING_WINDOW = "DELETE FROM scoring_rate_ratios WHERE window_end = %(window_end)s"
 
@@ -658,7 +662,11 @@ ORDER BY tenant_id, stage_pair, dimension, group_value
 """
 """The stored group counts of the week ending on ``week_end``, if none of its days was summarised after them."""
 
-DELETE_WEEK_COUNTS = "DELETE FROM trend_week_counts WHERE week_end = %(week_end)s AND settings_key = %(settings_key)s"
+DELETE_WEEK_COUNTS = """
+DELETE FROM trend_week_counts
+WHERE week_end = %(week_end)s AND split_part(settings_key, '#', 1) = %(settings_base)s
+"""
+"""The week's stored counts under these settings, whatever attribute digest they were stored with."""
 
 INSERT_WEEK_COUNTS = """
 INSERT INTO trend_week_counts (week_end, settings_key, tenant_id, stage_pair, dimension, group_value, n, x)
@@ -831,47 +839,73 @@ def store_candidate_arrays(cur, day: date) -> None:
 def candidate_arrays(
     cur, first_day: date, last_day: date, event_types: Sequence[str]
 ) -> dict[str, dict[str, candidate_arrays_module.StageArrays]]:
-    """Per tenant and event type, the window's candidates as arrays (``metrics.candidate_arrays``), days in order, from
-    ``candidate_day_arrays`` (written with candidate_daily_stages; here for days summarised before they existed).
-    Raises ValueError on a dimension value outside the vocabulary."""
+    """Per tenant and event type, the window's candidates as arrays (``metrics.candidate_arrays``), days in order and
+    each row's day offset in ``days``, from ``candidate_day_arrays`` (written with candidate_daily_stages; here for
+    days summarised before they existed). Raises ValueError on a dimension value outside the vocabulary."""
     window = {"first_day": first_day, "last_day": last_day}
     cur.execute(DAYS_WITHOUT_ARRAYS, window)
     for (day,) in cur.fetchall():
         store_candidate_arrays(cur, day)
     statement = cur.mogrify(CANDIDATE_ARRAYS_WINDOW, {**window, "event_types": list(event_types)}).decode()
     days: dict[tuple[str, str], list[tuple]] = {}
-    for tenant, event_type, keys, scores, codes in read_binary_records(cur, statement, CANDIDATE_ARRAYS_WINDOW_KINDS):
-        days.setdefault((tenant, event_type), []).append((keys, scores, codes))
+    for tenant, event_type, offset, keys, scores, codes in read_binary_records(
+        cur, statement, CANDIDATE_ARRAYS_WINDOW_KINDS
+    ):
+        days.setdefault((tenant, event_type), []).append((offset, (keys, scores, codes)))
     out: dict[str, dict[str, candidate_arrays_module.StageArrays]] = {}
     for (tenant, event_type), parts in days.items():
-        out.setdefault(tenant, {})[event_type] = candidate_arrays_module.StageArrays.concatenate(parts)
+        out.setdefault(tenant, {})[event_type] = candidate_arrays_module.StageArrays.concatenate(
+            [part for _, part in parts], offsets=[offset for offset, _ in parts]
+        )
     return out
 
 
-def scoring_cells(cur, first_day: date, last_day: date) -> pd.DataFrame:
+def scoring_cells(
+    cur, first_day: date, last_day: date, *, periods: candidate_arrays_module.AttributePeriods | None = None
+) -> pd.DataFrame:
     """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``): each candidate's first shown event of
-    the window, from the per-day arrays (:func:`candidate_arrays`), counted by ``audits.scoring.coded_scoring_cells``;
-    missing values None."""
+    the window, from the per-day arrays (:func:`candidate_arrays`), with its catalogue attributes in force at the end
+    of that event's day (``periods``, default read for the window), counted by ``audits.scoring.coded_scoring_cells``;
+    missing values None. Columns: tenant_id, the event dimensions, the attributes, the scoring cell columns."""
+    arrays = candidate_arrays(cur, first_day, last_day, ["shown"])
+    if periods is None:
+        periods = attribute_periods(cur, first_day, last_day, tenants=sorted(arrays))  # tenants without: no cost
+    vocabularies = candidate_arrays_module.with_attributes(periods)
     frames = []
-    for tenant, stages in candidate_arrays(cur, first_day, last_day, ["shown"]).items():
+    for tenant, stages in arrays.items():
         first = stages["shown"].first()
-        frames.append(scoring.coded_scoring_cells(tenant, first.scores, first.codes))
+        codes = candidate_arrays_module.attach_attributes(tenant, first, periods)
+        frames.append(scoring.coded_scoring_cells(tenant, first.scores, codes, vocabularies))
     if not frames:
-        return pd.DataFrame(columns=["tenant_id", *DIMENSIONS, *scoring.SCORING_CELL_COLUMNS])
+        return pd.DataFrame(columns=["tenant_id", *vocabularies, *scoring.SCORING_CELL_COLUMNS])
     return pd.concat(frames, ignore_index=True)
 
 
-def window_cells_from_arrays(cur, settings: AnalysisSettings, window_end: date) -> pd.DataFrame:
-    """``store.analysis.window_cells`` of the window (the same cells), counted in numpy from the per-day arrays."""
+def window_cells_from_arrays(
+    cur,
+    settings: AnalysisSettings,
+    window_end: date,
+    *,
+    periods: candidate_arrays_module.AttributePeriods | None = None,
+) -> pd.DataFrame:
+    """``store.analysis.window_cells`` of the window (the same cells, attribute columns included), counted in numpy
+    from the per-day arrays; the attributes are those in force at the end of the day of each candidate's first
+    baseline event (``periods``, default read for the window: ``metrics.candidate_arrays`` on the one difference)."""
+    first_day, last_day = settings.window(window_end)
     stages = sorted({stage for pair in settings.stage_pairs for stage in pair})
+    arrays = candidate_arrays(cur, first_day, last_day, stages)
+    if periods is None:
+        periods = attribute_periods(cur, first_day, last_day, tenants=sorted(arrays))  # tenants without: no cost
     frames = [
-        candidate_arrays_module.stage_pair_cells(tenant, arrays, settings.stage_pairs, settings.stage_pair_names)
-        for tenant, arrays in candidate_arrays(cur, *settings.window(window_end), stages).items()
+        candidate_arrays_module.stage_pair_cells(
+            tenant, stage_arrays, settings.stage_pairs, settings.stage_pair_names, attributes=periods
+        )
+        for tenant, stage_arrays in arrays.items()
     ]
-    columns = ["tenant_id", "stage_pair", *DIMENSIONS, "n", "x"]
+    columns = ["tenant_id", "stage_pair", *candidate_arrays_module.with_attributes(periods), "n", "x"]
     if not frames:
         return pd.DataFrame(columns=columns)
-    return pd.concat(frames, ignore_index=True).sort_values(columns[:5], na_position="last", ignore_index=True)
+    return pd.concat(frames, ignore_index=True).sort_values(columns[:-2], na_position="last", ignore_index=True)
 
 
 # --- audit tables -------------------------------------------------------------------------------------------------
@@ -922,10 +956,20 @@ def replace_trends(cur, as_of: date, window_days: int, table: pd.DataFrame) -> i
 
 
 def week_counts(cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = True) -> pd.DataFrame:
-    """Group counts (``metrics.window.group_counts``) of the 7-day window ending on ``week_end``: the stored ones when
-    ``reuse`` and still valid (``attrs["stored"]`` True), otherwise counted from the per-day candidate arrays and
-    stored for the trends run a week later."""
-    key = {"week_end": week_end, "first_day": weekly.window(week_end)[0], "settings_key": week_settings_key(weekly)}
+    """Group counts (``metrics.window.group_counts``, the catalogue attributes included) of the 7-day window ending on
+    ``week_end``: the stored ones when ``reuse`` and still valid (``attrs["stored"]`` True: no day of the week
+    summarised again since, and the same attribute values in force on each day of it, checked by a digest of the
+    week's attribute periods, so a self-identification load or an erasure after the counts invalidates them),
+    otherwise counted from the per-day candidate arrays and stored for the trends run a week later."""
+    first_day = weekly.window(week_end)[0]
+    periods = attribute_periods(cur, first_day, week_end)  # every tenant: the digest must not depend on the arrays
+    base = week_settings_key(weekly)
+    key = {
+        "week_end": week_end,
+        "first_day": first_day,
+        "settings_key": f"{base}{WEEK_DIGEST_SEPARATOR}{periods.fingerprint()[:32]}",
+        "settings_base": base,
+    }
     columns = [*TABLE_KEYS, "group", "n", "x"]
     if reuse:
         cur.execute(WEEK_COUNTS, key)
@@ -934,7 +978,7 @@ def week_counts(cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = 
             counts = pd.DataFrame(rows, columns=columns).astype({"n": "int64", "x": "int64"})
             counts.attrs["stored"] = True
             return counts
-    counts = group_counts(window_cells_from_arrays(cur, weekly, week_end), weekly)
+    counts = group_counts(window_cells_from_arrays(cur, weekly, week_end, periods=periods), weekly)
     lock_partition(cur, "trend_week_counts", week_end)
     cur.execute(DELETE_WEEK_COUNTS, key)
     insert_rows(cur, INSERT_WEEK_COUNTS, counts, columns, (week_end, key["settings_key"]))
@@ -942,10 +986,21 @@ def week_counts(cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = 
     return counts
 
 
+WEEK_DIGEST_SEPARATOR = "#"
+"""Separates a stored week's settings from the digest of its attribute periods in ``settings_key``."""
+
+
 def week_settings_key(weekly: AnalysisSettings) -> str:
-    """What the stored week counts depend on: the stage pairs and the analysed dimensions."""
+    """What the stored week counts depend on besides the data: the stage pairs, the analysed dimensions and the
+    catalogue's attribute dimensions and intersections."""
     pairs = ",".join(f"{baseline}>{selection}" for baseline, selection in weekly.stage_pairs)
-    return f"{pairs};{'+'.join(weekly.dimensions)};intersections={weekly.intersections}"
+    catalogue = load_catalogue()
+    attributes = "+".join(catalogue.attribute_dimensions)
+    intersections = ",".join(catalogue.intersection_names)
+    return (
+        f"{pairs};{'+'.join(weekly.dimensions)};intersections={weekly.intersections};attributes={attributes};"
+        f"catalogue_intersections={intersections}"
+    )
 
 
 def window_audits(cur, window_end: date, first_day: date, last_day: date) -> dict[str, pd.DataFrame]:
