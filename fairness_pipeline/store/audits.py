@@ -2,7 +2,10 @@
 
 Time bounds are UTC instants (``%(window_start)s`` inclusive, ``%(window_stop)s`` exclusive); day bounds are dates.
 The statements aggregate in the database: Python receives one row per search and dimension cell (exposure, slates)
-or per dimension cell (scoring), never one row per event.
+or per dimension cell (scoring), never one row per event. Search rows also carry the candidates' self-identified
+attribute values in force at each impression (``store.attributes.IN_FORCE_VALUES``), so that exposure and slates
+cover the catalogue's attribute dimensions; a tenant-day asked for recomputation after it was summarised (attributes
+loaded or deleted since) is re-aggregated by the next exposure window (:func:`refresh_stale_searches`).
 """
 
 from __future__ import annotations
@@ -444,7 +447,7 @@ COPY (
     SELECT {SEARCH_AGGREGATE_COLUMNS}
     FROM search_daily_aggregates
     WHERE day BETWEEN {{first_day}} AND {{last_day}}
-    ORDER BY day, tenant_id, search_id, company_tier, experience_band, specialty
+    ORDER BY day, tenant_id, search_id, company_tier, experience_band, specialty, attribute_values
 ) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '\\N')
 """
 """The stored rows of the days as text, in a stable order, through COPY (several times faster than a cursor), for
