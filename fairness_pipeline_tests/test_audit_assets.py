@@ -214,12 +214,17 @@ def test_search_aggregates_match_the_pandas_reference(graph: pd.DataFrame, modul
     assert (ranks == window["search_number"]).all()
     # the binary, coded read of the window holds the same rows: (day offset, number) as one integer, categories
     first_day = SETTINGS.window(LAST)[0]
-    decoded = coded.assign(
-        day=[first_day + timedelta(days=int(v >> 32)) for v in coded["search_id"]],
-        search_number=(coded["search_id"] & 0xFFFFFFFF).astype(int),
-        tenant_id=coded["tenant_id"].astype(object),
-        **{dim: coded[dim].astype(object).where(coded[dim].notna(), None) for dim in DIMENSIONS},
-    ).drop(columns="search_id")
+    assert coded[["sex", "race_ethnicity"]].isna().all().all()  # no self-identification loaded: unknown
+    decoded = (
+        coded.drop(columns=["sex", "race_ethnicity"])
+        .assign(
+            day=[first_day + timedelta(days=int(v >> 32)) for v in coded["search_id"]],
+            search_number=(coded["search_id"] & 0xFFFFFFFF).astype(int),
+            tenant_id=coded["tenant_id"].astype(object),
+            **{dim: coded[dim].astype(object).where(coded[dim].notna(), None) for dim in DIMENSIONS},
+        )
+        .drop(columns="search_id")
+    )
     expected = window.drop(columns="search_id").assign(
         **{dim: window[dim].where(window[dim].notna(), None) for dim in DIMENSIONS}
     )
@@ -275,13 +280,15 @@ def test_stored_audits_equal_the_oracle(graph: pd.DataFrame, module_db_url: str)
     )
     _compare(stored, oracle, ["tenant_id", "dimension", "group"])
 
-    aggregates = _oracle_aggregates(graph, first, last)  # with the day: each day's searches resampled on their own
+    # with the day: each day's searches resampled on their own; no self-identification loaded: attributes unknown
+    aggregates = _oracle_aggregates(graph, first, last).assign(sex=None, race_ethnicity=None)
     oracle = exposure.rank_exposure(aggregates, SETTINGS, n_boot=exposure.DEFAULT_N_BOOT, seed=0)
     stored = _stored(module_db_url, "rank_exposure", "window_end = %(d)s", params)
     assert (stored["top_k"] == exposure.DEFAULT_TOP_K).all() and (stored["window_days"] == WINDOW).all()
     _compare(stored, oracle, ["tenant_id", "dimension", "group"])
 
-    result = slates.slate_concentration(_oracle_aggregates(graph, LAST, LAST), keys=("tenant_id", "day"))
+    day_aggregates = _oracle_aggregates(graph, LAST, LAST).assign(sex=None, race_ethnicity=None)
+    result = slates.slate_concentration(day_aggregates, keys=("tenant_id", "day"))
     _compare(
         _stored(module_db_url, "slate_concentration", "day = %(d)s", params), result.summary, ["tenant_id", "dimension"]
     )

@@ -15,12 +15,17 @@ import pytest
 
 from fairness_pipeline import synthetic
 from fairness_pipeline.audits import risk_audit_frames
+from fairness_pipeline.audits.exposure import rank_exposure
+from fairness_pipeline.audits.from_events import search_aggregates, shown_impressions
+from fairness_pipeline.audits.slates import NO_SELF_IDENTIFIED_REASON
 from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.events.vocabulary import DIMENSIONS
 from fairness_pipeline.ingest.attributes import load_attribute_file
 from fairness_pipeline.ingest.frames import load_frames
+from fairness_pipeline.metrics.window import AnalysisSettings
 from fairness_pipeline.risk import assess
 from fairness_pipeline.store.reports import stored_report, verdicts, window_inputs
 from fairness_pipeline_tests.test_pipeline import _query
@@ -34,6 +39,16 @@ START = LAST - timedelta(days=WINDOW - 1)
 PAIR = "shown->shortlisted"
 ATTRIBUTED, PROXIES_ONLY = "tenant-1", "tenant-2"
 LL144_DIMENSIONS = ("sex", "race_ethnicity", "sex+race_ethnicity")
+CONFIG = synthetic.GeneratorConfig(
+    seed=23,
+    start=START,
+    days=WINDOW,
+    tenants=2,
+    events_per_day=2500,
+    candidates_per_tenant=20_000,
+    bias=(synthetic.parse_bias("sex=female:0.4"),),
+    biased_tenants=(ATTRIBUTED,),
+)
 
 
 def _population(events: pd.DataFrame, tenant: str) -> pd.DataFrame:
@@ -68,16 +83,7 @@ def _oracle(answers: pd.DataFrame, parts: list[str]) -> tuple[pd.DataFrame, str]
 def run(module_db_url: str, module_instance: dg.DagsterInstance, tmp_path_factory) -> pd.DataFrame:
     """Generate two tenants (``sex=female:0.4`` on shortlisting in tenant-1), load tenant-1's self-identification
     only, run the graph for LAST; returns tenant-1's answers per candidate of the population."""
-    config = synthetic.GeneratorConfig(
-        seed=23,
-        start=START,
-        days=WINDOW,
-        tenants=2,
-        events_per_day=2500,
-        candidates_per_tenant=20_000,
-        bias=(synthetic.parse_bias("sex=female:0.4"),),
-        biased_tenants=(ATTRIBUTED,),
-    )
+    config = CONFIG
     frames = list(synthetic.generate_events(config))
     events = pd.concat(frames, ignore_index=True)
     population = _population(events, ATTRIBUTED)
@@ -187,6 +193,52 @@ def test_a_tenant_without_attributes_has_all_unknown_tables_and_no_findings(run,
     # the proxies are analysed as before
     tiers = _stored(module_db_url, PROXIES_ONLY, "company_tier")
     assert tiers["reference_group"].notna().any()
+
+
+def test_exposure_and_slates_cover_the_ll144_categories(run: pd.DataFrame, module_db_url: str) -> None:
+    """The stored exposure of the LL144 tables equals the pandas reference (impressions with each candidate's answer,
+    aggregated by ``audits.from_events``); unknown is never the reference; tenant-2's tables compare nothing."""
+    events = pd.concat(list(synthetic.generate_events(CONFIG)), ignore_index=True)
+    shown = shown_impressions(events).sort_values(["timestamp", "event_id"], kind="stable")
+    shown = shown.drop_duplicates(["tenant_id", "search_id", "candidate_id"])
+    shown["day"] = shown.groupby(["tenant_id", "search_id"])["day"].transform("min")
+    stamp_day = shown["timestamp"].dt.tz_convert("UTC").dt.date
+    keep = (shown["day"] >= START) & (shown["day"] <= LAST) & (stamp_day == shown["day"])
+    answers = run.set_index("candidate_id")[["sex", "race_ethnicity"]].replace({"declined": None, "": None})
+    impressions = shown[keep].reset_index(drop=True)
+    own = (impressions["tenant_id"] == ATTRIBUTED).to_numpy()
+    for column in ("sex", "race_ethnicity"):
+        values = impressions["candidate_id"].map(answers[column]).astype(object)
+        impressions[column] = values.where(own & values.notna().to_numpy(), None)
+    dimensions = (*DIMENSIONS, "sex", "race_ethnicity")
+    aggregates = search_aggregates(impressions, keys=("tenant_id", "day"), dimensions=dimensions)
+    oracle = rank_exposure(aggregates, AnalysisSettings(window_days=WINDOW), n_boot=0)
+    oracle = oracle[oracle["dimension"].isin(LL144_DIMENSIONS)].set_index(["tenant_id", "dimension", "group"])
+    stored = _query(
+        module_db_url,
+        "SELECT * FROM rank_exposure WHERE window_end = %(d)s AND dimension = ANY(%(dims)s)",
+        {"d": LAST, "dims": list(LL144_DIMENSIONS)},
+    ).set_index(["tenant_id", "dimension", "group_value"])
+    assert sorted(stored.index) == sorted(oracle.index)
+    stored = stored.loc[oracle.index]
+    assert stored["shown"].tolist() == oracle["shown"].tolist()
+    for column in ("exposure", "share", "exposure_ratio", "skew_at_k"):
+        assert np.allclose(stored[column].astype(float), oracle[column].astype(float), equal_nan=True), column
+    assert (stored["reference_group"].fillna("") == oracle["reference_group"].fillna("")).all()
+    references = stored.loc[ATTRIBUTED, "reference_group"].dropna()
+    assert len(references) and not references.str.contains("unknown").any()
+    assert stored.loc[PROXIES_ONLY, "exposure_ratio"].isna().all()
+    assert stored.loc[PROXIES_ONLY, "reference_group"].isna().all()
+
+    slates = _query(
+        module_db_url,
+        "SELECT * FROM slate_concentration WHERE day = %(d)s AND dimension IN ('sex', 'race_ethnicity')",
+        {"d": LAST},
+    ).set_index(["tenant_id", "dimension"])
+    assert (slates.loc[ATTRIBUTED, "assessed"] > 0).all()
+    silent = slates.loc[PROXIES_ONLY]
+    assert (silent["assessed"] == 0).all() and (silent["concentrated"] == 0).all()
+    assert (silent["undefined_reason"] == NO_SELF_IDENTIFIED_REASON).all()
 
 
 def _report(db_url: str, tenant: str) -> tuple[dict, str, str]:

@@ -38,28 +38,51 @@ def _bootstrap(
 
     Each resample is a row of multinomial counts (how often each search is drawn), built from ``rng.integers``; the
     sums of all tables come from one float32 matrix product per chunk of resamples (counts are exact in float32; the
-    sums carry about 7 significant digits, far below the resampling noise).
+    sums carry about 7 significant digits, far below the resampling noise). A table whose rows all fall in one group
+    (an attribute table of a tenant without self-identification: all ``unknown``) is not multiplied: that group's
+    resampled sums are the resampled totals, read off the first table multiplied.
     """
-    matrix = np.zeros((n_searches, layout.replicate_width), np.float32)
+    starts = dict(zip(layout.resampled, np.cumsum([0, *(_width(layout, i) for i in layout.resampled)]), strict=False))
+    constant = {i: int(codes[i][0]) for i in layout.resampled if codes[i].size and (codes[i] == codes[i][0]).all()}
+    multiplied = [i for i in layout.resampled if i not in constant] or layout.resampled[:1]
+    for i in multiplied:
+        constant.pop(i, None)
+    matrix = np.zeros((n_searches, sum(_width(layout, i) for i in multiplied)), np.float32)
     at = 0
-    for i in layout.resampled:  # per search: the table's sums of each resampled column, group by group
+    for i in multiplied:  # per search: the table's sums of each resampled column, group by group
         size = layout.size(i)
         flat = search_codes * size + codes[i]
         for j in _RESAMPLED:
             sums = np.bincount(flat, weights=values[:, j], minlength=n_searches * size)
             matrix[:, at : at + size] = sums.reshape(n_searches, size)
             at += size
-    results = np.zeros((n_boot, matrix.shape[1]), dtype=np.float32)
+    results = np.zeros((n_boot, layout.replicate_width), dtype=np.float32)
     if n_searches == 0:
         return results
+    product = np.zeros((n_boot, matrix.shape[1]), dtype=np.float32)
     chunk = max(1, min(n_boot, _MAX_CELLS // n_searches))
     for start in range(0, n_boot, chunk):
         rows = min(chunk, n_boot - start)
         draws = rng.integers(0, n_searches, size=(rows, n_searches))
         draws += (np.arange(rows) * n_searches)[:, None]
         counts = np.bincount(draws.ravel(), minlength=rows * n_searches).reshape(rows, n_searches)
-        np.matmul(counts.astype(np.float32), matrix, out=results[start : start + rows])
+        np.matmul(counts.astype(np.float32), matrix, out=product[start : start + rows])
+    at = 0
+    for i in multiplied:
+        results[:, starts[i] : starts[i] + _width(layout, i)] = product[:, at : at + _width(layout, i)]
+        at += _width(layout, i)
+    source_size = layout.size(multiplied[0])
+    for i, group in constant.items():
+        size = layout.size(i)
+        for k in range(len(_RESAMPLED)):  # the group's column of each resampled sum: the source table's total
+            block = product[:, k * source_size : (k + 1) * source_size]
+            results[:, starts[i] + k * size + group] = block.sum(axis=1, dtype=np.float32)
     return results
+
+
+def _width(layout: ExposureLayout, table: int) -> int:
+    """Columns of one resampled table in the replicates: each resampled sum of each of its groups."""
+    return len(_RESAMPLED) * layout.size(table)
 
 
 def _max_reference_p_values(

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from fairness_pipeline.audits._common import analysis_dimensions, stable_seed
+from fairness_pipeline.audits._common import stable_seed
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, UNKNOWN_GROUP
 from fairness_pipeline.metrics.selection_rates import GROUP_SEPARATOR
-from fairness_pipeline.metrics.window import AnalysisSettings
+from fairness_pipeline.metrics.window import AnalysisSettings, window_dimension_sets
 
 DEFAULT_TOP_K = 10
 
@@ -52,23 +54,35 @@ class ExposureLayout:
     """Fixed group columns of every (dimension) table: all combinations of each dimension's values, ``unknown``
     included, so that sums of different days and searches line up and can be added.
 
-    ``tables`` are ``analysis_dimensions`` in order; ``values`` the sorted values per dimension. A single dimension that
-    is part of an intersection is *derived*: its resampled sums are those of the first such intersection's groups,
-    added up, so only the other tables are resampled (``resampled``).
+    ``tables`` are the dimension sets of the impact tables (``metrics.window.window_dimension_sets``) in order: the
+    event dimensions and their pairs, then the catalogue's attribute dimensions (self-identified ``sex``,
+    ``race_ethnicity``) and the catalogue intersections holding one; ``values`` the sorted values per dimension. A
+    single dimension that is part of an intersection is *derived*: its resampled sums are those of the first such
+    intersection's groups, added up, so only the other tables are resampled (``resampled``).
     """
 
     tables: tuple[tuple[str, ...], ...]
     values: dict[str, tuple[str, ...]]
 
     @classmethod
-    def build(cls, settings: AnalysisSettings, present: dict[str, Any] | None = None) -> ExposureLayout:
-        """The layout of ``settings``' dimensions over the vocabulary plus any ``present`` values (per dimension)."""
+    def build(
+        cls,
+        settings: AnalysisSettings,
+        present: dict[str, Any] | None = None,
+        *,
+        attributes: Sequence[str] | None = None,
+    ) -> ExposureLayout:
+        """The layout of ``settings``' dimensions and of ``attributes`` (default: the catalogue's attribute
+        dimensions) over their allowed values plus any ``present`` values (per dimension)."""
         present = present or {}
+        catalogue = load_catalogue()
+        attributes = catalogue.attribute_dimensions if attributes is None else tuple(attributes)
         values = {}
-        for dim in settings.dimensions:
+        for dim in (*settings.dimensions, *attributes):
             seen = {_clean(v) for v in present.get(dim, ())}
-            values[dim] = tuple(sorted(set(DIMENSION_VALUES.get(dim, ())) | seen | {UNKNOWN_GROUP}))
-        tables = tuple(analysis_dimensions(settings.dimensions, pairs=settings.intersections))
+            allowed = allowed_values(dim)
+            values[dim] = tuple(sorted(set(allowed) | seen | {UNKNOWN_GROUP}))
+        tables = tuple(window_dimension_sets(settings, (*settings.dimensions, *attributes)))
         return cls(tables, values)
 
     def shape(self, table: int) -> tuple[int, ...]:
@@ -116,8 +130,15 @@ class ExposureLayout:
         return stable_seed(*("+".join(t) for t in self.tables), *(f"{d}={','.join(v)}" for d, v in self.values.items()))
 
     def row_codes(self, frame: pd.DataFrame) -> list[np.ndarray]:
-        """Each row's column within each table. Raises ValueError on a value outside the layout."""
-        per_dim = {dim: _value_codes(frame[dim], self.values[dim]) for dim in self.values}
+        """Each row's column within each table (a catalogue attribute the frame lacks as a column is unknown on every
+        row: no self-identification). Raises ValueError on a value outside the layout or a missing event dimension."""
+        attributes = load_catalogue().attribute_dimensions
+        per_dim = {
+            dim: _value_codes(frame[dim], self.values[dim])
+            if dim in frame.columns or dim not in attributes
+            else np.full(len(frame), self.values[dim].index(UNKNOWN_GROUP), dtype=np.int64)
+            for dim in self.values
+        }
         codes = []
         for i, dims in enumerate(self.tables):
             combined = np.zeros(len(frame), dtype=np.int64)
@@ -125,6 +146,14 @@ class ExposureLayout:
                 combined = combined * size + per_dim[dim]
             codes.append(combined)
         return codes
+
+
+def allowed_values(dimension: str) -> tuple[str, ...]:
+    """The declared values of an event dimension (the vocabulary) or of a catalogue attribute dimension."""
+    if dimension in DIMENSION_VALUES:
+        return DIMENSION_VALUES[dimension]
+    catalogue = load_catalogue()
+    return catalogue.values(dimension) if dimension in catalogue else ()
 
 
 def _clean(value: Any) -> str:

@@ -16,9 +16,21 @@ import pandas as pd
 
 from fairness_pipeline.audits._common import adjust_p_values, bootstrap_p_value, dimension_name
 from fairness_pipeline.audits._exposure_bootstrap import DEFAULT_N_BOOT, _max_reference_p_values
-from fairness_pipeline.audits._exposure_layout import _C, _MW, _N, _RESAMPLED, _SUMS, _SW, _T, _U, _W, ExposureLayout
+from fairness_pipeline.audits._exposure_layout import (
+    _C,
+    _MW,
+    _N,
+    _RESAMPLED,
+    _SUMS,
+    _SW,
+    _T,
+    _U,
+    _W,
+    ExposureLayout,
+    allowed_values,
+)
 from fairness_pipeline.audits._exposure_sums import ExposureSums
-from fairness_pipeline.events.vocabulary import DIMENSION_VALUES
+from fairness_pipeline.metrics.impact import UNKNOWN_GROUP_REASON, unknown_mask
 from fairness_pipeline.metrics.selection_rates import INTERSECTION_SEPARATOR
 from fairness_pipeline.metrics.window import AnalysisSettings
 
@@ -125,7 +137,7 @@ def _reported_blocks(layout: ExposureLayout, sums: ExposureSums, n_boot: int) ->
         columns = slice(offsets[i], offsets[i + 1])
         labels = layout.labels(i)
         shown = sums.shown[columns]
-        allowed = DIMENSION_VALUES.get(dims[0], ()) if len(dims) == 1 else ()
+        allowed = allowed_values(dims[0]) if len(dims) == 1 else ()
         present = sorted(labels[g] for g in range(len(labels)) if shown[g] > 0)
         keep_labels = present + [v for v in allowed if v not in present]
         index = {label: g for g, label in enumerate(labels)}
@@ -180,9 +192,11 @@ def _reference(
     groups: list[str], ranked: np.ndarray, exposure: np.ndarray, min_share: float
 ) -> tuple[int | None, bool, np.ndarray]:
     """Index of the best-exposed group (see module doc), whether any group reaches ``min_share``, and the pool the
-    reference is chosen from (a mask over the groups)."""
+    reference is chosen from (a mask over the groups). ``unknown`` groups (and intersection cells with an unknown
+    part) are never in the pool; shares are of all ranked impressions, unknown included, as in the impact tables."""
     total = ranked.sum()
-    populated = [i for i in range(len(groups)) if ranked[i] > 0]
+    unknown = unknown_mask(np.asarray(groups, dtype=object))
+    populated = [i for i in range(len(groups)) if ranked[i] > 0 and not unknown[i]]
     eligible = [i for i in populated if ranked[i] / total >= min_share]
     pool = eligible or populated
     mask = np.zeros(len(groups), dtype=bool)
@@ -213,10 +227,11 @@ def _block_rows(
         max_p = _max_reference_p_values(totals, boot, reference, pool)
     total_ranked = ranked.sum()
     tail = (1 - confidence) / 2
+    unknown = unknown_mask(np.asarray(block.groups, dtype=object))
     rows: list[dict[str, Any]] = []
     for i, group in enumerate(block.groups):
         share = ranked[i] / total_ranked if total_ranked else math.nan
-        excluded = any_eligible and not share >= settings.min_share
+        excluded = any_eligible and not share >= settings.min_share and not unknown[i]
         row: dict[str, Any] = dict.fromkeys(EXPOSURE_COLUMNS)
         row.update(
             dimension=dimension_name(block.dims),
@@ -235,10 +250,12 @@ def _block_rows(
             low_sample=bool(block.searches[i] < settings.min_sample),
             n_boot=n_boot,
         )
-        compared = ranked[i] > 0 and not excluded
+        compared = ranked[i] > 0 and not excluded and not unknown[i]
         row["undefined_reason"] = (
             (NO_RANKED_REASON if block.shown[i] else NO_SHOWN_REASON)
             if ranked[i] == 0
+            else UNKNOWN_GROUP_REASON
+            if unknown[i]
             else f"excluded: under {settings.min_share:.0%} of ranked impressions"
             if excluded
             else None
@@ -263,7 +280,7 @@ def _block_rows(
             "skew": ranked[i] > 0,
             "ratio": compared,
             "treatment": compared and scored[i] > 0 and score_sum[i] > 0 and ref_scored,
-            "merit": has_merit and scored[i] > 0 and not excluded,
+            "merit": has_merit and scored[i] > 0 and not excluded and not unknown[i],
         }
         for stat, defined in values.items():
             column, prefix, p_column = _OUTPUT_NAMES[stat]

@@ -4,9 +4,15 @@ Definitions (Singh and Joachims 2018; ``docs/fairness-methods.md``):
 
 - Position weight v(j) = 1 / log2(1 + j) for rank j >= 1 (v(1) = 1, v(3) = 0.5, v(7) = 1/3).
 - Exposure of group g = mean v over g's shown impressions with a rank. Exposure ratio = Exp(g) / Exp(r), r being the
-  *best-exposed* group among groups holding at least ``min_share`` of the ranked impressions (the highest exposure
-  overall when none does; ties: more impressions, then the group name). Groups under ``min_share`` are reported but
-  not compared, as in the impact-ratio tables.
+  *best-exposed* known group among groups holding at least ``min_share`` of the ranked impressions (the highest
+  exposure among known groups when none does; ties: more impressions, then the group name). As in the impact-ratio
+  tables, ``unknown`` (and an intersection cell with an unknown part) is reported with its exposure and skew but never
+  the reference and never compared, and groups under ``min_share`` are reported but not compared.
+- Dimensions: the event dimensions of ``settings`` and their pairs, and the catalogue's attribute dimensions
+  (self-identified ``sex``, ``race_ethnicity``, joined per impression in SQL: the value in force at the impression)
+  with the catalogue intersections holding one (``sex+race_ethnicity``), as the impact tables
+  (``metrics.window.window_dimension_sets``). A tenant without self-identification has all-unknown attribute tables:
+  no reference, nothing compared, nothing raised.
 - Skew@k of g = (g's share of the impressions at rank <= k) / (g's share of all ranked impressions); k (10 by default)
   is the one SQL used for ``top_k``.
 - Exposure relative to score, two ways:
@@ -66,6 +72,7 @@ from fairness_pipeline.audits._exposure_table import (
     ZERO_SCORE_REASON,
     exposure_table,
 )
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.metrics.window import AnalysisSettings
 
 
@@ -81,8 +88,9 @@ def rank_exposure(
     """Exposure, exposure ratio, skew@k and exposure relative to score per key, dimension and group, with bootstrap.
 
     ``aggregates``: ``keys`` + ``search_id`` + the dimension columns of ``settings.dimensions`` +
-    :data:`AGGREGATE_COLUMNS` (``merit_weight_sum`` optional), and optionally ``day``: with it, each day's searches
-    are resampled on their own (stratified by day, :func:`stratum_rng` per key and day), as stored windows are.
+    :data:`AGGREGATE_COLUMNS` (``merit_weight_sum`` optional), any catalogue attribute dimension as a column (its
+    tables are analysed), and optionally ``day``: with it, each day's searches are resampled on their own
+    (stratified by day, :func:`stratum_rng` per key and day), as stored windows are.
     Returns ``keys`` + :data:`EXPOSURE_COLUMNS`. Uses ``settings`` alpha, threshold (for ``low_exposure``),
     min_share, min_sample (searches), dimensions and intersections. ``n_boot = 0`` skips the bootstrap (intervals and
     p-values NaN).
@@ -98,7 +106,9 @@ def rank_exposure(
     has_merit = "merit_weight_sum" in aggregates.columns
     if has_merit and aggregates["merit_weight_sum"].isna().any():
         raise ValueError("merit_weight_sum holds nulls: give 0 for cells without scored impressions")
-    layout = ExposureLayout.build(settings, {d: pd.unique(aggregates[d]) for d in settings.dimensions})
+    attributes = [name for name in load_catalogue().attribute_dimensions if name in aggregates.columns]
+    present = {d: pd.unique(aggregates[d]) for d in (*settings.dimensions, *attributes)}
+    layout = ExposureLayout.build(settings, present, attributes=attributes)
     by_day = "day" in aggregates.columns
     sums_by_key: dict[tuple, ExposureSums] = {}
     grouped = aggregates.groupby(keys, sort=True, dropna=False, observed=True) if keys else [((), aggregates)]

@@ -5,8 +5,14 @@ Rules:
 - A search's slate is its shown impressions (with or without rank or score); its size is their number.
 - The slate is *concentrated* on a dimension when its largest group holds strictly more than ``concentration`` (0.70)
   of the slate: 14 of 20 (70%) is not concentrated, 15 of 20 is. Compared exactly (fractions, no float tolerance).
-- ``unknown`` (missing value) is a group like any other, so a slate of mostly unknown candidates is concentrated on
-  ``unknown`` and reported as such (a data-quality signal rather than a ranking one).
+- On an event dimension (the inferred proxies) ``unknown`` (missing value) is a group like any other, so a slate of
+  mostly unknown candidates is concentrated on ``unknown`` and reported as such (a data-quality signal rather than a
+  ranking one).
+- On a candidate-attribute dimension of the catalogue (self-identified ``sex``, ``race_ethnicity``, and the catalogue
+  intersections holding one), ``unknown`` means the candidate did not answer, which says nothing about the slate: as
+  in the impact tables it is never evidence. A slate is judged on its self-identified candidates only (their number
+  is its size for ``min_slate``; the chance model uses the known groups' shares), so a tenant without
+  self-identification has no assessed slate on these dimensions (``NO_SELF_IDENTIFIED_REASON``) and nothing raised.
 - Slates with fewer than ``min_slate`` (5) shown candidates are not assessed: a slate of one is trivially 100% one
   group. They are counted in ``too_small`` and left out of the share and the test.
 - ``expected_share``: the probability that a slate of the same size is concentrated when its candidates are drawn
@@ -23,7 +29,8 @@ Rules:
   exceeds chance.
 
 Input: the per-search aggregates of :mod:`fairness_pipeline.audits.exposure` (one row per key, search_id and
-dimension values, with ``shown``), with the day among the keys: ``keys=("tenant_id", "day")``.
+dimension values, with ``shown``; ``store.audits.exposure_window`` adds the catalogue's attribute dimensions as
+columns), with the day among the keys: ``keys=("tenant_id", "day")``.
 """
 
 from __future__ import annotations
@@ -37,9 +44,11 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom, binomtest
 
-from fairness_pipeline.audits._common import adjust_p_values, analysis_dimensions, dimension_name, group_codes
+from fairness_pipeline.audits._common import adjust_p_values, dimension_name, group_codes
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import DIMENSIONS
-from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
+from fairness_pipeline.metrics.impact import unknown_mask
+from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, AnalysisSettings, window_dimension_sets
 
 DEFAULT_CONCENTRATION = 0.70
 DEFAULT_MIN_SLATE = 5
@@ -47,6 +56,7 @@ DEFAULT_WINDOW_DAYS = DEFAULT_ANALYSIS.window_days
 """Days of the metric window whose days are adjusted together (Bonferroni across days)."""
 ADJUSTMENT_METHOD = "holm across dimensions, bonferroni across the window's days"
 NO_ASSESSED_REASON = "no slate of at least the minimum size"
+NO_SELF_IDENTIFIED_REASON = "no self-identified candidate shown"
 
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "dimension",
@@ -87,15 +97,20 @@ def slate_concentration(
     min_slate: int = DEFAULT_MIN_SLATE,
     alpha: float = DEFAULT_ANALYSIS.alpha,
     window_days: int = DEFAULT_WINDOW_DAYS,
+    attributes: Sequence[str] | None = None,
 ) -> SlateConcentration:
     """Count and share of concentrated slates per key (tenant, day) and dimension, and the groups that dominate.
 
     ``aggregates``: ``keys`` + ``search_id`` + ``dimensions`` + ``shown`` (more columns are ignored). ``pairs`` adds
-    the pairwise intersections (off by default: the seed asks per dimension). ``window_days``: the days of a window
-    the adjustment covers (module docstring).
+    the pairwise intersections (off by default: the seed asks per dimension) and the catalogue intersections of the
+    attributes. ``window_days``: the days of a window the adjustment covers (module docstring). ``attributes``: the
+    catalogue attribute dimensions analysed (default: those ``aggregates`` has as columns), after ``dimensions``.
     """
     keys = list(keys)
-    needed = [*keys, "search_id", *dimensions, "shown"]
+    if attributes is None:
+        attributes = [name for name in load_catalogue().attribute_dimensions if name in aggregates.columns]
+    attributes = list(attributes)
+    needed = [*keys, "search_id", *dimensions, *attributes, "shown"]
     missing = [c for c in needed if c not in aggregates.columns]
     if missing:
         raise ValueError(f"slate aggregates lack columns {missing}")
@@ -115,20 +130,26 @@ def slate_concentration(
     key_of_search = search_keys.groupby(keys, sort=True, dropna=False).ngroup().to_numpy() if keys else 0 * size
     key_values = search_keys.drop_duplicates().reset_index(drop=True) if keys else pd.DataFrame(index=[0])
     has_slate = size > 0
-    assessed = has_slate & (size >= min_slate)
     n_keys = len(key_values) if len(frame) else 0
+    settings = AnalysisSettings(dimensions=tuple(dimensions), intersections=pairs)
     summaries, dominants = [], []
-    for dims in analysis_dimensions(tuple(dimensions), pairs=pairs):
+    for dims in window_dimension_sets(settings, (*dimensions, *attributes)):
         name = dimension_name(dims)
         codes, groups = group_codes(frame, dims)
         n_groups = len(groups)
-        per_search = np.bincount(search_of_row * n_groups + codes, weights=shown, minlength=n_searches * n_groups)
+        weights, table_size = shown, size
+        self_identified = bool(set(dims) & set(attributes))
+        if self_identified:  # only the self-identified members of a slate count (module docstring)
+            weights = np.where(unknown_mask(np.asarray(groups, dtype=object))[codes], 0, shown)
+            table_size = np.bincount(search_of_row, weights=weights, minlength=n_searches).astype(np.int64)
+        assessed = has_slate & (table_size >= min_slate)
+        per_search = np.bincount(search_of_row * n_groups + codes, weights=weights, minlength=n_searches * n_groups)
         per_search = per_search.reshape(n_searches, n_groups).astype(np.int64)
         top = per_search.argmax(axis=1)  # ties: the first group by name (irrelevant when concentrated)
         top_count = per_search.max(axis=1)
-        concentrated = assessed & (top_count * limit.denominator > limit.numerator * size)
+        concentrated = assessed & (top_count * limit.denominator > limit.numerator * table_size)
         shares = np.bincount(
-            key_of_search[search_of_row] * n_groups + codes, weights=shown, minlength=n_keys * n_groups
+            key_of_search[search_of_row] * n_groups + codes, weights=weights, minlength=n_keys * n_groups
         ).reshape(n_keys, n_groups)
         for k in range(n_keys):
             mine = key_of_search == k
@@ -136,13 +157,15 @@ def slate_concentration(
             probs = shares[k] / shares[k].sum() if shares[k].sum() else shares[k]
             summary, dominant = _key_rows(
                 name,
-                size[mine & assessed],
+                table_size[mine & assessed],
                 int((mine & has_slate & ~assessed).sum()),
                 top[mine & concentrated],
                 [str(g) for g in groups],
                 probs,
                 limit,
             )
+            if self_identified and not shares[k].sum():
+                summary["undefined_reason"] = NO_SELF_IDENTIFIED_REASON
             summaries.append({**prefix, **summary})
             dominants.extend({**prefix, **row} for row in dominant)
     summary = pd.DataFrame(summaries, columns=[*keys, *SUMMARY_COLUMNS])

@@ -6,6 +6,10 @@ Tables (migration 017): ``candidate_attributes`` holds the value in force now pe
 known value after only unknown ones, is in force from ``-infinity``: it describes the person, also before it was
 collected; a changed value from its ``collected_at``),
 ``candidate_attribute_rejects`` the input rows that could not be stored. A NULL value is ``unknown``.
+
+A load or a deletion that changes a tenant's values makes what was summarised with the old ones stale in the same
+transaction (:func:`mark_searches_stale`): the tenant's exposure day sums are dropped and its summarised days are
+asked for recomputation (``recompute_requests``), which windows and the erasure recompute sensor act on.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pandas as pd
 from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.metrics.candidate_arrays import AttributePeriods
 from fairness_pipeline.store.binary_copy import read_binary_records
+from fairness_pipeline.store.partition_lock import lock_partition
 from fairness_pipeline.store.schema import Column, Table
 
 CANDIDATE_ATTRIBUTES = Table(
@@ -149,6 +154,7 @@ SET value = EXCLUDED.value, source = EXCLUDED.source, collected_at = EXCLUDED.co
 """
 
 CHANGED_LINES = "SELECT DISTINCT line_number FROM attribute_changes"
+CHANGED_TENANTS = "SELECT DISTINCT tenant_id FROM attribute_changes"
 
 COPY_REJECTS = (
     "COPY candidate_attribute_rejects (source, line_number, tenant_id, candidate_id, raw_record, reason) "
@@ -206,9 +212,11 @@ def store_attribute_rows(
 
     A line is stored when at least one of its attributes is new for the candidate or differs from the value in force
     (which it replaces, closing the old value's history row); otherwise it is unchanged and nothing is written.
-    Several lines of one candidate apply in file order.
+    Several lines of one candidate apply in file order. The tenants whose values changed have their searches marked
+    stale in the same transaction (:func:`mark_searches_stale`).
     """
     changed: set[int] = set()
+    tenants: set[str] = set()
     with conn, conn.cursor() as cur:
         if rows:
             cur.execute(CREATE_STAGING)
@@ -227,10 +235,13 @@ def store_attribute_rows(
             cur.execute(UPSERT_CURRENT, {"source": source})
             cur.execute(CHANGED_LINES)
             changed.update(line for (line,) in cur.fetchall())
+            cur.execute(CHANGED_TENANTS)
+            tenants.update(tenant for (tenant,) in cur.fetchall())
             cur.execute(DROP_CHANGES)
         if rejects:
             records = [(source, r.line_number, r.tenant_id, r.candidate_id, r.raw_record, r.reason) for r in rejects]
             cur.copy_expert(COPY_REJECTS, _csv_bytes(records))
+        mark_searches_stale(cur, sorted(tenants), "attributes loaded")
     return len(changed), len(rows) - len(changed)
 
 
@@ -258,7 +269,50 @@ def delete_candidate(conn, tenant_id: str, candidate_id: str) -> dict[str, int]:
         for statement, name in zip(ERASE_ATTRIBUTES.values(), names, strict=True):
             cur.execute(statement, {"tenant_id": tenant_id, "candidate_id": candidate_id})
             deleted[name] = cur.rowcount
+        if deleted["attributes"] or deleted["history"]:
+            mark_searches_stale(cur, [tenant_id], "attributes deleted")
     return deleted
+
+
+# --- staleness of what was summarised with them -------------------------------------------------------------------
+
+DELETE_TENANT_EXPOSURE_SUMS = "DELETE FROM exposure_day_sums WHERE tenant_id = ANY(%(tenants)s::text[])"
+
+TENANT_SEARCH_DAYS = """
+SELECT day, array_agg(tenant ORDER BY tenant)
+FROM search_daily_aggregates_days, unnest(tenants) AS tenant
+WHERE tenant = ANY(%(tenants)s::text[])
+GROUP BY day
+ORDER BY day
+"""
+
+REQUEST_TENANT_RECOMPUTE = """
+INSERT INTO recompute_requests (day, tenant_id, reason, requested_at)
+SELECT day, tenant_id, %(reason)s, clock_timestamp()
+FROM unnest(%(days)s::date[], %(tenant_ids)s::text[]) AS r(day, tenant_id)
+"""
+"""``clock_timestamp()``, not the transaction's start: taken after the days' locks, so that a summary written
+before it (by a transaction that could not see these values) is older than the request, hence stale."""
+
+
+def mark_searches_stale(cur, tenants: Sequence[str], reason: str) -> int:
+    """After a change of ``tenants``' attributes: drop their stored exposure day sums and ask for the recomputation
+    (``recompute_requests``) of every day whose searches were summarised with their values, under each day's
+    search_daily_aggregates lock. A window re-aggregates a tenant-day asked for after it was summarised
+    (``store.audits.refresh_stale_searches``), and the erasure recompute sensor re-runs the days. Returns the
+    tenant-days asked for."""
+    if not tenants:
+        return 0
+    cur.execute(DELETE_TENANT_EXPOSURE_SUMS, {"tenants": list(tenants)})
+    cur.execute(TENANT_SEARCH_DAYS, {"tenants": list(tenants)})
+    days = cur.fetchall()
+    for day, _ in days:  # ascending, as the pipeline's transactions take them
+        lock_partition(cur, "search_daily_aggregates", day)
+    pairs = [(day, tenant) for day, day_tenants in days for tenant in day_tenants]
+    if pairs:
+        params = {"days": [d for d, _ in pairs], "tenant_ids": [t for _, t in pairs], "reason": reason}
+        cur.execute(REQUEST_TENANT_RECOMPUTE, params)
+    return len(pairs)
 
 
 # --- reading -------------------------------------------------------------------------------------------------------
@@ -439,6 +493,26 @@ def attribute_periods(
     statement = cur.mogrify(ATTRIBUTE_PERIODS_WINDOW, params).decode()
     groups = read_binary_records(cur, statement, ATTRIBUTE_PERIODS_WINDOW_KINDS)
     return AttributePeriods.from_groups(names, vocabularies, window_days, groups)
+
+
+ATTRIBUTED_TENANTS = """
+WITH RECURSIVE tenants AS (
+    (SELECT tenant_id FROM candidate_attributes ORDER BY tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.tenant_id FROM candidate_attributes c WHERE c.tenant_id > t.tenant_id
+            ORDER BY c.tenant_id LIMIT 1)
+    FROM tenants t
+    WHERE t.tenant_id IS NOT NULL
+)
+SELECT tenant_id::text FROM tenants WHERE tenant_id IS NOT NULL
+"""
+"""The tenants holding any attribute row, by a skip scan of the key (one index probe per tenant, not a table scan)."""
+
+
+def attributed_tenants(cur) -> list[str]:
+    """The tenants that have loaded any self-identification (other tenants' attributes are all unknown)."""
+    cur.execute(ATTRIBUTED_TENANTS)
+    return [tenant for (tenant,) in cur.fetchall()]
 
 
 # --- counting (tests and the command line check what the tables hold) ---------------------------------------------

@@ -2,14 +2,17 @@
 
 Time bounds are UTC instants (``%(window_start)s`` inclusive, ``%(window_stop)s`` exclusive); day bounds are dates.
 The statements aggregate in the database: Python receives one row per search and dimension cell (exposure, slates)
-or per dimension cell (scoring), never one row per event.
+or per dimension cell (scoring), never one row per event. Search rows also carry the candidates' self-identified
+attribute values in force at each impression (``store.attributes.IN_FORCE_VALUES``), so that exposure and slates
+cover the catalogue's attribute dimensions; a tenant-day asked for recomputation after it was summarised (attributes
+loaded or deleted since) is re-aggregated by the next exposure window (:func:`refresh_stale_searches`).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -21,7 +24,7 @@ from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_module
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
-from fairness_pipeline.store.attributes import attribute_periods
+from fairness_pipeline.store.attributes import IN_FORCE_VALUES, attribute_periods, attributed_tenants
 from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
 from fairness_pipeline.store.partition_lock import lock_partition
 from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days
@@ -59,6 +62,11 @@ SEARCH_DAILY_AGGREGATES = Table(
             nullable=False,
         ),
         Column("search_number", "integer", nullable=False),
+        Column(
+            "attribute_values",
+            "text[]",
+            "each attribute of the day's `attributes` in force at the impression (NULL: tenant without any)",
+        ),
     ),
     key=(),
     unique=(("day", "tenant_id", "search_id"),),
@@ -73,6 +81,7 @@ SEARCH_DAILY_AGGREGATES_DAYS = Table(
         Column("aggregate_rows", "bigint", nullable=False),
         Column("aggregated_at", "timestamp with time zone", nullable=False),
         Column("tenants", "text[]", nullable=False),
+        Column("attributes", "text[]", "the attributes whose values the day's rows carry, in order", nullable=False),
     ),
     key=("day",),
 )
@@ -332,20 +341,25 @@ FAIRNESS_TRENDS = Table(
 # - a rank below 1 counts as missing (the validation suite rejects them, the rule holds anyway);
 # - merit ranks: a search's scored impressions' ranks sorted ascending are handed out by score descending (ties by
 #   rank, then candidate), `audits.exposure.search_aggregates` being the reference. Scored impressions sort first in
-#   both windows, so the n-th by score gets the n-th smallest rank (nth_value), without a join.
+#   both windows, so the n-th by score gets the n-th smallest rank (nth_value), without a join;
+# - attributes: for the tenants in `%(attributed_tenants)s` (those that loaded any), the value of each of
+#   `%(attributes)s` in force at the impression (`store.attributes.IN_FORCE_VALUES`: an index probe per impression of
+#   the day's searches); other tenants' values are NULL (all unknown) with no probe;
+# - `%(tenant_ids)s`: NULL for every tenant, or the tenants to re-aggregate (their search numbers are the same).
 # Window functions only (no join between intermediate results): every step streams over the sorted impressions. Sums
 # are ordered aggregates so that a re-run gives the same floating-point values whatever the plan.
-SEARCH_AGGREGATES = """
+SEARCH_AGGREGATES = f"""
 WITH shown AS (
     SELECT DISTINCT ON (tenant_id, search_id, candidate_id)
-        tenant_id, search_id, candidate_id, timestamp, company_tier, experience_band, specialty,
+        tenant_id, search_id, candidate_id, timestamp AS first_at, company_tier, experience_band, specialty,
         CASE WHEN rank >= 1 THEN rank END AS rank, score::float8 AS score
     FROM validated_selection_events
     WHERE event_type = 'shown' AND timestamp >= %(scan_start)s AND timestamp < %(window_stop)s
+      AND (%(tenant_ids)s::text[] IS NULL OR tenant_id = ANY(%(tenant_ids)s::text[]))
     ORDER BY tenant_id, search_id, candidate_id, timestamp, event_id
 ),
 dated AS (
-    SELECT *, min(timestamp) OVER (PARTITION BY tenant_id, search_id) AS search_start,
+    SELECT *, min(first_at) OVER (PARTITION BY tenant_id, search_id) AS search_start,
            rank IS NOT NULL AND score IS NOT NULL AS is_scored
     FROM shown
 ),
@@ -359,12 +373,14 @@ merit AS (
     SELECT *, ln(2::float8) / ln(1 + rank::float8) AS weight,
            ln(2::float8) / ln(1 + nth_value(rank, by_score::int) OVER (
                PARTITION BY tenant_id, search_id ORDER BY is_scored DESC, rank, candidate_id
-               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)::float8) AS merit_weight
+               ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)::float8) AS merit_weight,
+           CASE WHEN tenant_id = ANY(%(attributed_tenants)s::text[])
+                THEN {IN_FORCE_VALUES.format(alias="slotted")} END AS attribute_values
     FROM slotted
 )
 SELECT tenant_id, (search_start AT TIME ZONE 'UTC')::date AS day, search_id,
        dense_rank() OVER (PARTITION BY tenant_id ORDER BY search_id COLLATE "C")::int4 AS search_number,
-       company_tier, experience_band, specialty,
+       company_tier, experience_band, specialty, attribute_values,
        count(*) AS shown,
        count(rank) AS ranked,
        coalesce(sum(weight ORDER BY candidate_id), 0) AS weight_sum,
@@ -374,28 +390,53 @@ SELECT tenant_id, (search_start AT TIME ZONE 'UTC')::date AS day, search_id,
        coalesce(sum(weight ORDER BY candidate_id) FILTER (WHERE is_scored), 0) AS scored_weight_sum,
        coalesce(sum(merit_weight ORDER BY candidate_id) FILTER (WHERE is_scored), 0) AS merit_weight_sum
 FROM merit
-GROUP BY tenant_id, search_id, search_start, company_tier, experience_band, specialty
-ORDER BY tenant_id, search_id, search_start, company_tier, experience_band, specialty
+GROUP BY tenant_id, search_id, search_start, company_tier, experience_band, specialty, attribute_values
+ORDER BY tenant_id, search_id, search_start, company_tier, experience_band, specialty, attribute_values
 """
 
 SEARCH_AGGREGATE_COLUMNS = """tenant_id, day, search_id, search_number, company_tier, experience_band, specialty, shown,
     ranked, weight_sum, top_k, scored, score_sum, scored_weight_sum, merit_weight_sum"""
+"""The columns :func:`search_aggregates` reads (:func:`exposure_window` reads the attribute values too, coded)."""
+
+SEARCH_INSERT_COLUMNS = """tenant_id, day, search_id, search_number, company_tier, experience_band, specialty,
+    attribute_values, shown, ranked, weight_sum, top_k, scored, score_sum, scored_weight_sum, merit_weight_sum"""
 
 DELETE_SEARCH_DAY = "DELETE FROM search_daily_aggregates WHERE day = %(day)s"
 
-INSERT_SEARCH_DAY = f"INSERT INTO search_daily_aggregates ({SEARCH_AGGREGATE_COLUMNS})\n{SEARCH_AGGREGATES}"
+DELETE_SEARCH_TENANTS_DAY = (
+    "DELETE FROM search_daily_aggregates WHERE day = %(day)s AND tenant_id = ANY(%(tenant_ids)s::text[])"
+)
+
+INSERT_SEARCH_DAY = f"INSERT INTO search_daily_aggregates ({SEARCH_INSERT_COLUMNS})\n{SEARCH_AGGREGATES}"
 """The searches that start on the day (``window_start`` .. ``window_stop`` = the day's bounds)."""
 
 RECORD_SEARCH_DAY = """
-INSERT INTO search_daily_aggregates_days (day, searches, aggregate_rows, tenants)
+INSERT INTO search_daily_aggregates_days (day, searches, aggregate_rows, tenants, attributes)
 SELECT %(day)s, count(DISTINCT (tenant_id, search_id)), count(*),
-       coalesce(array_agg(DISTINCT tenant_id::text ORDER BY tenant_id::text), '{}')
+       coalesce(array_agg(DISTINCT tenant_id::text ORDER BY tenant_id::text), '{}'), %(attributes)s::text[]
 FROM search_daily_aggregates WHERE day = %(day)s
 ON CONFLICT (day) DO UPDATE
 SET searches = EXCLUDED.searches, aggregate_rows = EXCLUDED.aggregate_rows, tenants = EXCLUDED.tenants,
-    aggregated_at = now()
+    attributes = EXCLUDED.attributes, aggregated_at = now()
 RETURNING searches
 """
+
+STALE_SEARCH_DAYS = """
+SELECT d.day, d.attributes IS DISTINCT FROM %(attributes)s::text[] AS attributes_differ,
+       coalesce((SELECT array_agg(DISTINCT r.tenant_id::text ORDER BY r.tenant_id::text) FROM recompute_requests r
+                 WHERE r.day = d.day AND r.requested_at > d.aggregated_at), '{}') AS requested
+FROM search_daily_aggregates_days d
+WHERE d.day BETWEEN %(first_day)s AND %(last_day)s
+  AND (d.attributes IS DISTINCT FROM %(attributes)s::text[]
+       OR EXISTS (SELECT 1 FROM recompute_requests r WHERE r.day = d.day AND r.requested_at > d.aggregated_at))
+ORDER BY d.day
+"""
+"""Aggregated days summarised with other attributes than the catalogue's (all their tenants are stale), or with tenants
+asked for recomputation after the day was summarised (a load or deletion of attributes, an erasure)."""
+
+DELETE_TENANTS_EXPOSURE_SUMS_DAY = (
+    "DELETE FROM exposure_day_sums WHERE day = %(day)s AND tenant_id = ANY(%(tenant_ids)s::text[])"
+)
 
 AGGREGATED_DAYS = """
 SELECT day FROM search_daily_aggregates_days WHERE day BETWEEN %(first_day)s AND %(last_day)s ORDER BY day
@@ -406,7 +447,7 @@ COPY (
     SELECT {SEARCH_AGGREGATE_COLUMNS}
     FROM search_daily_aggregates
     WHERE day BETWEEN {{first_day}} AND {{last_day}}
-    ORDER BY day, tenant_id, search_id, company_tier, experience_band, specialty
+    ORDER BY day, tenant_id, search_id, company_tier, experience_band, specialty, attribute_values
 ) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '\\N')
 """
 """The stored rows of the days as text, in a stable order, through COPY (several times faster than a cursor), for
@@ -419,11 +460,11 @@ WHERE day BETWEEN %(first_day)s AND %(last_day)s ORDER BY tenant
 """
 
 
-def code_of(column: str, values: Sequence[str], sql_type: str = "int2") -> sql.Composed:
-    """A SQL expression coding ``column`` as its 1-based position in ``values``: 0 when NULL or blank, -1 otherwise
-    (also for an empty ``values``, e.g. a window without tenants). A CASE of literals: per row it costs a few
-    comparisons (``array_position`` costs several times more)."""
-    name = sql.Identifier(column)
+def code_of(column: str | sql.Composable, values: Sequence[str], sql_type: str = "int2") -> sql.Composed:
+    """A SQL expression coding ``column`` (a column name or an expression) as its 1-based position in ``values``: 0
+    when NULL or blank, -1 otherwise (also for an empty ``values``, e.g. a window without tenants). A CASE of
+    literals: per row it costs a few comparisons (``array_position`` costs several times more)."""
+    name = sql.Identifier(column) if isinstance(column, str) else column
     otherwise = sql.SQL("CASE WHEN nullif(btrim({name}), '') IS NULL THEN 0 ELSE -1 END").format(name=name)
     if values:
         branches = [sql.SQL("WHEN {} THEN {}").format(sql.Literal(v), sql.Literal(i)) for i, v in enumerate(values, 1)]
@@ -444,21 +485,45 @@ def coded_columns(tenants: Sequence[str]) -> sql.Composed:
     return sql.SQL(", ").join(codes)
 
 
+def attribute_codes(attributes: Sequence[str]) -> tuple[sql.Composed, sql.Composed]:
+    """The ``{positions}`` and ``{attribute_codes}`` of :data:`SEARCH_WINDOW_CODES`: where each attribute sits in its
+    day's ``attributes`` (NULL when the day was summarised without it: unknown), and the value there coded by
+    :func:`code_of` in the catalogue's values."""
+    catalogue = load_catalogue()
+    positions = [
+        sql.SQL("array_position(attributes, {}) AS {}").format(sql.Literal(name), sql.Identifier(f"position_{i}"))
+        for i, name in enumerate(attributes)
+    ]
+    codes = [
+        sql.SQL("{} AS {}").format(
+            code_of(sql.SQL("attribute_values[{}]").format(sql.Identifier(f"position_{i}")), catalogue.values(name)),
+            sql.Identifier(name),
+        )
+        for i, name in enumerate(attributes)
+    ]
+    return sql.SQL("").join(sql.SQL(", {}").format(p) for p in positions), sql.SQL("").join(
+        sql.SQL(", {}").format(c) for c in codes
+    )
+
+
 # The stored searches of a window as fixed-width numbers, for `store.binary_copy` (the exposure bootstrap reads about
 # one row per impression: binary doubles instead of printed ones, codes instead of text). The tenant and dimension
-# values are coded by `coded_columns`; a search is (day_offset, search_number); the reader orders the rows, so
-# the statement needs no sort. Placeholders are filled with `psycopg2.sql` values (COPY takes no bind parameters).
+# values are coded by `coded_columns`, the attributes by `attribute_codes`; a search is (day_offset, search_number);
+# the reader orders the rows, so the statement needs no sort. Placeholders are filled with `psycopg2.sql` values (COPY
+# takes no bind parameters).
 SEARCH_WINDOW_CODES = """
 COPY (
-    SELECT {codes}, (day - {first_day}::date)::int4 AS day_offset, search_number::int4, shown::int4, ranked::int4,
-           weight_sum::float8, top_k::int4, scored::int4, score_sum::float8, scored_weight_sum::float8,
-           merit_weight_sum::float8
-    FROM search_daily_aggregates
+    WITH days AS (
+        SELECT day{positions} FROM search_daily_aggregates_days WHERE day BETWEEN {first_day} AND {last_day}
+    )
+    SELECT {codes}{attribute_codes}, (day - {first_day}::date)::int4 AS day_offset, search_number::int4,
+           shown::int4, ranked::int4, weight_sum::float8, top_k::int4, scored::int4, score_sum::float8,
+           scored_weight_sum::float8, merit_weight_sum::float8
+    FROM search_daily_aggregates LEFT JOIN days USING (day)
     WHERE day BETWEEN {first_day} AND {last_day}
 ) TO STDOUT WITH (FORMAT binary)
 """
 SEARCH_WINDOW_CODE_COLUMNS: tuple[tuple[str, str], ...] = (
-    *CODE_COLUMNS,
     ("day_offset", "int4"),
     ("search_number", "int4"),
     ("shown", "int4"),
@@ -470,7 +535,8 @@ SEARCH_WINDOW_CODE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("scored_weight_sum", "float8"),
     ("merit_weight_sum", "float8"),
 )
-"""The columns of :data:`SEARCH_WINDOW_CODES` and their PostgreSQL types, in order."""
+"""The columns of :data:`SEARCH_WINDOW_CODES` after :data:`CODE_COLUMNS` and the attributes' codes (int2 each), and
+their PostgreSQL types, in order."""
 
 
 # Windows that count candidates read each day's candidates as arrays (candidate_day_arrays: per tenant, day and event
@@ -706,22 +772,64 @@ SEARCH_LOOKBACK = timedelta(days=1)
 first shown event only."""
 
 
-def replace_search_day(cur, bounds: Mapping[str, Any], top_k: int) -> tuple[int, int]:
-    """Replace the day's search aggregates (and drop its exposure day sums, which depend on them) and record the day;
-    returns (aggregate rows, searches). The caller holds the day's search_daily_aggregates lock."""
-    params = {
+def _search_day_params(cur, bounds: Mapping[str, Any], top_k: int, tenant_ids: Sequence[str] | None) -> dict[str, Any]:
+    """The parameters of :data:`INSERT_SEARCH_DAY` and its companions for a day (``tenant_ids``: None for all)."""
+    return {
         "day": bounds["day"],
         "scan_start": bounds["day_start"] - SEARCH_LOOKBACK,
         "window_start": bounds["day_start"],
         "window_stop": bounds["day_end"],
         "top_k": top_k,
+        "tenant_ids": None if tenant_ids is None else list(tenant_ids),
+        "attributes": list(load_catalogue().attribute_dimensions),
+        "attributed_tenants": attributed_tenants(cur),
     }
+
+
+def replace_search_day(cur, bounds: Mapping[str, Any], top_k: int) -> tuple[int, int]:
+    """Replace the day's search aggregates (and drop its exposure day sums, which depend on them) and record the day;
+    returns (aggregate rows, searches). The caller holds the day's search_daily_aggregates lock."""
+    params = _search_day_params(cur, bounds, top_k, None)
     cur.execute(DELETE_SEARCH_DAY, params)
     cur.execute(DELETE_ALL_EXPOSURE_SUMS_DAY, params)
     cur.execute(INSERT_SEARCH_DAY, params)
     rows = cur.rowcount
     cur.execute(RECORD_SEARCH_DAY, params)
     return rows, cur.fetchone()[0]
+
+
+def refresh_stale_searches(cur, first_day: date, last_day: date, top_k: int = exposure.DEFAULT_TOP_K) -> list[date]:
+    """Re-aggregate, under each day's lock, the stale tenants of the days (``STALE_SEARCH_DAYS``: attributes loaded or
+    deleted, or an erasure, after the day was summarised; every tenant of a day summarised with other attributes
+    than the catalogue's) and drop their exposure day sums. Returns the days re-aggregated."""
+    attributes = list(load_catalogue().attribute_dimensions)
+    window = {"first_day": first_day, "last_day": last_day, "attributes": attributes}
+    cur.execute(STALE_SEARCH_DAYS, window)
+    refreshed = []
+    for day in [row[0] for row in cur.fetchall()]:
+        lock_partition(cur, "search_daily_aggregates", day)
+        cur.execute(STALE_SEARCH_DAYS, {**window, "first_day": day, "last_day": day})  # again, under the lock
+        row = cur.fetchone()
+        if row is None:
+            continue  # another transaction refreshed it meanwhile
+        _, attributes_differ, requested = row
+        bounds = day_bounds_utc(day)
+        if attributes_differ:
+            replace_search_day(cur, bounds, top_k)
+        else:
+            params = _search_day_params(cur, bounds, top_k, requested)
+            cur.execute(DELETE_SEARCH_TENANTS_DAY, params)
+            cur.execute(DELETE_TENANTS_EXPOSURE_SUMS_DAY, params)
+            cur.execute(INSERT_SEARCH_DAY, params)
+            cur.execute(RECORD_SEARCH_DAY, params)
+        refreshed.append(day)
+    return refreshed
+
+
+def day_bounds_utc(day: date) -> dict[str, Any]:
+    """A UTC day's bounds as :func:`replace_search_day` takes them."""
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    return {"day": day, "day_start": start, "day_end": start + timedelta(days=1)}
 
 
 def search_aggregates(cur, first_day: date, last_day: date) -> pd.DataFrame:
@@ -744,30 +852,40 @@ def search_aggregates(cur, first_day: date, last_day: date) -> pd.DataFrame:
 
 def exposure_window(cur, first_day: date, last_day: date) -> pd.DataFrame:
     """The window's stored search sums as ``audits.exposure.rank_exposure`` takes them, read through one binary COPY of
-    numbers (tenant and dimensions coded by :func:`coded_columns`): ``search_id`` is an integer that sorts as (day,
-    search id) within a tenant, ``tenant_id`` and dimensions are categoricals (missing = NaN), rows in (tenant,
+    numbers (tenant and dimensions coded by :func:`coded_columns`, the catalogue's attributes by
+    :func:`attribute_codes`): ``search_id`` is an integer that sorts as (day, search id) within a tenant,
+    ``tenant_id``, the dimensions and the attributes are categoricals (missing = NaN: unknown), rows in (tenant,
     search, dimension codes) order. Raises ValueError on a tenant not listed for the window's days or a dimension
     value outside the vocabulary."""
     cur.execute(WINDOW_TENANTS, {"first_day": first_day, "last_day": last_day})
     tenants = [row[0] for row in cur.fetchall()]
+    catalogue = load_catalogue()
+    attributes = catalogue.attribute_dimensions
+    positions, attribute_columns = attribute_codes(attributes)
     composed = sql.SQL(SEARCH_WINDOW_CODES).format(
-        codes=coded_columns(tenants), first_day=sql.Literal(first_day), last_day=sql.Literal(last_day)
+        codes=coded_columns(tenants),
+        positions=positions,
+        attribute_codes=attribute_columns,
+        first_day=sql.Literal(first_day),
+        last_day=sql.Literal(last_day),
     )
-    arrays = read_binary_copy(cur, composed.as_string(cur.connection), SEARCH_WINDOW_CODE_COLUMNS)
+    columns = (*CODE_COLUMNS, *((name, "int2") for name in attributes), *SEARCH_WINDOW_CODE_COLUMNS)
+    arrays = read_binary_copy(cur, composed.as_string(cur.connection), columns)
     if (arrays["tenant"] < 1).any():
         raise ValueError(f"the window holds rows of tenants other than {tenants}")
     tenant_id = pd.Categorical.from_codes(arrays.pop("tenant").astype(np.int64) - 1, categories=tenants)
     dimensions = {}
-    for dim in DIMENSIONS:
+    for dim in (*DIMENSIONS, *attributes):
+        values = DIMENSION_VALUES[dim] if dim in DIMENSION_VALUES else catalogue.values(dim)
         if (arrays[dim] < 0).any():
-            raise ValueError(f"{dim} values outside the vocabulary {list(DIMENSION_VALUES[dim])}")
-        dimensions[dim] = pd.Categorical.from_codes(arrays[dim].astype(np.int64) - 1, categories=DIMENSION_VALUES[dim])
+            raise ValueError(f"{dim} values outside the vocabulary {list(values)}")
+        dimensions[dim] = pd.Categorical.from_codes(arrays[dim].astype(np.int64) - 1, categories=values)
     search = (arrays.pop("day_offset").astype(np.int64) << 32) | arrays.pop("search_number").astype(np.int64)
-    keys = [dimensions[dim].codes for dim in reversed(DIMENSIONS)] + [search, tenant_id.codes]
+    keys = [dimensions[dim].codes for dim in reversed(dimensions)] + [search, tenant_id.codes]
     order = np.lexsort(keys)  # one row order whatever the physical order: the same float sums on every read
     frame = pd.DataFrame({"tenant_id": tenant_id[order], "search_id": search[order]})
-    for dim in DIMENSIONS:
-        frame[dim] = dimensions[dim][order]
+    for dim, values in dimensions.items():
+        frame[dim] = values[order]
     for column in exposure.AGGREGATE_COLUMNS:
         frame[column] = arrays[column][order]
     return frame
@@ -799,8 +917,9 @@ def store_exposure_day_sums(cur, layout: exposure.ExposureLayout, n_boot: int, s
 def exposure_window_sums(
     cur, layout: exposure.ExposureLayout, n_boot: int, seed: int, first_day: date, last_day: date
 ) -> tuple[dict[tuple, exposure.ExposureSums], list[date]]:
-    """Per tenant, the window's exposure sums: the stored per-day sums (``exposure_day_sums``), after computing and
-    storing those of the days that lack them (:func:`store_exposure_day_sums`). Returns the sums and the days
+    """Per tenant, the window's exposure sums: the stored per-day sums (``exposure_day_sums``), after re-aggregating
+    the stale tenant-days (:func:`refresh_stale_searches`: attributes loaded or deleted since) and computing and
+    storing the sums of the days that lack them (:func:`store_exposure_day_sums`). Returns the sums and the days
     computed."""
     params = {
         "first_day": first_day,
@@ -809,6 +928,7 @@ def exposure_window_sums(
         "n_boot": n_boot,
         "bootstrap_seed": seed,
     }
+    refresh_stale_searches(cur, first_day, last_day)
     cur.execute(EXPOSURE_SUM_DAYS, params)
     computed = [day for day, tenants, stored in cur.fetchall() if sorted(tenants) != sorted(stored)]
     for day in computed:
