@@ -1,5 +1,5 @@
 """Dimensions as data: a dimension added or replaced by editing a YAML file, with no code change, is generated,
-loaded, validated and analysed."""
+loaded, validated and analysed; tenants without self-identification get no attribute tables."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import textwrap
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,6 +19,7 @@ from fairness_pipeline import synthetic
 from fairness_pipeline.catalogue import DIMENSIONS_ENV, load_catalogue
 from fairness_pipeline.ingest.attributes import load_attribute_file
 from fairness_pipeline.ingest.frames import load_frames
+from fairness_pipeline.metrics.impact import unanswered_attribute_table
 from fairness_pipeline.metrics.window import AnalysisSettings, analyse_window
 from fairness_pipeline.store import analysis, validation
 
@@ -106,6 +108,41 @@ def test_an_attribute_dimension_added_in_yaml_is_generated_loaded_and_analysed(
     assert ratio == pytest.approx(0.5, abs=0.15)  # the planted factor
     known = oracle.drop("unknown")["n"]
     assert known["protected_veteran"] / known.sum() == pytest.approx(0.3, abs=0.03)  # the declared shares
+
+
+def _cells(rng: np.random.Generator, tenant: str, answered: bool) -> pd.DataFrame:
+    """Window cells of one tenant: every proxy combination, with sex and race answers only when ``answered``."""
+    catalogue = load_catalogue()
+    rows = []
+    for pair in ("shown->clicked", PAIR):
+        for tier in (*catalogue.values("company_tier"), None):
+            for band in catalogue.values("experience_band"):
+                for sex in (*catalogue.values("sex"), None) if answered else (None,):
+                    for race in ("white", "asian", None) if answered else (None,):
+                        n = int(rng.integers(5, 60))
+                        rows.append((tenant, pair, tier, band, "backend", sex, race, n, int(rng.integers(0, n))))
+    columns = ["tenant_id", "stage_pair", "company_tier", "experience_band", "specialty", "sex", "race_ethnicity"]
+    return pd.DataFrame(rows, columns=[*columns, "n", "x"])
+
+
+def test_tenants_without_self_identification_get_no_attribute_tables() -> None:
+    rng = np.random.default_rng(8)
+    answered, silent = _cells(rng, "tenant-a", True), _cells(rng, "tenant-b", False)
+    settings = AnalysisSettings()
+    both = analyse_window(pd.concat([answered, silent], ignore_index=True), settings)
+    alone = analyse_window(answered, settings)
+    proxies_only = analyse_window(silent.drop(columns=["sex", "race_ethnicity"]), settings)
+    for name in ("frames", "impacts"):
+        got = getattr(both, name)
+        for tenant, expected in (("tenant-a", getattr(alone, name)), ("tenant-b", getattr(proxies_only, name))):
+            own = got[got["tenant_id"] == tenant].reset_index(drop=True)
+            pd.testing.assert_frame_equal(own, expected.reset_index(drop=True), check_dtype=False)
+    dimensions = set(both.impacts.loc[both.impacts["tenant_id"] == "tenant-a", "dimension"])
+    assert {"sex", "race_ethnicity", "sex+race_ethnicity"} <= dimensions
+    assert not any(
+        unanswered_attribute_table(str(dimension), rows)
+        for (_, _, dimension), rows in both.impacts.groupby(["tenant_id", "stage_pair", "dimension"])
+    )
 
 
 REPLACED_TIERS = """
