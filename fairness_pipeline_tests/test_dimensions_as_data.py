@@ -238,3 +238,21 @@ def test_an_event_dimension_replaced_in_yaml_is_ingested_validated_and_counted(
     known = {k: v for k, v in tiers.items() if k != "unknown"}
     assert known["nonprofit"] / sum(known.values()) == pytest.approx(0.5, abs=0.05)  # the declared shares, 1:3:4
     assert known["public_sector"] / sum(known.values()) == pytest.approx(0.125, abs=0.04)
+
+
+@pytest.mark.slow  # a subprocess: the catalogue is read as the command's modules load
+def test_a_broken_user_catalogue_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "dimensions.yaml").write_text("dimensions: {age: {source: attribute, values: []}}")
+    done = subprocess.run(
+        [sys.executable, "-m", "fairness_pipeline.cli.main", "attributes", "dimensions"],
+        env={**os.environ, DIMENSIONS_ENV: str(tmp_path / "dimensions.yaml")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'dimensions.yaml'}: dimension 'age': 'values' must be a non-empty mapping code: label "
+        "(or a list of codes)"
+    ]
