@@ -14,6 +14,11 @@ Two simulations, both through the project's domain functions (no Dagster, no dat
    shares, nested binomial funnel stages with the generator's stage probabilities, equal for every group), through
    ``metrics.window`` and ``risk.assess``; ``--null-tenants`` tenant-windows per volume. Cheap, so many.
 
+``--self-identification`` instead runs the fair generator windows twice on the same seeds, without and with every
+candidate's self-identification (the generator's answers: sex and race/ethnicity, about 6% unknown each, one race
+category under 2%), so that the window also analyses the LL144 tables (``sex``, ``race_ethnicity``,
+``sex+race_ethnicity``): their own false alarms, and the verdict's, with and without them.
+
 Printed per volume: false-alarm rates per audit family (per table: any group significant after the table's own
 adjustment, and any *finding* -- significant and below the practical threshold), the verdict levels, reports that
 claim a significant adverse impact, and power (``tenant-1`` HIGH or above, and the planted group found), each with a
@@ -158,10 +163,43 @@ def verdict_outcome(
             tally.add(f"{kind} level raised by rule {rule}", rule in raised)
 
 
+def cells_with_answers(
+    events: pd.DataFrame, first: dt.date, last: dt.date, answers: pd.DataFrame, attributes: list[str]
+) -> pd.DataFrame:
+    """``window_cells`` with each candidate's answers as further columns (None: unknown): the candidates are split by
+    their combination of answers, which a candidate keeps for the whole window, and each part counted apart."""
+    keyed = events.merge(answers, on=["tenant_id", "candidate_id"], how="left", validate="many_to_one")
+    combination = keyed[attributes].astype(object).fillna(UNKNOWN_GROUP)
+    parts = []
+    for values, part in keyed.groupby([combination[a] for a in attributes], sort=True):
+        cells = window_cells(part.drop(columns=attributes), first, last)
+        for name, value in zip(attributes, values, strict=True):
+            cells[name] = None if value == UNKNOWN_GROUP else value
+        parts.append(cells)
+    return pd.concat(parts, ignore_index=True)
+
+
+def generated_answers(config: synthetic.GeneratorConfig) -> tuple[pd.DataFrame, list[str]]:
+    """Every pool candidate's self-identification (``declined`` and blank as None) and the attribute names."""
+    answers = pd.concat(list(synthetic.attribute_frames(config)), ignore_index=True)
+    attributes = [c for c in answers.columns if c not in ("tenant_id", "candidate_id")]
+    for name in attributes:
+        known = answers[name].astype(object)
+        answers[name] = known.where(known.notna() & (known != "declined"), None)
+    return answers, attributes
+
+
 def generator_window(
-    volume: int, seed: int, factor: float | None, n_boot: int, settings: AnalysisSettings, tally: Tally
+    volume: int,
+    seed: int,
+    factor: float | None,
+    n_boot: int,
+    settings: AnalysisSettings,
+    tally: Tally,
+    self_identified: bool = False,
 ) -> None:
-    """One seed of the generator: 3 tenants, one 30-day window, every audit and the verdict."""
+    """One seed of the generator: 3 tenants, one 30-day window, every audit and the verdict; with
+    ``self_identified``, every candidate's answers too (the LL144 tables)."""
     bias = (f"{PLANTED[0]}={PLANTED[1]}:{factor}",) if factor is not None else ()
     config = synthetic.GeneratorConfig(
         seed=seed,
@@ -173,7 +211,20 @@ def generator_window(
     )
     events = pd.concat(list(synthetic.generate_events(config)), ignore_index=True)
     first, last = config.start, config.end - dt.timedelta(days=1)
-    impacts = impacts_for_counts(group_counts(window_cells(events, first, last), settings), settings)
+    if self_identified:
+        answers, attributes = generated_answers(config)
+        cells = cells_with_answers(events, first, last, answers, attributes)
+    else:
+        cells = window_cells(events, first, last)
+    impacts = impacts_for_counts(group_counts(cells, settings), settings)
+    ll144 = impacts["dimension"].isin(["sex", "race_ethnicity", "sex+race_ethnicity"])
+    for name, frame in (("LL144", impacts[ll144]), ("proxy", impacts[~ll144])):
+        if factor is None and len(frame):
+            tables, any_sig, any_finding = table_alarms(frame, "significant", "impact_ratio", settings.threshold)
+            tally.hits[f"{name} impact tables any significant"] += any_sig
+            tally.trials[f"{name} impact tables any significant"] += tables
+            tally.hits[f"{name} impact tables with a finding"] += any_finding
+            tally.trials[f"{name} impact tables with a finding"] += tables
     candidates = first_shown_candidates(events, first, last)
     scores = scoring.scoring_rate_ratios(scoring.scoring_cells(candidates), settings)
     shown = shown_impressions(events, first, last)
@@ -269,6 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--null-tenants", type=int, default=400, help="null-model tenant-windows per volume")
     parser.add_argument("--n-boot", type=int, default=500, help="exposure bootstrap resamples")
     parser.add_argument("--first-seed", type=int, default=1000)
+    parser.add_argument(
+        "--self-identification",
+        action="store_true",
+        help="fair generator windows only, without and with every candidate's self-identification (LL144 tables)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.volumes, args.null_tenants, args.factors = 2, [500, 1500], 50, [0.7]
@@ -279,6 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     settings = AnalysisSettings()
     started = time.perf_counter()
+    if args.self_identification:
+        for volume in args.volumes:
+            for self_identified in (False, True):
+                tally = Tally()
+                for seed in range(args.first_seed, args.first_seed + args.seeds):
+                    generator_window(volume, seed, None, args.n_boot, settings, tally, self_identified)
+                label = "with self-identification" if self_identified else "proxies only"
+                elapsed = time.perf_counter() - started
+                print_tally(f"generator, fair, {label}, {volume} events per tenant-day ({elapsed:.0f} s)", tally)
+        print(f"\ntotal {time.perf_counter() - started:.0f} s")
+        return 0
     for volume in args.volumes:
         tally = Tally()
         null_model(volume, args.null_tenants, args.first_seed, settings, tally)

@@ -38,6 +38,14 @@ Run: ``.venv/bin/python bench/pipeline.py`` (3M events, about 20 minutes on 2 co
    (``tracemalloc``) of the window step on a 10-day window (about a third of the events) and the 30-day one; for the
    row-level yardstick the RSS growth of its 30-day run, and of reading its events frame for both windows.
 
+With ``--attributes`` the run also writes the self-identification of every candidate of the events (as ``generate
+--attributes`` does: sex and race/ethnicity, about 6% unknown each), loads it as ``attributes load`` does (timed as a
+step), and the window step then counts the LL144 categories too (each candidate's answer in force at its first
+baseline event). The floor becomes ``floor_cells_with_attributes``: the same bare SQL joined to the answers in force
+(``candidate_attribute_history``), its cells checked equal to the pipeline's on every column; the row-level yardstick
+merges each candidate's answers and adds ``sex``, ``race_ethnicity`` and ``sex+race_ethnicity`` (a single load, so the
+answer in force is the current one: checked).
+
 Wall times are medians of ``--repeats`` runs. CPU seconds are also shown, Python (this process) plus PostgreSQL (its
 backends and parallel workers, read from the postmaster's reaped-children counters), since the wall time of a shared
 2-core machine depends on what else runs; the load average is printed at start and end.
@@ -77,6 +85,7 @@ TENANTS = 2
 DEFAULT_EVENTS = 3_000_000
 QUICK_EVENTS = 300_000
 DEFAULT_START = date(2026, 6, 1)
+PROXY_KEYS = ["tenant_id", "stage_pair", "company_tier", "experience_band", "specialty"]
 SHORT_WINDOW_DAYS = 10
 """Window of the memory comparison: about a third of the events of the 30-day window."""
 
@@ -129,6 +138,137 @@ COPY (
     ORDER BY timestamp, event_id
 ) TO STDOUT WITH (FORMAT csv, HEADER true)
 """
+
+ATTRIBUTE_ANSWERS = """
+COPY (SELECT tenant_id, candidate_id, attribute, value FROM candidate_attributes)
+TO STDOUT WITH (FORMAT csv, HEADER true)
+"""
+
+ATTRIBUTE_HISTORY_COUNTS = """
+SELECT (SELECT count(*) FROM candidate_attributes), (SELECT count(*) FROM candidate_attribute_history)
+"""
+
+
+# --- with self-identification (--attributes) ------------------------------------------------------------------------
+
+
+def floor_cells_with_attributes(attributes: list[str]) -> Any:
+    """FLOOR_CELLS with each attribute's answer in force at the candidate's first event of each stage: one LEFT JOIN
+    of ``candidate_attribute_history`` per attribute on the first rows (the planner picks hash joins), then the same
+    cells. The attribute names only become identifiers and query parameters, never SQL text."""
+    from psycopg2 import sql
+
+    aliases = [sql.Identifier(f"a{i}") for i in range(len(attributes))]
+    names = [sql.Identifier(name) for name in attributes]
+    joins = sql.SQL("\n").join(
+        sql.SQL(
+            "LEFT JOIN candidate_attribute_history {a} ON {a}.tenant_id = s.tenant_id AND {a}.candidate_id = "
+            "s.candidate_id AND {a}.attribute = {name} AND {a}.valid_from <= s.timestamp "
+            "AND (s.timestamp < {a}.valid_to OR {a}.valid_to IS NULL)"
+        ).format(a=alias, name=sql.Placeholder(f"attribute_{i}"))
+        for i, alias in enumerate(aliases)
+    )
+    values = sql.SQL(", ").join(sql.SQL("{}.value AS {}").format(a, n) for a, n in zip(aliases, names, strict=True))
+    columns = sql.SQL(", ").join(names)
+    prefixed = sql.SQL(", ").join(sql.SQL("c.{}").format(n) for n in names)
+    return sql.SQL("""
+WITH pairs AS (
+    SELECT * FROM unnest(%(pair_names)s::text[], %(baselines)s::text[], %(selections)s::text[])
+        AS p(stage_pair, baseline, selection)
+),
+stages AS (
+    SELECT tenant_id, candidate_id, timestamp, event_type, company_tier, experience_band, specialty,
+           event_type IS DISTINCT FROM lag(event_type) OVER w AS first_of_stage,
+           bit_or(1::bigint << coalesce(array_position(%(selections)s::text[], event_type::text), 0)) OVER w AS stages
+    FROM selection_events
+    WHERE timestamp >= %(window_start)s AND timestamp < %(window_stop)s
+    WINDOW w AS (PARTITION BY candidate_id COLLATE "C", tenant_id COLLATE "C"
+                 ORDER BY event_type COLLATE "C", timestamp, event_id
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+),
+firsts AS (
+    SELECT s.tenant_id, s.event_type, s.company_tier, s.experience_band, s.specialty, s.stages, {values}
+    FROM stages s
+    {joins}
+    WHERE s.first_of_stage
+),
+cells AS (
+    SELECT tenant_id, event_type, company_tier, experience_band, specialty, {columns}, stages, count(*) AS candidates
+    FROM firsts
+    GROUP BY tenant_id, event_type, company_tier, experience_band, specialty, {columns}, stages
+)
+SELECT c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty, {prefixed},
+       sum(c.candidates)::bigint AS n,
+       coalesce(sum(c.candidates) FILTER (
+           WHERE c.stages & (1::bigint << array_position(%(selections)s::text[], p.selection)) <> 0), 0)::bigint AS x
+FROM cells c
+JOIN pairs p ON c.event_type = p.baseline
+GROUP BY c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty, {prefixed}
+""").format(values=values, joins=joins, columns=columns, prefixed=prefixed)
+
+
+def attribute_params(attributes: list[str]) -> dict[str, str]:
+    return {f"attribute_{i}": name for i, name in enumerate(attributes)}
+
+
+def generate_with_attributes(config: Any, events_path: Path, answers_path: Path) -> tuple[int, int]:
+    """Write the events and then the self-identification of every candidate they hold (``generate --attributes``);
+    returns (events, candidates written)."""
+    from fairness_pipeline import synthetic
+
+    candidates: dict[str, set[str]] = {}
+    rows = synthetic.write_events(
+        synthetic.collect_candidates(synthetic.generate_events(config), candidates), events_path
+    )
+    return rows, synthetic.write_attributes(config, answers_path, "csv", candidates)
+
+
+def load_answers(url: str, path: Path) -> Any:
+    """``attributes load`` of the file, then ANALYZE of the attribute tables (as after any bulk load)."""
+    from fairness_pipeline.ingest.attributes import load_attribute_file
+
+    with connection(url) as conn:
+        counts = load_attribute_file(conn, path)
+    vacuum_analyze(url, ["candidate_attributes", "candidate_attribute_history"])
+    return counts
+
+
+def read_answers(url: str) -> pd.DataFrame:
+    """Each candidate's answers, one column per attribute (None: unknown), indexed by (tenant_id, candidate_id): the
+    answers in force at any time, since a single load leaves one value per candidate (checked)."""
+    with connection(url) as conn, conn.cursor() as cur:
+        cur.execute(ATTRIBUTE_HISTORY_COUNTS)
+        current, history = cur.fetchone()
+        assert current == history, "answers changed after a first load: the current value is not the one in force"
+        buffer = io.BytesIO()
+        cur.copy_expert(ATTRIBUTE_ANSWERS, buffer)
+    buffer.seek(0)
+    long = pd.read_csv(buffer, dtype="string", keep_default_na=False, na_values=[""])
+    wide = long.pivot(index=["tenant_id", "candidate_id"], columns="attribute", values="value")
+    return wide.astype(object).where(wide.notna(), None)
+
+
+@dataclass
+class LayerRun:
+    """What the backfill report reads of a run: its job, id and outcome."""
+
+    job_name: str
+    run_id: str
+    success: bool
+
+
+def event_layer_backfill(defs: Any, instance: Any, first_day: date, last_day: date) -> list[LayerRun]:
+    """The event layer of the range as one single-run backfill (``event_days_job``), without the 30 windows of the
+    metric layer: what the window step, the audits and the yardsticks need stored."""
+    from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+
+    result = defs.resolve_job_def("event_days_job").execute_in_process(
+        instance=instance,
+        tags={DAGSTER_RANGE_START_TAG: first_day.isoformat(), DAGSTER_RANGE_END_TAG: last_day.isoformat()},
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    return [LayerRun("event_days_job", result.run_id, result.success)]
 
 
 # --- measurement ------------------------------------------------------------------------------------------------------
@@ -466,9 +606,11 @@ def read_window_events(url: str, window_end: date, window_days: int) -> pd.DataF
 
 
 def row_level_metrics(
-    events: pd.DataFrame, intersections: bool = False
+    events: pd.DataFrame, intersections: bool = False, answers: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
     """The seed worker's computation, corrected: one row per candidate, y_pred = selected, MetricFrame per dimension.
+    With ``answers`` (:func:`read_answers`), each candidate's self-identification too: the attribute dimensions and
+    the catalogue's intersections of attributes (the LL144 columns).
 
     Returns the rates (tenant, stage pair, dimension, group, n, x, selection_rate, dp_ratio, dp_difference), the impact
     tables computed from those counts, and the seconds spent in pandas + fairlearn and in the impact tests.
@@ -481,6 +623,8 @@ def row_level_metrics(
     from fairness_pipeline.metrics.window import AnalysisSettings
 
     settings = AnalysisSettings(intersections=intersections)
+    attributes = list(answers.columns) if answers is not None else []
+    dimension_sets = analysis_dimensions(settings.dimensions, pairs=settings.intersections) + ll144_sets(attributes)
     start = time.perf_counter()
     tables = []
     for tenant, tenant_events in events.groupby("tenant_id", observed=True, sort=True):
@@ -488,8 +632,13 @@ def row_level_metrics(
             base = tenant_events[tenant_events["event_type"] == baseline].drop_duplicates("candidate_id")
             chosen = tenant_events.loc[tenant_events["event_type"] == selection, "candidate_id"]
             selected = base["candidate_id"].isin(chosen).to_numpy(dtype=np.int64)
-            labels = {d: base[d].astype(object).fillna(UNKNOWN_GROUP).astype(str) for d in settings.dimensions}
-            for dims in analysis_dimensions(settings.dimensions, pairs=settings.intersections):
+            if attributes:
+                own = answers.xs(str(tenant), level="tenant_id").reindex(base["candidate_id"].to_numpy())
+                base = base.assign(**{a: own[a].to_numpy(dtype=object) for a in attributes})
+            labels = {
+                d: base[d].astype(object).fillna(UNKNOWN_GROUP).astype(str) for d in (*settings.dimensions, *attributes)
+            }
+            for dims in dimension_sets:
                 feature = labels[dims[0]]
                 for dim in dims[1:]:
                     feature = feature + GROUP_SEPARATOR + labels[dim]
@@ -522,6 +671,14 @@ def row_level_metrics(
         impacts.append(impact)
     impact_seconds = time.perf_counter() - start
     return rates, pd.concat(impacts, ignore_index=True), {"rows": rows_seconds, "impacts": impact_seconds}
+
+
+def ll144_sets(attributes: list[str]) -> list[tuple[str, ...]]:
+    """The attribute dimensions and the catalogue's intersections made of them, as the window step analyses them."""
+    from fairness_pipeline.catalogue import load_catalogue
+
+    intersections = [parts for parts in load_catalogue().intersections if set(parts) <= set(attributes)]
+    return [(name,) for name in attributes] + intersections if attributes else []
 
 
 def stored_window(url: str, window_end: date) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -558,8 +715,9 @@ def check_same_numbers(
 
 
 def same_cells(left: pd.DataFrame, right: pd.DataFrame) -> None:
-    """The pipeline's cells equal the yardstick's on the yardstick's columns (the proxies; attributes come apart)."""
-    keys = ["tenant_id", "stage_pair", "company_tier", "experience_band", "specialty"]
+    """The pipeline's cells equal the yardstick's on the yardstick's columns (the proxies, and the attributes when the
+    yardstick has them)."""
+    keys = [c for c in right.columns if c not in ("n", "x")]
     left = left[list(right.columns)]
     a = left.fillna("-").sort_values(keys).reset_index(drop=True)
     b = right.fillna("-").sort_values(keys).reset_index(drop=True)
@@ -574,12 +732,14 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     import dagster as dg
 
     from fairness_pipeline import synthetic
+    from fairness_pipeline.catalogue import load_catalogue
     from fairness_pipeline.cli.runs import METRIC_ASSETS, run_range
     from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.resources import FairnessDatabase
     from fairness_pipeline.ingest.loader import ingest_file
     from fairness_pipeline.store import analysis as q
     from fairness_pipeline.store import embedded
+    from fairness_pipeline.store.attributes import spread_attribute_values
     from fairness_pipeline.store.connection import database_url
     from fairness_pipeline.store.migrations import migrate
     from fairness_pipeline.store.urls import sqlalchemy_url
@@ -605,8 +765,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         seed=args.seed, start=first_day, days=DAYS, tenants=tenants, events_per_day=per_day
     )
     csv_path = Path(os.environ["FAIRNESS_HOME"]) / "events.csv"
+    answers_path = csv_path.with_name("self-identification.csv")
     with measured("generate") as gen:
-        rows = synthetic.write_events(synthetic.generate_events(config), csv_path)
+        if args.attributes:
+            rows, answered = generate_with_attributes(config, csv_path, answers_path)
+        else:
+            rows = synthetic.write_events(synthetic.generate_events(config), csv_path)
     csv_mb = csv_path.stat().st_size / 2**20
     with connection(url) as conn, measured("ingest") as ingest:
         counts = ingest_file(conn, csv_path)
@@ -622,6 +786,18 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         f"peak RSS {ingest.rss_peak_mb:.0f} MiB"
     )
     out(f"VACUUM ANALYZE               {vac.seconds:7.1f} s")
+    attributes: list[str] = []
+    if args.attributes:
+        attributes = list(load_catalogue().attribute_dimensions)
+        with measured("attributes load") as load:
+            answer_counts = load_answers(url, answers_path)
+        assert answer_counts.read == answered and answer_counts.rejected == 0, answer_counts
+        answers_path.unlink()
+        out(
+            f"attributes load              {load.seconds:7.1f} s   {answered:,} candidates ({', '.join(attributes)}), "
+            f"{answered / load.seconds:,.0f} candidates/s incl. ANALYZE; CPU python {load.python_cpu:.0f} s + "
+            f"postgres {load.postgres_cpu:.0f} s; stored {answer_counts.stored:,}"
+        )
 
     database = FairnessDatabase(url=url)
     defs = build_definitions(database)
@@ -668,8 +844,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
 
         # --- (c) the 30-day backfill ----------------------------------------------------------------------------------
         with measured("backfill") as backfill:
-            summaries = run_range(instance, first_day, last_day, window_days=DAYS, database=database)
-        out(f"\n## (c) 30-day backfill: run_range {first_day} .. {last_day} (event layer, then 30 windows)")
+            if args.event_layer_only:
+                summaries = event_layer_backfill(defs, instance, first_day, last_day)
+            else:
+                summaries = run_range(instance, first_day, last_day, window_days=DAYS, database=database)
+        scope = "event layer only" if args.event_layer_only else "event layer, then 30 windows"
+        out(f"\n## (c) 30-day backfill: {first_day} .. {last_day} ({scope})")
         out(
             f"total                        {backfill.seconds:7.1f} s   CPU python {backfill.python_cpu:.0f} s + "
             f"postgres {backfill.postgres_cpu:.0f} s; peak RSS {backfill.rss_peak_mb:.0f} MiB"
@@ -692,7 +872,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
 
         # --- (b) one window, interleaved with the floor ---------------------------------------------------------------
         window_end = last_day
-        params = window_params(window_end, DAYS)
+        params = window_params(window_end, DAYS) | attribute_params(attributes)
+        floor_statement = floor_cells_with_attributes(attributes) if attributes else FLOOR_CELLS
         window_step(database, window_end, DAYS)  # warm-up: imports and caches
         forget_day_arrays(url, first_day)
         with measured("audit step, first window") as first_audit:
@@ -707,14 +888,17 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
                 audit_parts.append(audit_step(database, window_end, DAYS))
             audits.append(m)
             with measured("floor") as m:
-                floor_cells = fetch(url, FLOOR_CELLS, params)
+                floor_cells = fetch(url, floor_statement, params)
             floors.append(m)
             breakdowns.append(window_breakdown(url, window_end))
         breakdown = {k: statistics.median(b[k] for b in breakdowns) for k in breakdowns[0]}
-        same_cells(fetch(url, q.WINDOW_CELLS, {**params, "attributes": []}), floor_cells)  # the proxies: no attributes
+        pipeline_cells = spread_attribute_values(
+            fetch(url, q.WINDOW_CELLS, {**params, "attributes": attributes}), attributes
+        )
+        same_cells(pipeline_cells, floor_cells)
         with measured("worker") as worker:
             worker_cells = fetch(url, q.WINDOW_CELLS_FROM_EVENTS, params)
-        same_cells(worker_cells, floor_cells)
+        same_cells(worker_cells, floor_cells.groupby(PROXY_KEYS, dropna=False, as_index=False)[["n", "x"]].sum())
         scans = []
         for _ in range(repeats):
             with measured("scan") as m:
@@ -765,16 +949,18 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         with measured("row-level") as yard:
             start = time.perf_counter()
             events = read_window_events(url, window_end, DAYS)
+            answers = read_answers(url) if attributes else None
             read_seconds = time.perf_counter() - start
-            rates, yard_impacts, yard_parts = row_level_metrics(events, intersections=args.yardstick == "all")
+            rates, yard_impacts, yard_parts = row_level_metrics(events, args.yardstick == "all", answers)
         window_events = len(events)
-        del events
+        del events, answers
         stored, stored_impacts = stored_window(url, window_end)
         agreed = check_same_numbers(stored, stored_impacts, rates, yard_impacts)
 
+        floor_name = "FLOOR_CELLS + answers in force" if attributes else "FLOOR_CELLS on raw events"
         out("\n## yardsticks on the same window")
         out(
-            f"floor: FLOOR_CELLS on raw events          {med(floors):7.2f} s   CPU postgres "
+            f"floor: {floor_name:<34} {med(floors):7.2f} s   CPU postgres "
             f"{med(floors, 'postgres_cpu'):.1f} s (same cells as WINDOW_CELLS: checked)"
         )
         out(
@@ -792,6 +978,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
             f"peak RSS {yard.rss_peak_mb:.0f} MiB (from {yard.rss_start_mb:.0f})"
         )
         scope = "single dimensions and pairwise intersections" if args.yardstick == "all" else "single dimensions"
+        scope += f" and the LL144 columns ({', '.join(map('+'.join, ll144_sets(attributes)))})" if attributes else ""
         out(
             f"  scope: {scope} of every stage pair and tenant; equal to the stored rows: n, x, rate, parity of "
             f"{agreed['groups']:,} groups ({agreed['single']} in single dimensions); impact ratio and adjusted p of "
@@ -867,6 +1054,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tenants", type=int, default=TENANTS, help=f"tenants in the data (default {TENANTS})")
     parser.add_argument(
         "--backfill-only", action="store_true", help="stop after the 30-day backfill (the 2 against 8 tenants figures)"
+    )
+    parser.add_argument(
+        "--attributes",
+        action="store_true",
+        help="also generate and load the self-identification of every candidate; time the LL144 categories too",
+    )
+    parser.add_argument(
+        "--event-layer-only",
+        action="store_true",
+        help="backfill the event layer only, not the 30 windows (the window step and yardsticks need no stored window)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START, help="first day of the data")

@@ -138,7 +138,10 @@ intersections:
         ("dimensions: {Sex: {source: attribute, values: [m]}}", "a dimension name is lower-case letters"),
         ("dimensions: {age: {source: column, values: [young]}}", "source must be 'event' or 'attribute'"),
         ("dimensions: {age: {source: event, values: [young]}}", "an event dimension is a column of selection_events"),
-        ("dimensions: {specialty: {source: event, values: [backend]}}", "only its labels can change"),
+        ("dimensions: {experience_band: {source: event, values: [a_band_of_21_characters]}}", "longer than 20"),
+        ("dimensions: {age: {source: attribute, values: {old: {label: Old, share: 0}}}}", "a positive number"),
+        ("dimensions: {age: {source: attribute, values: {old: {label: Old, share: 2}, young: Young}}}", "or to none"),
+        ("dimensions: {age: {source: attribute, values: {old: {label: Old, colour: red}}}}", "unknown keys ['colour']"),
         ("dimensions: {age: {source: attribute, values: []}}", "'values' must be a non-empty mapping"),
         ("dimensions: {age: {source: attribute, values: [old, unknown]}}", "value 'unknown' is reserved"),
         ("dimensions: {age: {source: attribute, values: ['a|b']}}", "holds '|'"),
@@ -160,3 +163,32 @@ def test_invalid_user_files_are_refused_with_the_file_and_entry(tmp_path: Path, 
 def test_a_missing_user_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError, match="cannot read the file"):
         load_catalogue(tmp_path / "absent.yaml")
+
+
+def test_a_user_file_replaces_an_event_dimension_and_declares_shares(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        """
+dimensions:
+  company_tier:
+    label: Employer sector
+    source: event
+    values:
+      public_sector: {label: Public sector, share: 1}
+      private: {label: Private, share: 3}
+      nonprofit: Non-profit
+""",
+    )
+    with pytest.raises(CatalogueError, match="give a 'share' to every value or to none"):
+        load_catalogue(path)
+    shared = tmp_path / "shared.yaml"
+    shared.write_text(path.read_text().replace("nonprofit: Non-profit", "nonprofit: {label: Non-profit, share: 4}"))
+    catalogue = load_catalogue(shared)
+    tier = catalogue["company_tier"]
+    assert tier.values == ("public_sector", "private", "nonprofit")
+    assert tier.shares() == (0.125, 0.375, 0.5)
+    assert catalogue["specialty"].values == packaged_catalogue().values("specialty")
+    assert catalogue["sex"].shares() == (0.58, 0.42)
+    uniform = tmp_path / "uniform.yaml"
+    uniform.write_text("dimensions: {age: {source: attribute, values: [a, b, c, d]}}")
+    assert load_catalogue(uniform)["age"].shares() == (0.25, 0.25, 0.25, 0.25)  # no share declared

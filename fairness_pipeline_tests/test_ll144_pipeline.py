@@ -1,7 +1,7 @@
 """LL144 categories through a real Dagster run: impact ratios by sex, race/ethnicity and their intersection stored by
 the pipeline against a pandas oracle, unknowns (with the highest rate) never the reference, a category under 2%
-reported and left out, the report's LL144 section, and a tenant without self-identification that says "proxies only"
-and raises nothing from the all-unknown tables."""
+reported and left out, the report's LL144 section, and a tenant without self-identification that says "proxies only",
+gets no LL144 tables (they would be all unknown) and the verdict it had with them."""
 
 from __future__ import annotations
 
@@ -184,12 +184,9 @@ def test_the_planted_sex_gap_is_a_significant_adverse_finding(run: pd.DataFrame,
     assert female["impact_ratio"] < 0.8 and female["adverse_impact"] and female["significant"]
 
 
-def test_a_tenant_without_attributes_has_all_unknown_tables_and_no_findings(run, module_db_url: str) -> None:
+def test_a_tenant_without_attributes_has_no_ll144_tables(run, module_db_url: str) -> None:
     for dimension in LL144_DIMENSIONS:
-        stored = _stored(module_db_url, PROXIES_ONLY, dimension)
-        assert len(stored) and stored["reference_group"].isna().all(), dimension
-        assert (stored.loc[stored["n"] > 0].index == ["unknown"]).all() or dimension != "sex"
-        assert not stored["adverse_impact"].astype("boolean").fillna(False).any()
+        assert _stored(module_db_url, PROXIES_ONLY, dimension).empty, dimension  # all unknown: skipped
     # the proxies are analysed as before
     tiers = _stored(module_db_url, PROXIES_ONLY, "company_tier")
     assert tiers["reference_group"].notna().any()
@@ -304,8 +301,8 @@ def test_a_tenant_without_self_identification_says_proxies_only(run: pd.DataFram
 
 
 def test_the_verdict_counts_the_ll144_tables_and_ignores_unanswered_ones(run, module_db_url: str) -> None:
-    """tenant-1's planted sex gap is among its verdict's findings; tenant-2's verdict equals the verdict of its
-    impact rows without the all-unknown LL144 tables (so they add nothing)."""
+    """tenant-1's planted sex gap is among its verdict's findings; tenant-2's verdict (no LL144 tables stored) equals
+    the verdict of its impact rows with the all-unknown LL144 tables the window step no longer computes."""
     conn = psycopg2.connect(module_db_url)
     try:
         stored = {tenant: (level, assessment) for tenant, level, _, assessment in verdicts(conn, LAST)}
@@ -319,12 +316,33 @@ def test_the_verdict_counts_the_ll144_tables_and_ignores_unanswered_ones(run, mo
     assert (driver["dimension"], driver["group"]) == ("sex", "female")
 
     impacts = inputs["impacts"]
-    own = impacts[impacts["tenant_id"] == PROXIES_ONLY]
-    proxies = own[~own["dimension"].str.contains("sex|race_ethnicity")].reset_index(drop=True)
-    assert len(proxies) < len(own)
+    proxies = impacts[impacts["tenant_id"] == PROXIES_ONLY].reset_index(drop=True)
+    assert not proxies["dimension"].str.contains("sex|race_ethnicity").any()
+    own = pd.concat([proxies, _unanswered_tables(proxies)], ignore_index=True)
     options = {"audits": risk_audit_frames(inputs), "trends": inputs["series"], "window_end": LAST}
-    with_ll144 = assess(own.reset_index(drop=True), **options).to_dict()
+    with_ll144 = assess(own, **options).to_dict()
     without = assess(proxies, **options).to_dict()
     assert with_ll144["level"] == without["level"] == stored[PROXIES_ONLY][0]
     assert with_ll144["score"] == pytest.approx(without["score"])
     assert with_ll144["components"] == without["components"]
+
+
+def _unanswered_tables(proxies: pd.DataFrame) -> pd.DataFrame:
+    """The all-unknown LL144 impact rows a tenant without self-identification had before the window step skipped
+    them: per stage pair, every catalogue value with no candidate and ``unknown`` holding the whole population."""
+    from fairness_pipeline.catalogue import load_catalogue
+    from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS, TABLE_KEYS, impacts_for_counts
+
+    catalogue = load_catalogue()
+    totals = proxies[proxies["dimension"] == "company_tier"].groupby("stage_pair")[["n", "x"]].sum()
+    rows = []
+    for pair, (n, x) in totals.iterrows():
+        for dimension in LL144_DIMENSIONS:
+            parts = dimension.split("+")
+            values = catalogue.values(dimension) if len(parts) == 1 else ()
+            rows += [(PROXIES_ONLY, pair, dimension, value, 0, 0) for value in values]
+            rows.append((PROXIES_ONLY, pair, dimension, "|".join(["unknown"] * len(parts)), int(n), int(x)))
+    counts = pd.DataFrame(rows, columns=[*TABLE_KEYS, "group", "n", "x"])
+    extra = impacts_for_counts(counts, DEFAULT_ANALYSIS)
+    assert extra["impact_ratio"].isna().all()
+    return extra.assign(**{c: proxies[c].iloc[0] for c in proxies.columns if c not in extra.columns})

@@ -566,3 +566,39 @@ def test_the_whole_pool_has_attributes_and_they_do_not_change_the_events() -> No
     without_answers = dataclasses.replace(plain, attribute_unknown_share=0.5)
     for a, b in zip(generate_events(plain), generate_events(without_answers), strict=True):
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_the_packaged_catalogue_generates_the_same_bytes_as_before_shares_moved_to_it(tmp_path: Path) -> None:
+    """The shares now come from dimensions.yaml; the events and the self-identification file are byte for byte what
+    the generator wrote when they were constants in its code (SHA-256 taken on 2026-12-03 before the move)."""
+    import hashlib
+
+    from fairness_pipeline.synthetic import write_attributes
+
+    config = GeneratorConfig(
+        seed=11,
+        start=dt.date(2026, 3, 2),
+        days=3,
+        tenants=2,
+        events_per_day=1500,
+        bias=(parse_bias("company_tier=startup:0.6"), parse_bias("sex=female:0.7")),
+        rank_bias=(parse_rank_bias("specialty=ml:3"),),
+    )
+    assert write_events(generate_events(config), tmp_path / "e.csv") == 13071
+    assert write_attributes(config, tmp_path / "a.csv") == 23176
+    digests = [hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in ("e.csv", "a.csv")]
+    assert digests == [
+        "26384e49b50035b0023a81971d81689aaee6137b32c59015e773d8ec96bad2fe",
+        "9c9b16c15531580054cd842b51a98f0473ecf7dec9ee1c03cbdae2ff1e170e78",
+    ]
+
+
+def test_group_shares_are_the_catalogue_shares_normalised() -> None:
+    from fairness_pipeline.synthetic import ATTRIBUTE_PROPORTIONS
+
+    catalogue = load_catalogue()
+    assert GROUP_PROPORTIONS["company_tier"] == pytest.approx((0.08, 0.32, 0.30, 0.30), abs=1e-15)
+    assert ATTRIBUTE_PROPORTIONS["sex"] == pytest.approx((0.58, 0.42), abs=1e-15)
+    for name in catalogue.names:
+        shares = catalogue[name].shares()
+        assert sum(shares) == pytest.approx(1.0, abs=1e-12) and len(shares) == len(catalogue.values(name))

@@ -5,8 +5,10 @@ shape (``FAIRNESS_DIMENSIONS``, or the ``path`` argument) that adds dimensions o
 whose ``intersections``, when given, replace the packaged ones. Every error names the file and the entry at fault.
 
 A dimension's ``source`` is ``event`` (a column of ``selection_events``: the three inferred proxies) or ``attribute``
-(a candidate attribute such as ``sex``, loaded apart from events into ``candidate_attributes``). The values of an event
-dimension are fixed by the table's CHECK constraints, so a user file may relabel them but not change them.
+(a candidate attribute such as ``sex``, loaded apart from events into ``candidate_attributes``). Any dimension's
+values may be replaced by a user file: no schema lists them (ingest and the Great Expectations suite check events
+against the catalogue in force when the process starts). A value may carry a ``share``, the generator's share of
+candidates in it (uniform when none is given).
 """
 
 from __future__ import annotations
@@ -31,8 +33,10 @@ INTERSECTION_SEPARATOR = "+"
 """Joins dimension names of an intersection (as ``metrics.selection_rates``): ``sex+race_ethnicity``."""
 GROUP_SEPARATOR = "|"
 """Joins the values of an intersection group (as ``metrics.selection_rates``): ``female|asian``."""
-EVENT_DIMENSION_COLUMNS: tuple[str, ...] = ("company_tier", "experience_band", "specialty")
-"""The dimension columns of ``selection_events``: the only names an ``event`` dimension can have."""
+EVENT_DIMENSION_WIDTHS: dict[str, int] = {"company_tier": 50, "experience_band": 20, "specialty": 50}
+"""The dimension columns of ``selection_events`` (the only names an ``event`` dimension can have) and their VARCHAR
+sizes, the longest value code each can hold."""
+EVENT_DIMENSION_COLUMNS: tuple[str, ...] = tuple(EVENT_DIMENSION_WIDTHS)
 SOURCES: tuple[str, ...] = ("event", "attribute")
 MAX_VALUE_LENGTH = 100
 """``candidate_attributes.value`` is VARCHAR(100)."""
@@ -55,6 +59,14 @@ class Dimension:
     """Codes, in display order (``unknown`` is implied, never listed)."""
     value_labels: tuple[str, ...]
     """Display label of each code, in the order of ``values``."""
+    value_shares: tuple[float, ...] | None = None
+    """The generator's share of candidates in each value (any positive numbers, normalised), None when not given."""
+
+    def shares(self) -> tuple[float, ...]:
+        """Share of each value, summing to 1: the declared ``value_shares`` normalised, else uniform."""
+        weights = self.value_shares or (1.0,) * len(self.values)
+        total = sum(weights)
+        return tuple(w / total for w in weights)
 
     def label_of(self, value: str) -> str:
         """Display label of a code (``unknown`` is ``Unknown``)."""
@@ -188,23 +200,46 @@ def _dimension(path: Path, name: Any, body: Any) -> Dimension:
         raw = {value: value for value in raw}
     if not isinstance(raw, dict) or not raw:
         raise CatalogueError(f"{where}: 'values' must be a non-empty mapping code: label (or a list of codes)")
+    longest = EVENT_DIMENSION_WIDTHS[name] if source == "event" else MAX_VALUE_LENGTH
     codes: list[str] = []
     labels: list[str] = []
-    for code, label in raw.items():
-        code = _text(where, "a value code", code, MAX_VALUE_LENGTH)
+    shares: list[float | None] = []
+    for code, entry in raw.items():
+        code = _text(where, "a value code", code, longest)
         if code.casefold() in UNKNOWN_ANSWERS or GROUP_SEPARATOR in code or code == INTERSECTION_SEPARATOR:
             raise CatalogueError(f"{where}: value {code!r} is reserved or holds '{GROUP_SEPARATOR}'")
         if code in codes:
             raise CatalogueError(f"{where}: value {code!r} is listed twice")
+        label, share = _value_entry(where, code, entry)
         codes.append(code)
-        labels.append(_text(where, f"the label of {code!r}", label))
+        labels.append(label)
+        shares.append(share)
     answers: dict[str, str] = {}
     for code, value_label in zip(codes, labels, strict=True):
         for answer in (code.casefold(), value_label.casefold()):
             if answers.setdefault(answer, code) != code:
                 raise CatalogueError(f"{where}: {answer!r} names two values ({answers[answer]!r} and {code!r})")
+    if any(s is not None for s in shares) and any(s is None for s in shares):
+        raise CatalogueError(f"{where}: give a 'share' to every value or to none")
     label = _text(where, "'label'", body.get("label", name))
-    return Dimension(name, label, source, tuple(codes), tuple(labels))
+    value_shares = None if shares[0] is None else tuple(s for s in shares if s is not None)
+    return Dimension(name, label, source, tuple(codes), tuple(labels), value_shares)
+
+
+def _value_entry(where: str, code: str, entry: Any) -> tuple[str, float | None]:
+    """A value's display label and share: ``code: label`` or ``code: {label: ..., share: ...}``."""
+    if not isinstance(entry, dict):
+        return _text(where, f"the label of {code!r}", entry), None
+    extra = sorted(str(k) for k in entry if k not in ("label", "share"))
+    if extra:
+        raise CatalogueError(f"{where}: value {code!r}: unknown keys {extra}; allowed: label, share")
+    label = _text(where, f"the label of {code!r}", entry.get("label", code))
+    share = entry.get("share")
+    if share is None:
+        return label, None
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < float("inf"):
+        raise CatalogueError(f"{where}: value {code!r}: 'share' must be a positive number, got {share!r}")
+    return label, float(share)
 
 
 def _intersections(path: Path, raw: Any, known: dict[str, Dimension]) -> tuple[tuple[str, ...], ...]:
@@ -232,12 +267,6 @@ def _merge(base: Catalogue | None, path: Path) -> Catalogue:
     known = {d.name: d for d in base.dimensions} if base else {}
     for name, body in raw_dimensions.items():
         dimension = _dimension(path, name, body)
-        previous = known.get(dimension.name)
-        if base and dimension.source == "event" and (previous is None or previous.values != dimension.values):
-            raise CatalogueError(
-                f"{path}: dimension {name!r}: the values of an event dimension are fixed by the selection_events "
-                f"table ({', '.join(previous.values) if previous else 'none'}); only its labels can change"
-            )
         known[dimension.name] = dimension
     if base is None and "intersections" not in data:
         raise CatalogueError(f"{path}: 'intersections' is missing")

@@ -40,16 +40,14 @@ def generated_frames(config, attributes: Path | None) -> Iterator[pd.DataFrame]:
     every candidate they hold."""
     from fairness_pipeline import synthetic
 
+    if attributes is None:
+        yield from synthetic.generate_events(config)
+        return
     candidates: dict[str, set[str]] = {}
-    for frame in synthetic.generate_events(config):
-        if attributes is not None:
-            for tenant, ids in frame.groupby("tenant_id")["candidate_id"]:
-                candidates.setdefault(str(tenant), set()).update(ids.unique())
-        yield frame
-    if attributes is not None:
-        fmt = "jsonl" if attributes.suffix.lower() in (".jsonl", ".ndjson") else "csv"
-        count = synthetic.write_attributes(config, attributes, fmt, candidates)
-        console.print(f"wrote the self-identification of {count:,} candidates to {attributes}")
+    yield from synthetic.collect_candidates(synthetic.generate_events(config), candidates)
+    fmt = "jsonl" if attributes.suffix.lower() in (".jsonl", ".ndjson") else "csv"
+    count = synthetic.write_attributes(config, attributes, fmt, candidates)
+    console.print(f"wrote the self-identification of {count:,} candidates to {attributes}")
 
 
 def _catalogue():

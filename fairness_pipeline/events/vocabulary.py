@@ -1,19 +1,20 @@
 """The allowed values of selection events, declared once.
 
-The dimension values come from the packaged dimension catalogue (``fairness_pipeline/catalogue/dimensions.yaml``):
-only its ``event`` dimensions, the columns of ``selection_events``; candidate attributes such as ``sex`` are read
-from the catalogue itself (``catalogue.load_catalogue``). The CHECK constraints in ``migrations/`` repeat these lists
-in SQL; a test compares the two so they cannot drift.
+The dimension values come from the dimension catalogue in force when the process starts (the packaged
+``fairness_pipeline/catalogue/dimensions.yaml`` with ``FAIRNESS_DIMENSIONS`` applied): only its ``event`` dimensions,
+the columns of ``selection_events``; candidate attributes such as ``sex`` are read from the catalogue itself
+(``catalogue.load_catalogue``). No schema repeats the dimension values (migration 021 dropped the CHECK constraints
+that did): ingest refuses a value outside the catalogue and the Great Expectations suite quarantines it.
 """
 
 from __future__ import annotations
 
-from fairness_pipeline.catalogue import UNKNOWN, packaged_catalogue
+from fairness_pipeline.catalogue import UNKNOWN, load_catalogue
 
 EVENT_TYPES: tuple[str, ...] = ("shown", "clicked", "shortlisted", "contacted", "interviewed", "hired")
 """Funnel stages in order."""
 
-_CATALOGUE = packaged_catalogue()
+_CATALOGUE = load_catalogue()
 
 DIMENSION_VALUES: dict[str, tuple[str, ...]] = {name: _CATALOGUE.values(name) for name in _CATALOGUE.event_dimensions}
 """Monitored proxy dimensions (the catalogue's event dimensions) and their allowed values. A missing value is allowed

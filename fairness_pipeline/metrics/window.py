@@ -127,18 +127,30 @@ def group_counts(
 
     One pandas grouping per dimension (all tenants and stage pairs at once). Rows are ordered by tenant, stage pair,
     dimension in ``analysis_dimensions`` order, then group. Every allowed value of a single dimension is listed, with
-    n = 0 when no candidate has it, so reports show empty categories as empty rather than leaving them out.
+    n = 0 when no candidate has it, so reports show empty categories as empty rather than leaving them out. A table
+    of a candidate-attribute dimension (or an intersection with one) where every candidate is ``unknown`` (its tenant
+    loaded no self-identification) is left out: it compares nothing, and reports leave it out
+    (``metrics.impact.unanswered_attribute_table``).
     """
     columns = [*TABLE_KEYS, "group", "n", "x"]
+    empty = pd.DataFrame({c: pd.Series(dtype=object if c not in ("n", "x") else "int64") for c in columns})
     if cells.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object if c not in ("n", "x") else "int64") for c in columns})
+        return empty
     cells = cells.reset_index(drop=True)
-    pairs = cells[["tenant_id", "stage_pair"]].drop_duplicates()
+    all_pairs = cells[["tenant_id", "stage_pair"]].drop_duplicates()
+    attributes = set(load_catalogue().attribute_dimensions)
     parts = []
     if dimension_sets is None:
         dimension_sets = window_dimension_sets(settings, cells.columns)
     for position, dims in enumerate(dimension_sets):
-        labelled = cells[["tenant_id", "stage_pair", "n", "x"]].assign(group=group_labels(cells, dims))
+        table_cells, pairs = cells, all_pairs
+        answered = [d for d in dims if d in attributes]
+        if answered:
+            table_cells = cells[answered_tables(cells, answered)]
+            pairs = table_cells[["tenant_id", "stage_pair"]].drop_duplicates()
+            if table_cells.empty:
+                continue
+        labelled = table_cells[["tenant_id", "stage_pair", "n", "x"]].assign(group=group_labels(table_cells, dims))
         counts = labelled.groupby(["tenant_id", "stage_pair", "group"], sort=False, as_index=False)[["n", "x"]].sum()
         if len(dims) == 1:
             grid = pairs.merge(pd.DataFrame({"group": load_catalogue().values(dims[0])}), how="cross")
@@ -146,12 +158,21 @@ def group_counts(
             absent = grid[(present["_merge"] == "left_only").to_numpy()].assign(n=0, x=0)
             counts = pd.concat([counts, absent], ignore_index=True)
         parts.append(counts.assign(dimension=dimension_name(dims), position=position))
+    if not parts:
+        return empty
     out = pd.concat(parts, ignore_index=True).sort_values(["tenant_id", "stage_pair", "position", "group"])
     out = out[columns].reset_index(drop=True)
     out[["n", "x"]] = out[["n", "x"]].astype("int64")
     for column in ("tenant_id", "stage_pair", "dimension", "group"):
         out[column] = out[column].astype(object)
     return out
+
+
+def answered_tables(cells: pd.DataFrame, attributes: Sequence[str]) -> pd.Series:
+    """Per cell, whether its (tenant, stage pair) has any candidate known on every one of ``attributes``: False
+    for the cells of a table that would hold only ``unknown`` (a tenant without self-identification)."""
+    known = cells[list(attributes)].notna().all(axis=1) & (cells["n"] > 0)
+    return known.groupby([cells["tenant_id"], cells["stage_pair"]], sort=False).transform("any").astype(bool)
 
 
 def impacts_for_counts(counts: pd.DataFrame, settings: AnalysisSettings) -> pd.DataFrame:

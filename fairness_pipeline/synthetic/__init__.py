@@ -35,7 +35,12 @@ Everything is drawn from numpy generators seeded by ``(seed, tenant, day)``, so 
 same events, byte for byte once written.
 """
 
-from fairness_pipeline.synthetic._attributes import ATTRIBUTE_PROPORTIONS, attribute_frames, write_attributes
+from fairness_pipeline.synthetic._attributes import (
+    ATTRIBUTE_PROPORTIONS,
+    attribute_frames,
+    collect_candidates,
+    write_attributes,
+)
 from fairness_pipeline.synthetic._biases import (
     DEFAULT_SLATE_PURITY,
     ConcentrationBias,
@@ -85,6 +90,7 @@ __all__ = [
     "ScoreBias",
     "_mean_click_prob",
     "attribute_frames",
+    "collect_candidates",
     "expected_events_per_search",
     "generate_events",
     "parse_bias",

@@ -4,7 +4,7 @@ catalogue), drawn once per tenant pool from their own random streams, and the ma
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -18,22 +18,12 @@ if TYPE_CHECKING:
     from fairness_pipeline.synthetic._simulator import GeneratorConfig
 
 ATTRIBUTE_PROPORTIONS: dict[str, tuple[float, ...]] = {
-    "sex": (0.58, 0.42),  # male, female
-    # hispanic_or_latino, white, black_or_african_american, native_hawaiian_or_pacific_islander (under 2%), asian,
-    # native_american_or_alaska_native, two_or_more_races
-    "race_ethnicity": (0.11, 0.44, 0.09, 0.008, 0.27, 0.03, 0.052),
+    name: load_catalogue()[name].shares() for name in load_catalogue().attribute_dimensions
 }
-"""Share of each value among the candidates who answer, in catalogue order; other attribute dimensions (from a user
-catalogue) are uniform."""
+"""Share of each value among the candidates who answer, in catalogue order, as the catalogue in force at import
+declares them (``share``; uniform when it declares none). The generator reads the catalogue in force when it runs."""
 DECLINED_SHARE_OF_UNKNOWN = 2 / 3
 """Of the candidates without an answer, the share written as ``declined`` (the others are left blank)."""
-
-
-def _proportions(name: str, size: int) -> np.ndarray:
-    shares = ATTRIBUTE_PROPORTIONS.get(name)
-    if shares is None or len(shares) != size:
-        return np.full(size, 1.0 / size)
-    return np.asarray(shares) / sum(shares)
 
 
 def _stream(config: GeneratorConfig, kind: int, index: int, name: str) -> np.random.Generator:
@@ -48,7 +38,7 @@ def draw_attributes(config: GeneratorConfig, index: int, pool: int) -> dict[str,
     for name in catalogue.attribute_dimensions:
         size = len(catalogue.values(name))
         rng = _stream(config, 3, index, name)
-        drawn = rng.choice(size, size=pool, p=_proportions(name, size)).astype(np.int8)
+        drawn = rng.choice(size, size=pool, p=catalogue[name].shares()).astype(np.int8)
         drawn[rng.random(pool) < config.attribute_unknown_share] = -1
         codes[name] = drawn
     return codes
@@ -89,3 +79,12 @@ def write_attributes(
     return the number of candidates written."""
     columns = ("tenant_id", "candidate_id", *load_catalogue().attribute_dimensions)
     return write_rows(attribute_frames(config, candidates), path, columns, fmt, what="attribute")
+
+
+def collect_candidates(frames: Iterable[pd.DataFrame], into: dict[str, set[str]]) -> Iterator[pd.DataFrame]:
+    """Pass event frames through, adding each tenant's candidate ids to ``into``: once the frames are out, the
+    ``candidates`` argument of :func:`write_attributes` for a self-identification file of every candidate."""
+    for frame in frames:
+        for tenant, ids in frame.groupby("tenant_id")["candidate_id"]:
+            into.setdefault(str(tenant), set()).update(ids.unique())
+        yield frame

@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS, EVENT_TYPES
 from fairness_pipeline.synthetic._attributes import draw_attributes
 from fairness_pipeline.synthetic._biases import (
@@ -28,12 +29,9 @@ from fairness_pipeline.synthetic._biases import (
 )
 from fairness_pipeline.synthetic._frames import to_frame
 
-GROUP_PROPORTIONS: dict[str, tuple[float, ...]] = {
-    "company_tier": (0.08, 0.32, 0.30, 0.30),  # faang, enterprise, startup, other
-    "experience_band": (0.22, 0.35, 0.30, 0.13),  # 0-3, 3-7, 7-15, 15+
-    "specialty": (0.22, 0.14, 0.18, 0.08, 0.10, 0.07, 0.08, 0.13),  # backend .. other, as in the vocabulary
-}
-"""Share of each known group in a candidate pool, in vocabulary order (before ``unknown_share`` is taken out)."""
+GROUP_PROPORTIONS: dict[str, tuple[float, ...]] = {dim: load_catalogue()[dim].shares() for dim in DIMENSIONS}
+"""Share of each known group of the event dimensions in a candidate pool, in vocabulary order (before
+``unknown_share`` is taken out): the catalogue's ``share`` of each value, uniform when it declares none."""
 
 CLICK_PROB_TOP = 0.30
 """P(clicked | shown) at rank 1."""

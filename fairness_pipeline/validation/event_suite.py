@@ -53,7 +53,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fairness_pipeline.catalogue import packaged_catalogue
 from fairness_pipeline.events import vocabulary
 
 if TYPE_CHECKING:
@@ -113,11 +112,12 @@ EXPECTATIONS: tuple[EventExpectation, ...] = (
     *(_expect(f"{c}_not_null", "ExpectColumnValuesToNotBeNull", c) for c in vocabulary.REQUIRED_COLUMNS),
     _expect("candidate_id_not_empty", "ExpectColumnValueLengthsToBeBetween", "candidate_id", min_value=1),
     # Allowed values; nulls are ignored by GX map expectations, so a missing dimension is valid ("unknown"). The
-    # dimension values are the catalogue's event dimensions (the columns of selection_events).
+    # dimension values are the catalogue's event dimensions (the columns of selection_events), as in force when the
+    # process started: no schema lists them.
     _expect("event_type_in_set", "ExpectColumnValuesToBeInSet", "event_type", value_set=list(vocabulary.EVENT_TYPES)),
     *(
-        _expect(f"{d}_in_set", "ExpectColumnValuesToBeInSet", d, value_set=list(packaged_catalogue().values(d)))
-        for d in packaged_catalogue().event_dimensions
+        _expect(f"{d}_in_set", "ExpectColumnValuesToBeInSet", d, value_set=list(values))
+        for d, values in vocabulary.DIMENSION_VALUES.items()
     ),
     # VARCHAR limits of the table.
     *(
