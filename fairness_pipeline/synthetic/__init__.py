@@ -52,21 +52,23 @@ from fairness_pipeline.synthetic._biases import (
     parse_score_bias,
     parse_slate_concentration,
 )
-from fairness_pipeline.synthetic._frames import write_events
-from fairness_pipeline.synthetic._simulator import (
+from fairness_pipeline.synthetic._config import (
     CLICK_PROB_TOP,
     CLICK_RANK_DECAY,
     DEFAULT_POOL_FACTOR,
     DEFAULT_START,
+    STAGE_PROBS,
+    GeneratorConfig,
+    _mean_click_prob,
+    expected_events_per_search,
+)
+from fairness_pipeline.synthetic._frames import write_events
+from fairness_pipeline.synthetic._simulator import (
     GROUP_PROPORTIONS,
     SEARCH_HOUR_SD,
     SEARCHES_PER_RECRUITER,
     STAGE_LAG_SECONDS,
-    STAGE_PROBS,
     WEEKDAY_WEIGHTS,
-    GeneratorConfig,
-    _mean_click_prob,
-    expected_events_per_search,
     generate_events,
 )
 

@@ -15,7 +15,7 @@ from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.synthetic._frames import TEXT_DTYPE, numbered, write_rows
 
 if TYPE_CHECKING:
-    from fairness_pipeline.synthetic._simulator import GeneratorConfig
+    from fairness_pipeline.synthetic._config import GeneratorConfig
 
 ATTRIBUTE_PROPORTIONS: dict[str, tuple[float, ...]] = {
     name: load_catalogue()[name].shares() for name in load_catalogue().attribute_dimensions

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import json
 import re
 from collections.abc import Iterable
 from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS, EVENT_COLUMNS, EVENT_TYPES
+from fairness_pipeline.events.vocabulary import EVENT_COLUMNS
 
-if TYPE_CHECKING:
-    from fairness_pipeline.synthetic._simulator import GeneratorConfig, _Batch, _Tenant
-
-_DIM_LOOKUP: dict[str, np.ndarray] = {
-    dim: np.array([*values, None], dtype=object) for dim, values in DIMENSION_VALUES.items()
-}  # code -1 (unknown) picks the trailing None
-_EVENT_TYPE_LOOKUP = np.array(EVENT_TYPES, dtype=object)
 TEXT_DTYPE: object = "str" if int(pd.__version__.split(".")[0]) >= 3 else object
 """pandas' string dtype (NaN for missing) from pandas 3 on; plain object columns (None for missing) before."""
 
@@ -39,39 +31,6 @@ def numbered(prefix: str, numbers: np.ndarray, width: int) -> np.ndarray:
         high, low = np.divmod(numbers, 1000)
         return (prefix + _digits(width - 3)[high]) + _digits(3)[low]
     return np.char.add(prefix, np.char.zfill(numbers.astype(np.str_), width)).astype(object)
-
-
-def to_frame(config: GeneratorConfig, tenant: _Tenant, day: dt.date, batch: _Batch) -> pd.DataFrame:
-    """The events of one (day, tenant) batch as a frame of ``EVENT_COLUMNS``."""
-    n = batch["ts"].size
-    search_codes, search_inverse = np.unique(batch["search"], return_inverse=True)
-    search_days, search_numbers = np.divmod(search_codes, np.int64(1) << 32)
-    search_ids = np.empty(search_codes.size, dtype=object)
-    for search_day in np.unique(search_days).tolist():  # the day itself and a few earlier ones
-        prefix = f"srch-{config.seed}-{tenant.tenant_id}-{config.start + dt.timedelta(days=search_day):%Y%m%d}-"
-        on_day = search_days == search_day
-        search_ids[on_day] = numbered(prefix, search_numbers[on_day], 5)
-    candidates, candidate_inverse = np.unique(batch["cand"], return_inverse=True)
-    columns: dict[str, object] = {
-        "event_id": numbered(f"ev-{config.seed}-{tenant.tenant_id}-{day:%Y%m%d}-", np.arange(n), 7),
-        "timestamp": pd.DatetimeIndex(batch["ts"].astype("datetime64[us]")).tz_localize("UTC"),
-        "candidate_id": numbered(f"{tenant.tenant_id}-cand-", candidates, 7)[candidate_inverse],
-        "event_type": _EVENT_TYPE_LOOKUP[batch["stage"]],
-        "search_id": search_ids[search_inverse],
-        "tenant_id": np.full(n, tenant.tenant_id, dtype=object),
-        "user_id_hash": tenant.user_hashes[batch["user"]],
-    }
-    for dim in DIMENSIONS:
-        columns[dim] = _DIM_LOOKUP[dim][tenant.dims[dim][batch["cand"]]]
-    frame = pd.DataFrame(
-        {
-            name: pd.Series(values, dtype=TEXT_DTYPE) if name != "timestamp" else values
-            for name, values in columns.items()
-        }
-    )
-    frame["rank"] = pd.array(batch["rank"], dtype="Int64")
-    frame["score"] = batch["score"]
-    return frame
 
 
 # --- writing -------------------------------------------------------------------------------------------------------
