@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
+from psycopg2 import sql
 
 from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.metrics.candidate_arrays import AttributePeriods
@@ -327,7 +328,39 @@ ARRAY(
     ORDER BY a.position
 )"""
 """Per candidate row ``{alias}`` (tenant_id, candidate_id, first_at): the value of each of ``%(attributes)s`` in
-force at ``first_at``, in that order (NULL: unknown or never loaded). Only the alias is formatted in, never data."""
+force at ``first_at``, in that order (NULL: unknown or never loaded). Only the alias is formatted in, never data.
+An index probe per row: where many rows need values, :func:`in_force_joins` lets the planner hash-join instead."""
+
+
+@dataclass(frozen=True)
+class InForceJoins:
+    """SQL pieces giving each row of ``alias`` the value of each attribute in force at its ``first_at``: ``joins``
+    (after the row's FROM item) and ``columns`` (``attribute_0``, ``attribute_1``, ... in the attributes' order)."""
+
+    joins: sql.Composable
+    columns: sql.Composable
+
+
+def in_force_joins(alias: str, attributes: Sequence[str]) -> InForceJoins:
+    """One LEFT JOIN of ``candidate_attribute_history`` per attribute on (tenant_id, candidate_id, attribute) with
+    the in-force condition (``valid_from <= first_at < valid_to``, NULL ``valid_to``: still in force), so that the
+    planner can hash-join each attribute's history once instead of probing it per row. Periods of one attribute do not
+    overlap, so a row matches at most one value per attribute; no match is NULL (unknown), as is a tenant without any
+    attributes. The attribute names enter as quoted literals (the catalogue's names), the alias as an identifier."""
+    row = sql.Identifier(alias)
+    joins, columns = [], []
+    for position, attribute in enumerate(attributes):
+        history = sql.Identifier(f"in_force_{position}")
+        joins.append(
+            sql.SQL(
+                "LEFT JOIN candidate_attribute_history {h} ON {h}.tenant_id = {row}.tenant_id "
+                "AND {h}.candidate_id = {row}.candidate_id AND {h}.attribute = {attribute} "
+                "AND {h}.valid_from <= {row}.first_at AND ({row}.first_at < {h}.valid_to OR {h}.valid_to IS NULL)"
+            ).format(h=history, row=row, attribute=sql.Literal(attribute))
+        )
+        columns.append(sql.SQL("{}.value AS {}").format(history, sql.Identifier(f"attribute_{position}")))
+    return InForceJoins(joins=sql.SQL("\n").join(joins), columns=sql.SQL(", ").join(columns))
+
 
 ATTRIBUTE_VALUES_AT = f"""
 WITH firsts AS (
