@@ -15,7 +15,7 @@ import pandas as pd
 from psycopg2 import sql
 
 from fairness_pipeline.catalogue import load_catalogue
-from fairness_pipeline.store.attributes import in_force_joins
+from fairness_pipeline.store.attributes import attribute_cells_statement
 from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days, transaction
 
 CANDIDATE_DAILY_STAGES = Table(
@@ -199,27 +199,13 @@ JOIN pairs p ON c.event_type = p.baseline
 GROUP BY c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty{grouped}
 ORDER BY 1, 2, 3, 4, 5
 """
-"""Template of :func:`window_cells_statement` (``{...}`` are composed with ``psycopg2.sql``, never data)."""
+"""Template of :func:`window_cells_statement` (``{...}``: ``attributes.attribute_cells_statement``, never data)."""
 
 
 def window_cells_statement(attributes: Sequence[str]) -> sql.Composed:
     """WINDOW_CELLS counting ``attributes`` too: candidate counts per tenant, stage pair and combination of the event
     dimensions and the attributes, one column per attribute named by it (NULL: unknown)."""
-    in_force = in_force_joins("s", attributes)
-    internal = [sql.Identifier(f"attribute_{position}") for position in range(len(attributes))]
-    prefixed = [sql.SQL("c.{}").format(column) for column in internal]
-    named = [sql.SQL("{} AS {}").format(c, sql.Identifier(name)) for c, name in zip(prefixed, attributes, strict=True)]
-
-    def listed(parts: Sequence[sql.Composable]) -> sql.Composable:
-        return sql.SQL("").join(sql.SQL(", {}").format(part) for part in parts)
-
-    return sql.SQL(WINDOW_CELLS).format(
-        in_force=sql.SQL(", {}").format(in_force.columns) if attributes else sql.SQL(""),
-        joins=in_force.joins,
-        attributes=listed(internal),
-        named=listed(named),
-        grouped=listed(prefixed),
-    )
+    return attribute_cells_statement(WINDOW_CELLS, attributes, rows="s", cells="c")
 
 
 WINDOW_CELLS_FROM_EVENTS = """
