@@ -739,7 +739,6 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     from fairness_pipeline.ingest.loader import ingest_file
     from fairness_pipeline.store import analysis as q
     from fairness_pipeline.store import embedded
-    from fairness_pipeline.store.attributes import spread_attribute_values
     from fairness_pipeline.store.connection import database_url
     from fairness_pipeline.store.migrations import migrate
     from fairness_pipeline.store.urls import sqlalchemy_url
@@ -892,9 +891,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
             floors.append(m)
             breakdowns.append(window_breakdown(url, window_end))
         breakdown = {k: statistics.median(b[k] for b in breakdowns) for k in breakdowns[0]}
-        pipeline_cells = spread_attribute_values(
-            fetch(url, q.WINDOW_CELLS, {**params, "attributes": attributes}), attributes
-        )
+        pipeline_cells = fetch(url, q.window_cells_statement(attributes), params)
         same_cells(pipeline_cells, floor_cells)
         with measured("worker") as worker:
             worker_cells = fetch(url, q.WINDOW_CELLS_FROM_EVENTS, params)

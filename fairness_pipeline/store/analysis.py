@@ -12,9 +12,10 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
+from psycopg2 import sql
 
 from fairness_pipeline.catalogue import load_catalogue
-from fairness_pipeline.store.attributes import IN_FORCE_VALUES, spread_attribute_values
+from fairness_pipeline.store.attributes import attribute_cells_statement
 from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days, transaction
 
 CANDIDATE_DAILY_STAGES = Table(
@@ -157,12 +158,12 @@ SELECT day FROM candidate_daily_stages_days WHERE day BETWEEN %(first_day)s AND 
 # parallel arrays. One sort serves everything: `stages` walks each candidate's rows of the window ordered by stage and
 # time, flags the first row of each stage (whose groups count) and ORs a bit per selection stage present (the bit is
 # the stage's position in `selections`, so up to 62 pairs; other stages set bit 0). `firsts` keeps the first row of
-# each stage and, for tenants that have loaded any candidate attributes, the value of each of `%(attributes)s` in force
-# at that row's first event (an index probe per row; other tenants' values are all NULL, i.e. unknown, with no probe).
-# `cells` counts candidates per tenant, stage, groups and stage set (a few thousand rows), which the pairs then sum: no
-# join of candidates with candidates, no copy of the population per pair. COLLATE "C" only makes the sort compare
-# bytes.
-WINDOW_CELLS = f"""
+# each stage with the value of each attribute in force at that row's first event (`store.attributes.in_force_joins`:
+# one LEFT JOIN of the history per attribute, which the planner hash-joins; a tenant without attributes finds no rows,
+# i.e. unknown). `cells` counts candidates per tenant, stage, groups and stage set (a few thousand rows), which the
+# pairs then sum: no join of candidates with candidates, no copy of the population per pair. COLLATE "C" only makes
+# the sort compare bytes.
+WINDOW_CELLS = """
 WITH pairs AS (
     SELECT * FROM unnest(%(pair_names)s::text[], %(baselines)s::text[], %(selections)s::text[])
         AS p(stage_pair, baseline, selection)
@@ -177,36 +178,35 @@ stages AS (
     WINDOW w AS (PARTITION BY candidate_id COLLATE "C", tenant_id COLLATE "C" ORDER BY event_type COLLATE "C", first_at
                  ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 ),
-attributed AS (
-    SELECT t.tenant_id
-    FROM (SELECT DISTINCT tenant_id FROM stages) t
-    WHERE cardinality(%(attributes)s::text[]) > 0
-      AND EXISTS (SELECT 1 FROM candidate_attributes a WHERE a.tenant_id = t.tenant_id)
-),
 firsts AS (
-    SELECT s.tenant_id, s.event_type, s.company_tier, s.experience_band, s.specialty, s.stages,
-           CASE WHEN a.tenant_id IS NOT NULL THEN {IN_FORCE_VALUES.format(alias="s")} END AS attribute_values
+    SELECT s.tenant_id, s.event_type, s.company_tier, s.experience_band, s.specialty, s.stages{in_force}
     FROM stages s
-    LEFT JOIN attributed a ON a.tenant_id = s.tenant_id
+    {joins}
     WHERE s.first_of_stage
 ),
 cells AS (
-    SELECT tenant_id, event_type, company_tier, experience_band, specialty, attribute_values, stages,
+    SELECT tenant_id, event_type, company_tier, experience_band, specialty{attributes}, stages,
            count(*) AS candidates
     FROM firsts
-    GROUP BY tenant_id, event_type, company_tier, experience_band, specialty, attribute_values, stages
+    GROUP BY tenant_id, event_type, company_tier, experience_band, specialty{attributes}, stages
 )
-SELECT c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty, c.attribute_values,
+SELECT c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty{named},
        sum(c.candidates)::bigint AS n,
        coalesce(sum(c.candidates) FILTER (
            WHERE c.stages & (1::bigint << array_position(%(selections)s::text[], p.selection)) <> 0), 0)::bigint AS x
 FROM cells c
 JOIN pairs p ON c.event_type = p.baseline
-GROUP BY c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty, c.attribute_values
+GROUP BY c.tenant_id, p.stage_pair, c.company_tier, c.experience_band, c.specialty{grouped}
 ORDER BY 1, 2, 3, 4, 5
 """
-"""Candidate counts per tenant, stage pair and combination of the event dimensions and the attributes (``{alias}``
-formatting puts in only a table alias, never data)."""
+"""Template of :func:`window_cells_statement` (``{...}``: ``attributes.attribute_cells_statement``, never data)."""
+
+
+def window_cells_statement(attributes: Sequence[str]) -> sql.Composed:
+    """WINDOW_CELLS counting ``attributes`` too: candidate counts per tenant, stage pair and combination of the event
+    dimensions and the attributes, one column per attribute named by it (NULL: unknown)."""
+    return attribute_cells_statement(WINDOW_CELLS, attributes, rows="s", cells="c")
+
 
 WINDOW_CELLS_FROM_EVENTS = """
 WITH pairs AS (
@@ -343,10 +343,8 @@ def window_cells(
         "first_day": first_day,
         "last_day": last_day,
         "tenant_id": tenant_id,
-        "attributes": list(attributes),
     }
-    cells = spread_attribute_values(fetch_frame(cur, WINDOW_CELLS, params), attributes)
-    return cells[[c for c in cells.columns if c not in ("n", "x")] + ["n", "x"]]
+    return fetch_frame(cur, window_cells_statement(attributes), params)
 
 
 FRAME_COLUMNS = [

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
+from psycopg2 import sql
 
 from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.metrics.candidate_arrays import AttributePeriods
@@ -327,7 +328,39 @@ ARRAY(
     ORDER BY a.position
 )"""
 """Per candidate row ``{alias}`` (tenant_id, candidate_id, first_at): the value of each of ``%(attributes)s`` in
-force at ``first_at``, in that order (NULL: unknown or never loaded). Only the alias is formatted in, never data."""
+force at ``first_at``, in that order (NULL: unknown or never loaded). Only the alias is formatted in, never data.
+An index probe per row: where many rows need values, :func:`in_force_joins` lets the planner hash-join instead."""
+
+
+@dataclass(frozen=True)
+class InForceJoins:
+    """SQL pieces giving each row of ``alias`` the value of each attribute in force at its ``first_at``: ``joins``
+    (after the row's FROM item) and ``columns`` (``attribute_0``, ``attribute_1``, ... in the attributes' order)."""
+
+    joins: sql.Composable
+    columns: sql.Composable
+
+
+def in_force_joins(alias: str, attributes: Sequence[str]) -> InForceJoins:
+    """One LEFT JOIN of ``candidate_attribute_history`` per attribute on (tenant_id, candidate_id, attribute) with
+    the in-force condition (``valid_from <= first_at < valid_to``, NULL ``valid_to``: still in force), so that the
+    planner can hash-join each attribute's history once instead of probing it per row. Periods of one attribute do not
+    overlap, so a row matches at most one value per attribute; no match is NULL (unknown), as is a tenant without any
+    attributes. The attribute names enter as quoted literals (the catalogue's names), the alias as an identifier."""
+    row = sql.Identifier(alias)
+    joins, columns = [], []
+    for position, attribute in enumerate(attributes):
+        history = sql.Identifier(f"in_force_{position}")
+        joins.append(
+            sql.SQL(
+                "LEFT JOIN candidate_attribute_history {h} ON {h}.tenant_id = {row}.tenant_id "
+                "AND {h}.candidate_id = {row}.candidate_id AND {h}.attribute = {attribute} "
+                "AND {h}.valid_from <= {row}.first_at AND ({row}.first_at < {h}.valid_to OR {h}.valid_to IS NULL)"
+            ).format(h=history, row=row, attribute=sql.Literal(attribute))
+        )
+        columns.append(sql.SQL("{}.value AS {}").format(history, sql.Identifier(f"attribute_{position}")))
+    return InForceJoins(joins=sql.SQL("\n").join(joins), columns=sql.SQL(", ").join(columns))
+
 
 ATTRIBUTE_VALUES_AT = f"""
 WITH firsts AS (
@@ -342,7 +375,7 @@ FROM firsts f
 ORDER BY f.candidate_id
 """
 
-WINDOW_CELLS_WITH_ATTRIBUTES = f"""
+WINDOW_CELLS_WITH_ATTRIBUTES = """
 WITH pairs AS (
     SELECT * FROM unnest(%(pair_names)s::text[], %(baselines)s::text[], %(selections)s::text[])
         AS p(stage_pair, baseline, selection)
@@ -355,23 +388,47 @@ firsts AS MATERIALIZED (
       AND (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
     ORDER BY tenant_id, event_type, candidate_id, timestamp, event_id
 ),
-baselines AS (
-    SELECT b.tenant_id, b.candidate_id, p.stage_pair, p.selection, b.company_tier, b.experience_band, b.specialty,
-           {IN_FORCE_VALUES.format(alias="b")} AS attribute_values
-    FROM pairs p
-    JOIN firsts b ON b.event_type = p.baseline
+baselines AS MATERIALIZED (
+    SELECT b.tenant_id, b.event_type, b.candidate_id, b.company_tier, b.experience_band, b.specialty{in_force}
+    FROM firsts b
+    {joins}
 )
-SELECT b.tenant_id, b.stage_pair, b.company_tier, b.experience_band, b.specialty, b.attribute_values,
+SELECT b.tenant_id, p.stage_pair, b.company_tier, b.experience_band, b.specialty{named},
        count(*) AS n, count(s.candidate_id) AS x
-FROM baselines b
-LEFT JOIN firsts s ON s.tenant_id = b.tenant_id AND s.event_type = b.selection AND s.candidate_id = b.candidate_id
-GROUP BY b.tenant_id, b.stage_pair, b.company_tier, b.experience_band, b.specialty, b.attribute_values
+FROM pairs p
+JOIN baselines b ON b.event_type = p.baseline
+LEFT JOIN firsts s ON s.tenant_id = b.tenant_id AND s.event_type = p.selection AND s.candidate_id = b.candidate_id
+GROUP BY b.tenant_id, p.stage_pair, b.company_tier, b.experience_band, b.specialty{grouped}
 ORDER BY 1, 2, 3, 4, 5
 """
 """Candidate counts per tenant, stage pair and combination of the event dimensions and the attributes: the population
 is the candidates with a baseline event in the window, in the groups of their first baseline event (attributes: the
-values in force at that event); ``x`` counts those with a selection event in the window. From ``selection_events``
-(unvalidated), as the seed-compatible worker counts."""
+values in force at that event, looked up once per candidate and stage by :func:`in_force_joins`: ``baselines`` is
+materialised so that the planner, which cannot estimate a CTE's stage filter, joins rather than probes); ``x``
+counts those with a selection event in the window. From ``selection_events`` (unvalidated), as the seed-compatible
+worker counts. ``{...}`` are composed with ``psycopg2.sql`` (``attribute_cells_statement``), never data."""
+
+
+def attribute_cells_statement(template: str, attributes: Sequence[str], *, rows: str, cells: str) -> sql.Composed:
+    """A cell-counting ``template`` composed for ``attributes``: ``{joins}`` and ``{in_force}`` give each row of
+    alias ``rows`` (tenant_id, candidate_id, first_at) the columns ``attribute_0``, ... (:func:`in_force_joins`);
+    ``{attributes}`` lists those columns, ``{grouped}`` the same of alias ``cells`` and ``{named}`` those named by
+    their attributes; each after a comma, all empty for no attributes."""
+    in_force = in_force_joins(rows, attributes)
+    internal = [sql.Identifier(f"attribute_{position}") for position in range(len(attributes))]
+    prefixed = [sql.SQL("{}.{}").format(sql.Identifier(cells), column) for column in internal]
+    named = [sql.SQL("{} AS {}").format(c, sql.Identifier(name)) for c, name in zip(prefixed, attributes, strict=True)]
+
+    def listed(parts: Sequence[sql.Composable]) -> sql.Composable:
+        return sql.SQL("").join(sql.SQL(", {}").format(part) for part in parts)
+
+    return sql.SQL(template).format(
+        in_force=sql.SQL(", {}").format(in_force.columns) if attributes else sql.SQL(""),
+        joins=in_force.joins,
+        attributes=listed(internal),
+        named=listed(named),
+        grouped=listed(prefixed),
+    )
 
 
 def spread_attribute_values(frame: pd.DataFrame, attributes: Sequence[str]) -> pd.DataFrame:
@@ -420,16 +477,14 @@ def window_cells_with_attributes(
         "pair_names": [name for name, _, _ in stage_pairs],
         "baselines": [baseline for _, baseline, _ in stage_pairs],
         "selections": [selection for _, _, selection in stage_pairs],
-        "attributes": list(attributes),
         "window_start": window_start,
         "window_stop": window_stop,
         "tenant_id": tenant_id,
     }
+    statement = attribute_cells_statement(WINDOW_CELLS_WITH_ATTRIBUTES, attributes, rows="b", cells="b")
     with conn.cursor() as cur:
-        cur.execute(WINDOW_CELLS_WITH_ATTRIBUTES, params)
-        frame = pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
-    cells = spread_attribute_values(frame, attributes)
-    return cells[[c for c in cells.columns if c not in ("n", "x")] + ["n", "x"]]
+        cur.execute(statement, params)
+        return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
 
 
 # The periods of known values that overlap a window, for counting candidates in numpy (``metrics.candidate_arrays``):
