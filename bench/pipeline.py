@@ -684,7 +684,7 @@ def ll144_sets(attributes: list[str]) -> list[tuple[str, ...]]:
 def stored_window(url: str, window_end: date) -> tuple[pd.DataFrame, pd.DataFrame]:
     from fairness_pipeline.store import analysis as q
 
-    params = {"window_end": window_end}
+    params = {"window_end": window_end, "tenant_id": None}
     return fetch(url, q.FRAMES_WINDOW, params), fetch(url, q.IMPACTS_WINDOW, params)
 
 

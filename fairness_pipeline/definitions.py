@@ -16,7 +16,7 @@ from fairness_pipeline.defs.automation import (
     risk_alert_sensor,
     run_failure_sensor,
 )
-from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
+from fairness_pipeline.defs.jobs import event_days_job, metrics_job
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.retention import erasure_recompute_sensor, retention_job, retention_schedule
 from fairness_pipeline.defs.tenants import new_tenant_sensor
@@ -27,7 +27,7 @@ def build_definitions(database: FairnessDatabase | None = None) -> dg.Definition
     return dg.Definitions(
         assets=dg.load_assets_from_package_module(assets),
         asset_checks=dg.load_asset_checks_from_package_module(assets),
-        jobs=[fairness_job, event_days_job, metrics_job, alert_job, deliver_and_escalate_job, retention_job],
+        jobs=[event_days_job, metrics_job, alert_job, deliver_and_escalate_job, retention_job],
         schedules=[nightly_schedule, alert_delivery_schedule, retention_schedule],
         sensors=[
             late_events_sensor,

@@ -13,7 +13,9 @@ import pytest
 from fairness_pipeline import synthetic
 from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.definitions import build_definitions
+from fairness_pipeline.defs.partitions import tenant_day_key
 from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.defs.tenants import register_tenants
 from fairness_pipeline.ingest.frames import load_frames
 
 pytestmark = pytest.mark.slow  # Dagster runs of the whole graph
@@ -77,19 +79,21 @@ def test_range_run_finds_planted_bias_with_exact_counts(db_url: str, instance) -
     database = FairnessDatabase(url=db_url)
     runs = run_range(instance, LAST - timedelta(days=1), LAST, window_days=WINDOW, database=database)
 
-    assert [r.job_name for r in runs] == ["event_days_job", "metrics_job"]
+    # the event layer per day for every tenant, then one run of each tenant's windows
+    assert [(r.job_name, r.tenant) for r in runs] == [
+        ("event_days_job", None),
+        ("metrics_job", "tenant-1"),
+        ("metrics_job", "tenant-2"),
+    ]
     assert all(r.success for r in runs)
     assert runs[0].first_day == LAST - timedelta(days=1 + WINDOW - 1)  # the window's upstream days were added
-    for key in (
-        "raw_selection_events",
-        "validated_selection_events",
-        "candidate_daily_stages",
-        "impact_ratios",
-        "selection_rate_frames",
-        "bias_metrics",
-    ):
+    days = [LAST - timedelta(days=1), LAST]
+    for key in ("raw_selection_events", "validated_selection_events", "candidate_daily_stages"):
         materialized = instance.get_materialized_partitions(dg.AssetKey(key))
-        assert {LAST.isoformat(), (LAST - timedelta(days=1)).isoformat()} <= materialized, key
+        assert {day.isoformat() for day in days} <= materialized, key
+    for key in ("impact_ratios", "selection_rate_frames", "bias_metrics"):
+        materialized = instance.get_materialized_partitions(dg.AssetKey(key))
+        assert {tenant_day_key(t, day) for t in ("tenant-1", "tenant-2") for day in days} == materialized, key
 
     frames = _query(
         db_url,
@@ -167,6 +171,36 @@ def test_rerun_replaces_and_never_duplicates(db_url: str, instance) -> None:
         pd.testing.assert_frame_equal(first[table], second[table], check_like=True)
 
 
+def test_a_tenant_is_backfilled_alone_and_leaves_the_others_rows(db_url: str, instance) -> None:
+    _generate(db_url, ("company_tier=startup:0.5",))
+    database = FairnessDatabase(url=db_url)
+    impacts_sql = (
+        "SELECT * FROM impact_ratios WHERE window_end = %(end)s ORDER BY tenant_id, stage_pair, dimension, group_value"
+    )
+
+    runs = run_range(instance, LAST, LAST, window_days=WINDOW, database=database, tenants=["tenant-2"])
+    assert [(r.job_name, r.tenant) for r in runs] == [("event_days_job", None), ("metrics_job", "tenant-2")]
+    assert all(r.success for r in runs)
+    only_second = _query(db_url, impacts_sql, {"end": LAST})
+    assert set(only_second["tenant_id"]) == {"tenant-2"}
+    assert instance.get_materialized_partitions(dg.AssetKey("impact_ratios")) == {tenant_day_key("tenant-2", LAST)}
+
+    runs = run_range(instance, LAST, LAST, window_days=WINDOW, database=database, tenants=["tenant-1"])
+    assert [r.tenant for r in runs] == [None, "tenant-1"] and all(r.success for r in runs)
+    both = _query(db_url, impacts_sql, {"end": LAST})
+    assert set(both["tenant_id"]) == {"tenant-1", "tenant-2"}
+    # tenant-2's rows are those of its own run: the other tenant's run neither replaced nor duplicated them
+    second_again = both[both["tenant_id"] == "tenant-2"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(second_again, only_second.reset_index(drop=True))
+    assert instance.get_materialized_partitions(dg.AssetKey("risk_classification")) == {
+        tenant_day_key("tenant-1", LAST),
+        tenant_day_key("tenant-2", LAST),
+    }
+
+    with pytest.raises(ValueError, match="no events of tenant"):
+        run_range(instance, LAST, LAST, window_days=WINDOW, database=database, tenants=["tenant-9"])
+
+
 def test_unbiased_data_has_no_significant_adverse_impact(db_url: str, instance) -> None:
     _generate(db_url, (), seed=23)
     database = FairnessDatabase(url=db_url)
@@ -233,9 +267,10 @@ def test_window_names_the_upstream_days_it_lacks(db_url: str, instance) -> None:
         instance=instance, partition_key=LAST.isoformat()
     )
     assert only_last.success
+    register_tenants(instance, ["tenant-1", "tenant-2"])
     metrics = defs.resolve_job_def("metrics_job").execute_in_process(
         instance=instance,
-        partition_key=LAST.isoformat(),
+        partition_key=tenant_day_key("tenant-1", LAST),
         run_config={
             "ops": {
                 n: {"config": {"window_days": 3}} for n in ("selection_rate_frames", "impact_ratios", "bias_metrics")

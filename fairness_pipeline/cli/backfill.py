@@ -13,28 +13,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from datetime import date, timedelta
+from datetime import date
 
 BACKFILL_ID_TAG = "dagster/backfill"
 LAUNCHED_BY_TAG = "fairness/launched_by"
 
 
-def day_keys(first_day: date, last_day: date) -> list[str]:
-    """The daily partition keys ``first_day .. last_day``."""
-    return [(first_day + timedelta(days=i)).isoformat() for i in range((last_day - first_day).days + 1)]
+Target = tuple[Iterable[str], date, date, list[str]]
+"""Asset names, first day, last day and the tenants of the tenant-day assets among them."""
 
 
-def range_subset(asset_graph, names: Iterable[str], first_day: date, last_day: date):
-    """The ``AssetGraphSubset`` of the assets ``names`` over the days ``first_day .. last_day``."""
+def range_subset(asset_graph, names: Iterable[str], first_day: date, last_day: date, tenants: list[str]):
+    """The ``AssetGraphSubset`` of the assets ``names`` over the days ``first_day .. last_day`` (``tenants``' days of
+    the tenant-day assets)."""
     import dagster as dg
-    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 
-    keys = day_keys(first_day, last_day)
-    subsets = {}
-    for name in names:
-        partitions = asset_graph.get(dg.AssetKey(name)).partitions_def
-        subsets[dg.AssetKey(name)] = partitions.subset_with_partition_keys(keys)
-    return AssetGraphSubset(partitions_subsets_by_asset_key=subsets)
+    from fairness_pipeline.defs import partitions
+
+    keys = [dg.AssetKey(name) for name in names]
+    return partitions.range_subset(asset_graph, keys, first_day, last_day, tenants)
 
 
 def union(subsets: Iterable):
@@ -47,8 +44,8 @@ def union(subsets: Iterable):
     return target
 
 
-def submit_backfill(instance, asset_graph, targets: Sequence[tuple[Iterable[str], date, date]], title: str, run_config):
-    """Submit an asset backfill of ``targets`` (asset names, first day, last day) for the daemon to run with
+def submit_backfill(instance, asset_graph, targets: Sequence[Target], title: str, run_config):
+    """Submit an asset backfill of ``targets`` (:data:`Target`) for the daemon to run with
     ``run_config`` (one config for all its runs: a run ignores the config of assets it does not hold); its id."""
     from dagster._core.execution.backfill import PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
@@ -70,14 +67,14 @@ def submit_backfill(instance, asset_graph, targets: Sequence[tuple[Iterable[str]
 class LocalBackfill:
     """The backfill record of a range executed in this process: target, then requested, materialised or failed."""
 
-    def __init__(self, instance, asset_graph, targets: Sequence[tuple[Iterable[str], date, date]], title: str):
-        """``targets``: (asset names, first day, last day) for each run of the range, in order."""
+    def __init__(self, instance, asset_graph, targets: Sequence[Target], title: str):
+        """``targets``: (:data:`Target`) for each run of the range, in order."""
         from dagster._core.execution.asset_backfill import AssetBackfillData
         from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
         from dagster._core.utils import make_new_backfill_id
 
         self._instance, self._asset_graph = instance, asset_graph
-        self._subsets = [range_subset(asset_graph, names, first, last) for names, first, last in targets]
+        self._subsets = [range_subset(asset_graph, *target) for target in targets]
         target = union(self._subsets)
         started = time.time()
         data = AssetBackfillData.from_asset_graph_subset(
@@ -102,13 +99,15 @@ class LocalBackfill:
         self._backfill = self._backfill.with_asset_backfill_data(data, self._instance, self._asset_graph)
         self._instance.update_backfill(self._backfill)
 
-    def run_ended(self, index: int, success: bool) -> None:
+    def run_ended(self, index: int, success: bool, downstream: bool = True) -> None:
+        """Record run ``index``'s end; a failed run fails the later runs too when ``downstream`` (they read what it
+        writes), otherwise its own partitions only."""
         data = self._backfill.get_asset_backfill_data(self._asset_graph)
         if success:
             self._update(materialized_subset=data.materialized_subset | self._subsets[index])
         else:
             failed = self._subsets[index]
-            for later in self._subsets[index + 1 :]:
+            for later in self._subsets[index + 1 :] if downstream else ():
                 failed |= later
             self._update(failed_and_downstream_subset=data.failed_and_downstream_subset | failed)
 

@@ -270,12 +270,19 @@ def run(
     end: Annotated[str | None, typer.Option(metavar="YYYY-MM-DD", help="Last day (default: --start).")] = None,
     profile: Annotated[str, profile_option()] = "default",
     local: Annotated[bool, typer.Option("--local", help="Run here even when a Dagster daemon is running.")] = False,
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option("--tenant", help="Only this tenant's windows (repeatable; default: every tenant)."),
+    ] = None,
 ) -> None:
     """Materialise the asset graph for a range of days through Dagster.
 
-    With a Dagster daemon running (`fairness-pipeline ui`) the range is submitted to it as a backfill; otherwise (or
-    with --local) it runs here, recorded as a backfill. Either way the command prints the UI links first, then the
-    steps and partitions done and the asset at work, and a summary at the end.
+    The event layer runs per UTC day for every tenant, then each tenant's windows run as its own tenant-day
+    partitions: with --tenant only that tenant's (a tenant onboarded or corrected is backfilled alone), and a
+    tenant whose run fails leaves the others' results. With a Dagster daemon running (`fairness-pipeline ui`) the
+    range is submitted to it as a backfill; otherwise (or with --local) it runs here, recorded as a backfill. Either
+    way the command prints the UI links first, then the steps and partitions done and the asset at work, and a
+    summary at the end.
     """
     from fairness_pipeline.cli.runs import resolve_profile, run_days
     from fairness_pipeline.risk.profiles import ProfileError
@@ -290,7 +297,7 @@ def run(
         fail(f"--profile: {exc}", EXIT_USAGE)
     with open_database():
         pass  # start the embedded server, migrate, and fail in one line if no database is reachable
-    if not run_days(first_day, last_day, profile_name, local=local):
+    if not run_days(first_day, last_day, profile_name, local=local, tenants=tenant):
         raise typer.Exit(1)
 
 

@@ -194,12 +194,13 @@ def progress_printer(title: str) -> Iterator[Callable]:
 
 
 def print_run_summary(summaries: list) -> None:
-    """One line per run (job, days, outcome, steps, time) and the total."""
+    """One line per run (job and tenant, days, outcome, steps, time) and the total."""
     for s in summaries:
         state = "[green]succeeded[/green]" if s.success else "[red]failed[/red]"
         days = (s.last_day - s.first_day).days + 1
+        job = s.job_name if getattr(s, "tenant", None) is None else f"{s.job_name} {s.tenant}"
         console.print(
-            f"  {s.job_name} {s.first_day} .. {s.last_day} ({days} day(s)): {state}, {s.steps} steps in "
+            f"  {job} {s.first_day} .. {s.last_day} ({days} day(s)): {state}, {s.steps} steps in "
             f"{s.seconds:.0f} s (run {s.run_id})",
             highlight=False,
         )

@@ -1,8 +1,9 @@
 """Materialise a range of days through Dagster from the command line (``fairness-pipeline run``).
 
 A window ending on day D needs the candidate days D-29 .. D. One run has one partition range, so a range of days is
-served by up to two runs: first the event layer for every day the windows read that is not yet summarised (and for
-the requested days themselves, whose events may have changed), then the metric layer for the requested days. With a
+served by one run of the event layer (per UTC day, every tenant) for every day the windows read that is not yet
+summarised (and for the requested days themselves, whose events may have changed), then one run of the metric layer
+per tenant (tenant-days), each tenant's result its own: one tenant's failure leaves the others'. With a
 Dagster daemon running on the instance the range is submitted to it as one asset backfill; otherwise the runs execute
 here, recorded in the instance as one backfill (``cli/backfill.py``). Either way each run is watched from a thread
 that reads its event log, so the command shows the steps done, the asset at work and the partitions done.
@@ -49,6 +50,36 @@ class RunSummary:
     success: bool
     seconds: float = 0.0
     steps: int = 0
+    tenant: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a range: a job over ``first_day .. last_day``, of one tenant's partitions when ``tenant`` is set."""
+
+    job_name: str
+    first_day: date
+    last_day: date
+    run_config: dict
+    tenant: str | None = None
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    def range_tags(self) -> dict[str, str]:
+        """Dagster's partition range tags of the run (tenant-day keys for a tenant's run)."""
+        from fairness_pipeline.defs.partitions import tenant_day_key
+
+        if self.tenant is None:
+            first, last = self.first_day.isoformat(), self.last_day.isoformat()
+        else:
+            first, last = tenant_day_key(self.tenant, self.first_day), tenant_day_key(self.tenant, self.last_day)
+        return {DAGSTER_RANGE_START_TAG: first, DAGSTER_RANGE_END_TAG: last}
+
+    @property
+    def label(self) -> str:
+        return self.job_name if self.tenant is None else f"{self.job_name} {self.tenant}"
 
 
 @dataclass
@@ -128,22 +159,23 @@ def _watch(instance, run_id: str, progress: RangeProgress, stop: threading.Event
 
 @dataclass(frozen=True)
 class RangePlan:
-    """The runs that materialise a range: (job, first day, last day, run config) each, each job's steps (``assets``:
-    its ops, one per asset or multi-asset) and the asset keys they materialise (``keys``)."""
+    """The runs that materialise a range, each job's steps (``assets``: its ops, one per asset or multi-asset) and
+    the asset keys they materialise (``keys``)."""
 
     defs: object
-    runs: list[tuple[str, date, date, dict]]
+    runs: list[PlannedRun]
     assets: dict[str, list[str]]
     keys: dict[str, list[str]]
 
     @property
-    def targets(self) -> list[tuple[list[str], date, date]]:
-        """The backfill's target: every asset of each run (a multi-asset's whole set: the daemon launches it whole)."""
-        return [(self.keys[name], start, end) for name, start, end, _ in self.runs]
+    def targets(self) -> list[tuple[list[str], date, date, list[str]]]:
+        """The backfill's target: every asset of each run (a multi-asset's whole set: the daemon launches it whole)
+        over its days, of its tenant."""
+        return [(self.keys[r.job_name], r.first_day, r.last_day, [r.tenant] if r.tenant else []) for r in self.runs]
 
     @property
     def partitions_total(self) -> int:
-        return sum(len(self.assets[name]) * ((end - start).days + 1) for name, start, end, _ in self.runs)
+        return sum(len(self.assets[r.job_name]) * r.days for r in self.runs)
 
 
 def job_asset_names(job) -> list[str]:
@@ -151,9 +183,12 @@ def job_asset_names(job) -> list[str]:
     return sorted(key.to_user_string() for key in job.asset_layer.selected_asset_keys)
 
 
-def plan_range(first_day: date, last_day: date, window_days: int, database, profile: str) -> RangePlan:
+def plan_range(
+    first_day: date, last_day: date, window_days: int, database, profile: str, tenants: list[str]
+) -> RangePlan:
     """The event layer for the days the windows of ``first_day .. last_day`` lack (and those days themselves), then
-    the metric layer for ``first_day .. last_day``; ``ValueError`` for a range before the first partition."""
+    the metric layer for ``first_day .. last_day``, one run per tenant of ``tenants``; ``ValueError`` for a range
+    before the first partition."""
     from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.partitions import daily_partitions
     from fairness_pipeline.store import analysis
@@ -176,11 +211,9 @@ def plan_range(first_day: date, last_day: date, window_days: int, database, prof
     ops = {name: {"config": {"window_days": window_days}} for name in METRIC_ASSETS}
     for name in PROFILE_ASSETS:
         ops[name]["config"]["profile"] = profile
-    runs = [
-        ("event_days_job", event_first, event_last, quiet),
-        ("metrics_job", first_day, last_day, {"ops": ops, **quiet}),
-    ]
-    jobs = {name: defs.resolve_job_def(name) for name, *_ in runs}
+    runs = [PlannedRun("event_days_job", event_first, event_last, quiet)]
+    runs += [PlannedRun("metrics_job", first_day, last_day, {"ops": ops, **quiet}, tenant) for tenant in tenants]
+    jobs = {name: defs.resolve_job_def(name) for name in ("event_days_job", "metrics_job")}
     assets = {name: [node.name for node in job.graph.nodes] for name, job in jobs.items()}
     keys = {
         name: sorted(key.to_user_string() for key in job.asset_layer.selected_asset_keys) for name, job in jobs.items()
@@ -192,6 +225,24 @@ def range_title(first_day: date, last_day: date) -> str:
     return f"fairness_pipeline_run_{first_day:%Y%m%d}_{last_day:%Y%m%d}"
 
 
+def range_tenants(instance, database, wanted: list[str] | None) -> list[str]:
+    """The tenants of a range run: ``wanted`` (each must have events), or every tenant with events; all registered
+    as tenant partitions of the instance first. ``ValueError`` names a tenant without events."""
+    from datetime import UTC, datetime
+
+    from fairness_pipeline.defs.tenants import register_tenants
+    from fairness_pipeline.store import tenants as tenant_store
+    from fairness_pipeline.store.schema import transaction
+
+    with database.connect() as conn, transaction(conn) as cur:
+        stored = tenant_store.tenants_inserted(cur, None, datetime.now(UTC))
+    unknown = sorted(set(wanted or ()) - set(stored))
+    if unknown:
+        raise ValueError(f"no events of tenant(s) {', '.join(unknown)}; known: {', '.join(stored) or 'none'}")
+    register_tenants(instance, stored)
+    return sorted(set(wanted)) if wanted else stored
+
+
 def run_range(
     instance,
     first_day: date,
@@ -200,11 +251,13 @@ def run_range(
     window_days: int = DEFAULT_ANALYSIS.window_days,
     database=None,
     profile: str = "default",
+    tenants: list[str] | None = None,
     show: Callable[[RangeProgress, tuple[str, bool] | None], None] | None = None,
     on_start: Callable[[str, list[str]], None] | None = None,
 ) -> list[RunSummary]:
     """Materialise ``first_day .. last_day`` (and the event days their windows lack) through Dagster in this
-    process, as one backfill of the instance.
+    process, as one backfill of the instance: the event layer, then each tenant's windows (``tenants``, default every
+    tenant with events). A tenant whose run fails leaves the other tenants' runs to go on.
 
     ``database`` is a ``FairnessDatabase`` resource (default: FAIRNESS_DATABASE_URL or the embedded server);
     ``profile`` the risk profile's name (a profile file is read through ``$FAIRNESS_RISK_PROFILES``). ``on_start``
@@ -216,9 +269,9 @@ def run_range(
     from fairness_pipeline.defs.resources import FairnessDatabase
 
     database = database or FairnessDatabase()
-    ranged = plan_range(first_day, last_day, window_days, database, profile)
+    ranged = plan_range(first_day, last_day, window_days, database, profile, range_tenants(instance, database, tenants))
     plan, assets = ranged.runs, ranged.assets
-    jobs = {name: ranged.defs.resolve_job_def(name) for name, *_ in plan}
+    jobs = {planned.job_name: ranged.defs.resolve_job_def(planned.job_name) for planned in plan}
     backfill = LocalBackfill(
         instance, ranged.defs.resolve_asset_graph(), ranged.targets, title=range_title(first_day, last_day)
     )
@@ -228,9 +281,9 @@ def run_range(
     total = ranged.partitions_total
     summaries: list[RunSummary] = []
     done = 0
-    for index, ((job_name, start, end, run_config), run_id) in enumerate(zip(plan, run_ids, strict=True)):
-        days = (end - start).days + 1
-        progress = RangeProgress(index, len(plan), job_name, len(assets[job_name]), days, done, total)
+    for index, (planned, run_id) in enumerate(zip(plan, run_ids, strict=True)):
+        job_name, days = planned.job_name, planned.days
+        progress = RangeProgress(index, len(plan), planned.label, len(assets[job_name]), days, done, total)
         stop = threading.Event()
         watcher = threading.Thread(
             target=_watch, args=(instance, run_id, progress, stop, show or (lambda *_: None)), daemon=True
@@ -239,14 +292,10 @@ def run_range(
         began = time.monotonic()
         try:
             result = jobs[job_name].execute_in_process(
-                run_config=run_config,
+                run_config=planned.run_config,
                 instance=instance,
                 run_id=run_id,
-                tags={
-                    DAGSTER_RANGE_START_TAG: start.isoformat(),
-                    DAGSTER_RANGE_END_TAG: end.isoformat(),
-                    BACKFILL_ID_TAG: backfill.backfill_id,
-                },
+                tags={**planned.range_tags(), BACKFILL_ID_TAG: backfill.backfill_id},
                 raise_on_error=False,
             )
             success = result.success
@@ -257,12 +306,22 @@ def run_range(
         finally:
             stop.set()
             watcher.join()
-        backfill.run_ended(index, success)
+        backfill.run_ended(index, success, downstream=planned.tenant is None)
         done += len(assets[job_name]) * days
+        seconds = time.monotonic() - began
         summaries.append(
-            RunSummary(job_name, start, end, run_id, success, time.monotonic() - began, len(progress.steps_done))
+            RunSummary(
+                job_name,
+                planned.first_day,
+                planned.last_day,
+                run_id,
+                success,
+                seconds,
+                len(progress.steps_done),
+                planned.tenant,
+            )
         )
-        if not success:
+        if not success and planned.tenant is None:  # without the event layer no tenant's windows can run
             break
     backfill.close(all(s.success for s in summaries))
     return summaries
@@ -293,6 +352,7 @@ def submit_range(
     window_days: int = DEFAULT_ANALYSIS.window_days,
     database=None,
     profile: str = "default",
+    tenants: list[str] | None = None,
     show: Callable[[RangeProgress, tuple[str, bool] | None], None] | None = None,
     on_start: Callable[[str, list[str]], None] | None = None,
     on_run: Callable[[str], None] | None = None,
@@ -303,8 +363,9 @@ def submit_range(
     from fairness_pipeline.cli.backfill import submit_backfill
     from fairness_pipeline.defs.resources import FairnessDatabase
 
-    ranged = plan_range(first_day, last_day, window_days, database or FairnessDatabase(), profile)
-    run_config = ranged.runs[-1][3]  # the metric layer's; event-layer runs ignore its ops
+    database = database or FairnessDatabase()
+    ranged = plan_range(first_day, last_day, window_days, database, profile, range_tenants(instance, database, tenants))
+    run_config = ranged.runs[-1].run_config  # the metric layer's; event-layer runs ignore its ops
     backfill_id = submit_backfill(
         instance, ranged.defs.resolve_asset_graph(), ranged.targets, range_title(first_day, last_day), run_config
     )
@@ -316,9 +377,11 @@ def submit_range(
 def _run_days(run) -> tuple[date, date]:
     from dagster._core.storage.tags import PARTITION_NAME_TAG
 
+    from fairness_pipeline.defs.partitions import split_partition_key
+
     tags = run.tags
     first = tags.get(DAGSTER_RANGE_START_TAG) or tags[PARTITION_NAME_TAG]
-    return date.fromisoformat(first), date.fromisoformat(tags.get(DAGSTER_RANGE_END_TAG) or first)
+    return split_partition_key(first)[1], split_partition_key(tags.get(DAGSTER_RANGE_END_TAG) or first)[1]
 
 
 def follow_backfill(
@@ -425,9 +488,17 @@ def resolve_profile(value: str) -> str:
     return get_profile(value).name
 
 
-def run_days(first_day: date, last_day: date, profile: str = "default", *, local: bool = False) -> bool:
-    """Run the range, printing the UI links first, progress while it runs and a summary at the end: as a backfill
-    submitted to the Dagster daemon when one is running (unless ``local``), otherwise in this process."""
+def run_days(
+    first_day: date,
+    last_day: date,
+    profile: str = "default",
+    *,
+    local: bool = False,
+    tenants: list[str] | None = None,
+) -> bool:
+    """Run the range (of ``tenants``, default every tenant), printing the UI links first, progress while it runs and a
+    summary at the end: as a backfill submitted to the Dagster daemon when one is running (unless ``local``),
+    otherwise in this process."""
     from fairness_pipeline.cli.output import EXIT_USAGE, fail
     from fairness_pipeline.cli.printing import console, print_run_summary, progress_printer
 
@@ -451,10 +522,19 @@ def run_days(first_day: date, last_day: date, profile: str = "default", *, local
         try:
             if use_daemon:
                 summaries, success = submit_range(
-                    instance, first_day, last_day, profile=profile, show=show, on_start=announce, on_run=announce_run
+                    instance,
+                    first_day,
+                    last_day,
+                    profile=profile,
+                    tenants=tenants,
+                    show=show,
+                    on_start=announce,
+                    on_run=announce_run,
                 )
             else:
-                summaries = run_range(instance, first_day, last_day, profile=profile, show=show, on_start=announce)
+                summaries = run_range(
+                    instance, first_day, last_day, profile=profile, tenants=tenants, show=show, on_start=announce
+                )
                 success = all(summary.success for summary in summaries)
         except ValueError as exc:
             fail(str(exc), EXIT_USAGE)

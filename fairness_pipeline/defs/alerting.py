@@ -207,9 +207,9 @@ def alert_run_config(tenant_id: str, level: str, day: str, **fields: Any) -> dic
 
 def _pipeline_jobs() -> frozenset[str]:
     """The jobs whose failures raise operational alerts (the run failure sensor's)."""
-    from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
+    from fairness_pipeline.defs.jobs import event_days_job, metrics_job
 
-    return frozenset(job.name for job in (fairness_job, event_days_job, metrics_job))
+    return frozenset(job.name for job in (event_days_job, metrics_job))
 
 
 def alert_payload(conn, config: RaiseAlertConfig) -> AlertPayload:

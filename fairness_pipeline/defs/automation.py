@@ -1,4 +1,9 @@
-"""Schedules and sensors: the nightly run and the re-run of windows that late events change."""
+"""Schedules and sensors: the nightly run and the re-run of windows that late events change.
+
+The nightly schedule materialises yesterday's event layer (one partition per day for every tenant); each tenant's
+windows of that day follow through the assets' automation condition (eager: one run per tenant-day, as the
+``automation_condition_sensor`` launches them), so one tenant's failure leaves the others' results. Late events re-run
+their days' event layer and the windows of the tenants that received them only."""
 
 import json
 import os
@@ -8,10 +13,10 @@ import dagster as dg
 
 from fairness_pipeline.alerts import OPERATIONAL_TENANT
 from fairness_pipeline.defs.alerting import alert_job, alert_run_config
-from fairness_pipeline.defs.jobs import event_days_job, fairness_job, metrics_job
-from fairness_pipeline.defs.partitions import daily_partitions
+from fairness_pipeline.defs.jobs import ANALYSIS_LAYERS, EVENT_LAYER, event_days_job, metrics_job
+from fairness_pipeline.defs.partitions import daily_partitions, range_subset, split_partition_key
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 from fairness_pipeline.risk import levels as risk_levels
 from fairness_pipeline.risk.levels import REVIEW_FLOOR
@@ -25,12 +30,13 @@ COMMIT_LAG = timedelta(minutes=2)
 before the cursor passes them."""
 
 nightly_schedule = dg.build_schedule_from_partitioned_job(
-    fairness_job,
+    event_days_job,
     name="nightly_schedule",
     hour_of_day=int(os.environ.get(NIGHTLY_HOUR_ENV, "2")),
     minute_of_hour=0,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Materialises yesterday's partition of the whole graph (02:00 UTC unless FAIRNESS_NIGHTLY_HOUR).",
+    description="Materialises yesterday's event layer (02:00 UTC unless FAIRNESS_NIGHTLY_HOUR); every tenant's "
+    "windows of the day follow, one run per tenant-day, through the automation condition sensor.",
 )
 
 
@@ -48,12 +54,30 @@ def affected_range(days: list[date], last_partition: date, window_days: int = WI
     return min(days), min(max(days) + timedelta(days=window_days - 1), last_partition)
 
 
+RERUN_REASON_TAG = "fairness/rerun_reason"
+
+
+def rerun_request(
+    context: dg.SensorEvaluationContext, days: list[date], tenants: list[str], last_partition: date, reason: str
+) -> tuple[dg.RunRequest, tuple[date, date]]:
+    """A backfill request that re-runs ``days`` and every later window containing them (:func:`affected_range`): the
+    event layer of those days for every tenant, the windows of ``tenants`` only; and the range it covers. The event
+    layer runs first (its days are upstream of the tenant-days)."""
+    first_day, last_day = affected_range(days, last_partition)
+    asset_graph = context.repository_def.asset_graph
+    subset = range_subset(asset_graph, EVENT_LAYER.resolve(asset_graph), first_day, last_day, []) | range_subset(
+        asset_graph, ANALYSIS_LAYERS.resolve(asset_graph), first_day, last_day, tenants
+    )
+    return dg.RunRequest.for_asset_graph_subset(subset, tags={RERUN_REASON_TAG: reason}), (first_day, last_day)
+
+
 @dg.sensor(
-    job=fairness_job,
+    asset_selection=dg.AssetSelection.all(),
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Events inserted for days that were already analysed re-run those days and every later window "
-    "containing them, in one run per batch. The cursor is the latest created_at seen.",
+    description="Events inserted for days that were already analysed re-run those days' event layer and every later "
+    "window containing them of the tenants that received them, as one backfill per batch. The cursor is the latest "
+    "created_at seen.",
 )
 def late_events_sensor(context: dg.SensorEvaluationContext, database: FairnessDatabase) -> dg.SensorResult:
     now = datetime.now(UTC) - COMMIT_LAG
@@ -65,34 +89,28 @@ def late_events_sensor(context: dg.SensorEvaluationContext, database: FairnessDa
         rows = analysis.late_event_days(cur, after, now)
     if not rows:
         return dg.SensorResult(skip_reason=f"no late events since {after.isoformat()}")
-    days = [row[0] for row in rows]
+    days = sorted({row[0] for row in rows})
+    tenants = sorted({row[1] for row in rows})
     last_partition = date.fromisoformat(daily_partitions.get_last_partition_key())
-    first_day, last_day = affected_range(days, last_partition)
-    latest_seen = max(row[2] for row in rows)
-    late_events = sum(row[1] for row in rows)
-    context.log.info(f"{late_events} late event(s) on {len(days)} day(s): re-running {first_day} .. {last_day}")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"late-events-{latest_seen.isoformat()}",
-                tags={DAGSTER_RANGE_START_TAG: first_day.isoformat(), DAGSTER_RANGE_END_TAG: last_day.isoformat()},
-            )
-        ],
-        cursor=json.dumps({"created_at": latest_seen.isoformat()}),
+    latest_seen = max(row[3] for row in rows)
+    request, (first_day, last_day) = rerun_request(context, days, tenants, last_partition, "late events")
+    context.log.info(
+        f"{sum(row[2] for row in rows)} late event(s) on {len(days)} day(s) of {', '.join(tenants)}: re-running "
+        f"{first_day} .. {last_day}"
     )
+    return dg.SensorResult(run_requests=[request], cursor=json.dumps({"created_at": latest_seen.isoformat()}))
 
 
 @dg.run_failure_sensor(
-    monitored_jobs=[fairness_job, event_days_job, metrics_job],
+    monitored_jobs=[event_days_job, metrics_job],
     request_job=alert_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A failed pipeline run raises an operational alert through the alert channels (once per run).",
 )
 def run_failure_sensor(context: dg.RunFailureSensorContext) -> dg.RunRequest:
     run = context.dagster_run
-    day = (
-        run.tags.get("dagster/partition") or run.tags.get(DAGSTER_RANGE_END_TAG) or datetime.now(UTC).date().isoformat()
-    )
+    key = run.tags.get("dagster/partition") or run.tags.get(DAGSTER_RANGE_END_TAG)
+    day = split_partition_key(key)[1].isoformat() if key else datetime.now(UTC).date().isoformat()
     return dg.RunRequest(
         run_key=f"run-failure-{run.run_id}",
         run_config=alert_run_config(
@@ -128,15 +146,17 @@ def levels_at_or_above(level: str) -> list[str]:
 def risk_alert_sensor(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry):
     from fairness_pipeline.store import reports
 
-    partition = asset_event.dagster_event.partition if asset_event.dagster_event else None
-    if partition is None:
+    key = asset_event.dagster_event.partition if asset_event.dagster_event else None
+    if key is None:
         return dg.SkipReason("materialisation without a partition")
+    scope, day = split_partition_key(key)
+    partition = day.isoformat()
     levels = levels_at_or_above(os.environ.get(ALERT_LEVEL_ENV, REVIEW_FLOOR))
     database: FairnessDatabase = context.resources.database
     with database.connect() as conn, transaction(conn) as cur:
-        rows = reports.assessments_at_least(cur, date.fromisoformat(partition), levels)
+        rows = reports.assessments_at_least(cur, day, levels, scope)
     if not rows:
-        return dg.SkipReason(f"no tenant at {levels[0]} or above on {partition}")
+        return dg.SkipReason(f"no tenant at {levels[0]} or above in {key}")
     requests = []
     for tenant, level, _, _, _, assessment in rows:
         requests.append(

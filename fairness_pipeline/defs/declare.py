@@ -1,5 +1,6 @@
-"""The one way the asset modules declare a daily asset: the shared daily partitions, a single-run backfill, the
-partition-writes pool and the downstream automation condition, set here once; each module names its group."""
+"""The one way the asset modules declare an asset: the partitions (UTC days for the per-day event layer, tenant-days
+for everything computed per tenant), a single-run backfill, the partition-writes pool and the downstream automation
+condition, set here once; each module names its group."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ from typing import Any
 
 import dagster as dg
 
-from fairness_pipeline.defs.partitions import PARTITION_WRITES_POOL, daily_partitions, downstream_automation, single_run
+from fairness_pipeline.defs.partitions import (
+    PARTITION_WRITES_POOL,
+    daily_partitions,
+    downstream_automation,
+    single_run,
+    tenant_day_partitions,
+)
 
 
 def daily_asset_factory(group: str, **defaults: Any) -> Callable[..., Callable]:
     """A decorator factory like ``dg.asset`` with the daily policies and ``group`` filled in; ``defaults`` (e.g.
-    ``automation_condition=None``) and per-asset arguments override them. The docstring is the UI description."""
+    ``automation_condition=None``, ``partitions_def=tenant_day_partitions``) and per-asset arguments override them.
+    The docstring is the UI description."""
     policies: dict[str, Any] = {
         "partitions_def": daily_partitions,
         "backfill_policy": single_run,
@@ -27,6 +35,11 @@ def daily_asset_factory(group: str, **defaults: Any) -> Callable[..., Callable]:
         return dg.asset(**{**policies, **arguments})
 
     return daily_asset
+
+
+def tenant_day_asset_factory(group: str, **defaults: Any) -> Callable[..., Callable]:
+    """``daily_asset_factory`` with tenant-day partitions: one tenant's window ending on each day."""
+    return daily_asset_factory(group, partitions_def=tenant_day_partitions, **defaults)
 
 
 def daily_multi_asset(**arguments: Any) -> Callable:

@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from fairness_pipeline.defs.partitions import tenant_day_key
 from fairness_pipeline.store.schema import Table
 
 PREVIEW_ROWS = 10
@@ -88,13 +89,26 @@ def table_metadata(
 
 
 def record_day(
-    context: dg.AssetExecutionContext, day: date, metadata: Mapping[str, Any], asset_key: str | None = None
+    context: dg.AssetExecutionContext,
+    day: date,
+    metadata: Mapping[str, Any],
+    asset_key: str | None = None,
+    tenant: str | None = None,
 ) -> None:
-    """Attach a day's own metadata to that day's materialisation: a run over many days records one materialisation
-    per day, and these entries override the run's totals on it. An asset called directly (``build_asset_context``,
-    as tests and benchmarks do) has no run to attach them to: they are left out there."""
+    """Attach a day's own metadata to that day's materialisation (the tenant-day's, when ``tenant`` is given): a run
+    over many days records one materialisation per day, and these entries override the run's totals on it. An asset
+    called directly (``build_asset_context``, as tests and benchmarks do) has no run to attach them to: they are left
+    out there."""
     from dagster._core.execution.context.invocation import DirectAssetExecutionContext
 
     if isinstance(context, DirectAssetExecutionContext):  # Dagster 1.13 cannot add per-partition metadata there
         return
-    context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=day.isoformat())
+    key = day.isoformat() if tenant is None else tenant_day_key(tenant, day)
+    context.add_asset_metadata(dict(metadata), asset_key=asset_key, partition_key=key)
+
+
+def record_tenant_day(
+    context: dg.AssetExecutionContext, tenant: str, day: date, metadata: Mapping[str, Any], asset_key: str | None = None
+) -> None:
+    """:func:`record_day` on one tenant-day's materialisation."""
+    record_day(context, day, metadata, asset_key=asset_key, tenant=tenant)

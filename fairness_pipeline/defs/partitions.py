@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 
 PARTITIONS_START_ENV = "FAIRNESS_PARTITIONS_START"
 DEFAULT_PARTITIONS_START = "2025-01-01"
@@ -20,7 +22,8 @@ daily_partitions = dg.DailyPartitionsDefinition(
 warnings.filterwarnings(
     "ignore",
     category=dg.BetaWarning,
-    message=".*(backfill_policy|allow_nonexistent_upstream_partitions|MultiPartitionMapping).*",
+    message=".*(backfill_policy|allow_nonexistent_upstream_partitions|MultiPartitionMapping|"
+    "MultiToSingleDimensionPartitionMapping).*",
 )
 
 single_run = dg.BackfillPolicy.single_run()
@@ -72,16 +75,49 @@ def tenant_day_mapping(day_mapping: dg.PartitionMapping) -> dg.MultiPartitionMap
     )
 
 
+same_day_mapping = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DAY_DIMENSION)
+"""A tenant-day reads the per-day event layer of its day: the event layer is one partition per day for every tenant
+(Dagster maps no window from a tenant-day onto a daily asset; the window's earlier days are checked in the store,
+which names any day not yet summarised)."""
+
+
 def tenant_day_key(tenant: str, day: date) -> str:
     """The partition key of one tenant-day."""
     return dg.MultiPartitionKey({DAY_DIMENSION: day.isoformat(), TENANT_DIMENSION: tenant})
 
 
+def split_partition_key(key: str) -> tuple[str | None, date]:
+    """(tenant, day) of a tenant-day key such as ``2026-03-04|acme``; (None, day) of a daily key."""
+    if "|" not in key:
+        return None, date.fromisoformat(key)
+    dimensions = tenant_day_partitions.get_partition_key_from_str(key).keys_by_dimension
+    return dimensions[TENANT_DIMENSION], date.fromisoformat(dimensions[DAY_DIMENSION])
+
+
 def tenant_days(context: dg.AssetExecutionContext) -> list[tuple[str, date]]:
     """The (tenant, day) pairs of this run: one for a single tenant-day, many for a single-run backfill (a range of
     days of one or several tenants), sorted by tenant then day."""
-    pairs = set()
-    for key in context.partition_keys:
-        dimensions = tenant_day_partitions.get_partition_key_from_str(key).keys_by_dimension
-        pairs.add((dimensions[TENANT_DIMENSION], date.fromisoformat(dimensions[DAY_DIMENSION])))
-    return sorted(pairs)
+    return sorted(split_partition_key(key) for key in context.partition_keys)  # type: ignore[type-var]
+
+
+def range_keys(
+    partitions_def: dg.PartitionsDefinition, first_day: date, last_day: date, tenants: list[str]
+) -> list[str]:
+    """The partition keys of ``first_day .. last_day``: the days of a daily asset, each of ``tenants``' days of a
+    tenant-day asset."""
+    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days + 1)]
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        return [tenant_day_key(tenant, day) for tenant in tenants for day in days]
+    return [day.isoformat() for day in days]
+
+
+def range_subset(
+    asset_graph, asset_keys: Iterable[dg.AssetKey], first_day: date, last_day: date, tenants: list[str]
+) -> AssetGraphSubset:
+    """The ``AssetGraphSubset`` of ``asset_keys`` over ``first_day .. last_day`` (:func:`range_keys`: the days of
+    the daily assets, ``tenants``' days of the tenant-day assets)."""
+    subsets = {}
+    for key in asset_keys:
+        partitions = asset_graph.get(key).partitions_def
+        subsets[key] = partitions.subset_with_partition_keys(range_keys(partitions, first_day, last_day, tenants))
+    return AssetGraphSubset(partitions_subsets_by_asset_key=subsets)

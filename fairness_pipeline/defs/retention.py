@@ -13,11 +13,9 @@ from datetime import UTC, date, datetime
 
 import dagster as dg
 
-from fairness_pipeline.defs.automation import COMMIT_LAG, affected_range
-from fairness_pipeline.defs.jobs import fairness_job
+from fairness_pipeline.defs.automation import COMMIT_LAG, rerun_request
 from fairness_pipeline.defs.partitions import daily_partitions
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 
 RETENTION_HOUR_ENV = "FAIRNESS_RETENTION_HOUR"
 
@@ -59,11 +57,11 @@ retention_schedule = dg.ScheduleDefinition(
 
 
 @dg.sensor(
-    job=fairness_job,
+    asset_selection=dg.AssetSelection.all(),
     minimum_interval_seconds=300,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Days an erasure changed re-run, with every later window containing them, in one run per batch. "
-    "The cursor is the latest requested_at seen.",
+    description="Days an erasure changed re-run (their event layer), with every later window of the erased person's "
+    "tenant containing them, as one backfill per batch. The cursor is the latest requested_at seen.",
 )
 def erasure_recompute_sensor(context: dg.SensorEvaluationContext, database: FairnessDatabase) -> dg.SensorResult:
     from fairness_pipeline.store.lifecycle import latest_recompute_request, recompute_requests
@@ -79,19 +77,14 @@ def erasure_recompute_sensor(context: dg.SensorEvaluationContext, database: Fair
         return dg.SensorResult(skip_reason=f"no recomputation asked for since {after.isoformat()}")
     first_partition = date.fromisoformat(daily_partitions.get_first_partition_key() or rows[0][0].isoformat())
     last_partition = date.fromisoformat(daily_partitions.get_last_partition_key() or rows[-1][0].isoformat())
-    days = [row[0] for row in rows if first_partition <= row[0] <= last_partition]
-    latest_seen = max(row[2] for row in rows)
+    inside = [row for row in rows if first_partition <= row[0] <= last_partition]
+    latest_seen = max(row[3] for row in rows)
     cursor = json.dumps({"requested_at": latest_seen.isoformat()})
-    if not days:
+    if not inside:
         return dg.SensorResult(skip_reason="the days asked for are outside the partitions", cursor=cursor)
-    first_day, last_day = affected_range(days, last_partition)
-    context.log.info(f"recomputation asked for {len(days)} day(s): re-running {first_day} .. {last_day}")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=f"recompute-{latest_seen.isoformat()}",
-                tags={DAGSTER_RANGE_START_TAG: first_day.isoformat(), DAGSTER_RANGE_END_TAG: last_day.isoformat()},
-            )
-        ],
-        cursor=cursor,
+    days, tenants = sorted({row[0] for row in inside}), sorted({row[1] for row in inside})
+    request, (first_day, last_day) = rerun_request(context, days, tenants, last_partition, "erasure")
+    context.log.info(
+        f"recomputation asked for {len(days)} day(s) of {', '.join(tenants)}: re-running {first_day} .. {last_day}"
     )
+    return dg.SensorResult(run_requests=[request], cursor=cursor)

@@ -16,7 +16,15 @@ from psycopg2 import sql
 
 from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.store.attributes import attribute_cells_statement
-from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days, transaction
+from fairness_pipeline.store.schema import (
+    TENANT_FILTER,
+    Column,
+    Table,
+    fetch_frame,
+    insert_rows,
+    missing_days,
+    transaction,
+)
 
 CANDIDATE_DAILY_STAGES = Table(
     "candidate_daily_stages",
@@ -231,7 +239,7 @@ ORDER BY 1, 2, 3, 4, 5
 """
 """The same counts straight from ``selection_events`` (unvalidated): used by the seed-compatible ``worker``."""
 
-DELETE_FRAMES_WINDOW = "DELETE FROM selection_rate_frames WHERE window_end = %(window_end)s"
+DELETE_FRAMES_WINDOW = f"DELETE FROM selection_rate_frames WHERE window_end = %(window_end)s AND {TENANT_FILTER}"
 
 INSERT_FRAMES = """
 INSERT INTO selection_rate_frames (window_end, window_days, tenant_id, stage_pair, dimension, group_value, n, x,
@@ -239,15 +247,15 @@ INSERT INTO selection_rate_frames (window_end, window_days, tenant_id, stage_pai
 VALUES %s
 """
 
-FRAMES_WINDOW = """
+FRAMES_WINDOW = f"""
 SELECT tenant_id, stage_pair, dimension, group_value AS "group", n, x, selection_rate, overall_rate,
        demographic_parity_ratio AS dp_ratio, demographic_parity_difference AS dp_difference, undefined_reason
 FROM selection_rate_frames
-WHERE window_end = %(window_end)s
+WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 ORDER BY tenant_id, stage_pair, dimension, group_value
 """
 
-DELETE_IMPACTS_WINDOW = "DELETE FROM impact_ratios WHERE window_end = %(window_end)s"
+DELETE_IMPACTS_WINDOW = f"DELETE FROM impact_ratios WHERE window_end = %(window_end)s AND {TENANT_FILTER}"
 
 INSERT_IMPACTS = """
 INSERT INTO impact_ratios (window_end, window_days, tenant_id, stage_pair, dimension, group_value, n, x,
@@ -257,17 +265,17 @@ INSERT INTO impact_ratios (window_end, window_days, tenant_id, stage_pair, dimen
 VALUES %s
 """
 
-IMPACTS_WINDOW = """
+IMPACTS_WINDOW = f"""
 SELECT tenant_id, stage_pair, dimension, group_value AS "group", n, x, selection_rate, share, reference_group,
        reference_rate, is_reference, excluded_small_share, impact_ratio, adverse_impact, test, statistic, p_value,
        p_omnibus, p_adjusted, adjustment_method, significant, ci_low, ci_high, shortfall, flip_flop, flip_flop_ratio,
        cohens_h, low_sample, undefined_reason
 FROM impact_ratios
-WHERE window_end = %(window_end)s
+WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 ORDER BY tenant_id, stage_pair, dimension, group_value
 """
 
-DELETE_BIAS_METRICS_WINDOW = "DELETE FROM bias_metrics WHERE window_end = %(window_end)s"
+DELETE_BIAS_METRICS_WINDOW = f"DELETE FROM bias_metrics WHERE window_end = %(window_end)s AND {TENANT_FILTER}"
 
 INSERT_BIAS_METRICS = """
 INSERT INTO bias_metrics (tenant_id, computed_at, metrics_json, window_end, window_days)
@@ -281,14 +289,15 @@ VALUES (%(tenant_id)s, %(computed_at)s, %(metrics_json)s)
 
 
 LATE_EVENT_DAYS = """
-SELECT (e.timestamp AT TIME ZONE 'UTC')::date AS day, count(*) AS events, max(e.created_at) AS latest
+SELECT (e.timestamp AT TIME ZONE 'UTC')::date AS day, e.tenant_id, count(*) AS events, max(e.created_at) AS latest
 FROM selection_events e
 JOIN candidate_daily_stages_days d ON d.day = (e.timestamp AT TIME ZONE 'UTC')::date
 WHERE e.created_at > %(after)s AND e.created_at <= %(until)s
-GROUP BY 1
-ORDER BY 1
+GROUP BY 1, 2
+ORDER BY 1, 2
 """
-"""Days already summarised that received events inserted after ``after``: their windows are stale."""
+"""Days already summarised that received events of a tenant inserted after ``after``: that tenant's windows of them
+are stale."""
 
 
 # --- functions ----------------------------------------------------------------------------------------------------
@@ -363,33 +372,47 @@ FRAME_COLUMNS = [
 """The columns of a selection-rate frame as ``metrics.selection_rates`` names them (and FRAMES_WINDOW reads them)."""
 
 
-def replace_frames(cur, window_end: date, window_days: int, frames: pd.DataFrame) -> int:
-    """Replace the window's selection_rate_frames rows; returns the rows written."""
-    cur.execute(DELETE_FRAMES_WINDOW, {"window_end": window_end})
+def replace_frames(cur, window_end: date, window_days: int, frames: pd.DataFrame, tenant_id: str | None = None) -> int:
+    """Replace the window's selection_rate_frames rows (``tenant_id``'s only, when given); returns the rows written."""
+    cur.execute(DELETE_FRAMES_WINDOW, {"window_end": window_end, "tenant_id": tenant_id})
     return insert_rows(cur, INSERT_FRAMES, frames, FRAME_COLUMNS, (window_end, window_days))
 
 
-def frames_window(cur, window_end: date) -> pd.DataFrame:
-    """The window's stored selection-rate frames."""
-    return fetch_frame(cur, FRAMES_WINDOW, {"window_end": window_end})
+def frames_window(cur, window_end: date, tenant_id: str | None = None) -> pd.DataFrame:
+    """The window's stored selection-rate frames (``tenant_id``'s only, when given)."""
+    return fetch_frame(cur, FRAMES_WINDOW, {"window_end": window_end, "tenant_id": tenant_id})
 
 
-def replace_impacts(cur, window_end: date, window_days: int, impacts: pd.DataFrame, columns: Sequence[str]) -> int:
-    """Replace the window's impact_ratios rows with ``impacts[columns]``; returns the rows written."""
-    cur.execute(DELETE_IMPACTS_WINDOW, {"window_end": window_end})
+def replace_impacts(
+    cur,
+    window_end: date,
+    window_days: int,
+    impacts: pd.DataFrame,
+    columns: Sequence[str],
+    tenant_id: str | None = None,
+) -> int:
+    """Replace the window's impact_ratios rows (``tenant_id``'s only, when given) with ``impacts[columns]``; returns
+    the rows written."""
+    cur.execute(DELETE_IMPACTS_WINDOW, {"window_end": window_end, "tenant_id": tenant_id})
     return insert_rows(cur, INSERT_IMPACTS, impacts, columns, (window_end, window_days))
 
 
-def impacts_window(cur, window_end: date) -> pd.DataFrame:
-    """The window's stored impact ratios."""
-    return fetch_frame(cur, IMPACTS_WINDOW, {"window_end": window_end})
+def impacts_window(cur, window_end: date, tenant_id: str | None = None) -> pd.DataFrame:
+    """The window's stored impact ratios (``tenant_id``'s only, when given)."""
+    return fetch_frame(cur, IMPACTS_WINDOW, {"window_end": window_end, "tenant_id": tenant_id})
 
 
 def replace_bias_metrics(
-    cur, window_end: date, window_days: int, computed_at: datetime, documents: Mapping[str, dict]
+    cur,
+    window_end: date,
+    window_days: int,
+    computed_at: datetime,
+    documents: Mapping[str, dict],
+    tenant_id: str | None = None,
 ) -> int:
-    """Replace the window's bias_metrics rows with one JSON document per tenant; returns the rows written."""
-    cur.execute(DELETE_BIAS_METRICS_WINDOW, {"window_end": window_end})
+    """Replace the window's bias_metrics rows (``tenant_id``'s only, when given) with one JSON document per tenant;
+    returns the rows written."""
+    cur.execute(DELETE_BIAS_METRICS_WINDOW, {"window_end": window_end, "tenant_id": tenant_id})
     for tenant, document in documents.items():
         cur.execute(
             INSERT_BIAS_METRICS,
@@ -416,7 +439,8 @@ def insert_adhoc_bias_metrics(conn, documents: Mapping[str, dict], computed_at: 
     return len(documents)
 
 
-def late_event_days(cur, after: datetime, until: datetime) -> list[tuple[date, int, datetime]]:
-    """Summarised days that received events inserted after ``after`` (up to ``until``): day, events, latest."""
+def late_event_days(cur, after: datetime, until: datetime) -> list[tuple[date, str, int, datetime]]:
+    """Summarised days that received events inserted after ``after`` (up to ``until``): day, tenant, events,
+    latest."""
     cur.execute(LATE_EVENT_DAYS, {"after": after, "until": until})
     return cur.fetchall()

@@ -27,7 +27,7 @@ from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group
 from fairness_pipeline.store.attributes import IN_FORCE_VALUES, attribute_periods, attributed_tenants
 from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
 from fairness_pipeline.store.partition_lock import lock_partition
-from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days
+from fairness_pipeline.store.schema import TENANT_FILTER, Column, Table, fetch_frame, insert_rows, missing_days
 
 SEARCH_DAILY_AGGREGATES = Table(
     "search_daily_aggregates",
@@ -574,12 +574,12 @@ def dimension_code_bytes() -> sql.Composed:
     return sql.SQL(" || ").join(codes)
 
 
-CANDIDATE_ARRAYS_WINDOW = """
+CANDIDATE_ARRAYS_WINDOW = f"""
 COPY (
     SELECT tenant_id::text, event_type::text, (day - %(first_day)s::date)::int4, candidate_keys, scores,
            dimension_codes
     FROM candidate_day_arrays
-    WHERE day BETWEEN %(first_day)s AND %(last_day)s AND event_type = ANY(%(event_types)s::text[])
+    WHERE day BETWEEN %(first_day)s AND %(last_day)s AND {TENANT_FILTER} AND event_type = ANY(%(event_types)s::text[])
     ORDER BY tenant_id, event_type, day
 ) TO STDOUT WITH (FORMAT binary)
 """
@@ -588,7 +588,7 @@ from the first day (``store.binary_copy.read_binary_records``; the driver quotes
 none)."""
 CANDIDATE_ARRAYS_WINDOW_KINDS = ("text", "text", "int4", "bytea", "bytea", "bytea")
 
-DELETE_SCORING_WINDOW = "DELETE FROM scoring_rate_ratios WHERE window_end = %(window_end)s"
+DELETE_SCORING_WINDOW = f"DELETE FROM scoring_rate_ratios WHERE window_end = %(window_end)s AND {TENANT_FILTER}"
 
 INSERT_SCORING = """
 INSERT INTO scoring_rate_ratios (window_end, window_days, tenant_id, dimension, median_score, group_value, n,
@@ -599,13 +599,13 @@ INSERT INTO scoring_rate_ratios (window_end, window_days, tenant_id, dimension, 
 VALUES %s
 """
 
-SCORING_WINDOW = """
+SCORING_WINDOW = f"""
 SELECT tenant_id, dimension, group_value AS "group", median_score, n, above_median, missing_score, scoring_rate, share,
        reference_group, reference_rate, is_reference, excluded_small_share, impact_ratio, adverse_impact, test,
        statistic, p_value, p_omnibus, p_adjusted, adjustment_method, significant, ci_low, ci_high, shortfall,
        flip_flop, flip_flop_ratio, cohens_h, low_sample, undefined_reason
 FROM scoring_rate_ratios
-WHERE window_end = %(window_end)s
+WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 ORDER BY tenant_id, dimension, group_value
 """
 
@@ -642,7 +642,7 @@ EXPOSURE_SUMS_WINDOW = f"""
 COPY (
     SELECT tenant_id::text, searches::int4, totals, shown, group_searches, replicates
     FROM exposure_day_sums
-    WHERE day BETWEEN %(first_day)s AND %(last_day)s AND {EXPOSURE_SUM_PARAMS}
+    WHERE day BETWEEN %(first_day)s AND %(last_day)s AND {TENANT_FILTER} AND {EXPOSURE_SUM_PARAMS}
     ORDER BY tenant_id, day
 ) TO STDOUT WITH (FORMAT binary)
 """
@@ -651,7 +651,7 @@ arrives as raw bytes, not as hexadecimal text. COPY takes no bind parameters: th
 (``cursor.mogrify``)."""
 EXPOSURE_SUMS_WINDOW_KINDS = ("text", "int4", "bytea", "bytea", "bytea", "bytea")
 
-DELETE_EXPOSURE_WINDOW = "DELETE FROM rank_exposure WHERE window_end = %(window_end)s"
+DELETE_EXPOSURE_WINDOW = f"DELETE FROM rank_exposure WHERE window_end = %(window_end)s AND {TENANT_FILTER}"
 
 INSERT_EXPOSURE = """
 INSERT INTO rank_exposure (window_end, window_days, top_k, tenant_id, dimension, group_value, searches, shown, ranked,
@@ -664,7 +664,7 @@ INSERT INTO rank_exposure (window_end, window_days, top_k, tenant_id, dimension,
 VALUES %s
 """
 
-EXPOSURE_WINDOW = """
+EXPOSURE_WINDOW = f"""
 SELECT tenant_id, dimension, group_value AS "group", searches, shown, ranked, missing_rank, share, exposure,
        exposure_ci_low, exposure_ci_high, reference_group, reference_exposure, is_reference, excluded_small_share,
        exposure_ratio, ratio_ci_low, ratio_ci_high, low_exposure, p_value, p_adjusted, adjustment_method, significant,
@@ -673,7 +673,7 @@ SELECT tenant_id, dimension, group_value AS "group", searches, shown, ranked, mi
        merit_ci_high, merit_p_value, merit_p_adjusted, merit_significant, low_sample, n_boot, undefined_reason,
        score_undefined_reason
 FROM rank_exposure
-WHERE window_end = %(window_end)s
+WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 ORDER BY tenant_id, dimension, group_value
 """
 
@@ -694,43 +694,43 @@ INSERT INTO slate_concentration_groups (tenant_id, day, dimension, group_value, 
 VALUES %s
 """
 
-SLATES_DAYS = """
+SLATES_DAYS = f"""
 SELECT tenant_id, day, dimension, searches, assessed, too_small, concentrated, concentrated_share, expected_share,
        excess_p_value, excess_p_adjusted, excess_significant, top_group, undefined_reason
 FROM slate_concentration
-WHERE day BETWEEN %(first_day)s AND %(last_day)s
+WHERE day BETWEEN %(first_day)s AND %(last_day)s AND {TENANT_FILTER}
 ORDER BY tenant_id, day, dimension
 """
 
-SLATE_GROUPS_DAYS = """
+SLATE_GROUPS_DAYS = f"""
 SELECT tenant_id, day, dimension, group_value AS "group", concentrated, share_of_concentrated, share_of_assessed
 FROM slate_concentration_groups
-WHERE day BETWEEN %(first_day)s AND %(last_day)s
+WHERE day BETWEEN %(first_day)s AND %(last_day)s AND {TENANT_FILTER}
 ORDER BY tenant_id, day, dimension, group_value
 """
 
 # The impact-ratio series of the daily windows ending in [first_day, last_day], for one window length only (a window
 # of another length is another series).
-IMPACT_SERIES = """
+IMPACT_SERIES = f"""
 SELECT tenant_id, stage_pair, dimension, group_value AS "group", window_end, impact_ratio
 FROM impact_ratios
-WHERE window_end BETWEEN %(first_day)s AND %(last_day)s AND window_days = %(window_days)s
+WHERE window_end BETWEEN %(first_day)s AND %(last_day)s AND {TENANT_FILTER} AND window_days = %(window_days)s
 ORDER BY tenant_id, stage_pair, dimension, group_value, window_end
 """
 
-WEEK_COUNTS = """
+WEEK_COUNTS = f"""
 SELECT tenant_id, stage_pair, dimension, group_value AS "group", n, x
 FROM trend_week_counts
-WHERE week_end = %(week_end)s AND settings_key = %(settings_key)s
+WHERE week_end = %(week_end)s AND {TENANT_FILTER} AND settings_key = %(settings_key)s
   AND computed_at >= (SELECT coalesce(max(summarised_at), '-infinity') FROM candidate_daily_stages_days
                       WHERE day BETWEEN %(first_day)s AND %(week_end)s)
 ORDER BY tenant_id, stage_pair, dimension, group_value
 """
 """The stored group counts of the week ending on ``week_end``, if none of its days was summarised after them."""
 
-DELETE_WEEK_COUNTS = """
+DELETE_WEEK_COUNTS = f"""
 DELETE FROM trend_week_counts
-WHERE week_end = %(week_end)s AND split_part(settings_key, '#', 1) = %(settings_base)s
+WHERE week_end = %(week_end)s AND {TENANT_FILTER} AND split_part(settings_key, '#', 1) = %(settings_base)s
 """
 """The week's stored counts under these settings, whatever attribute digest they were stored with."""
 
@@ -741,7 +741,7 @@ ON CONFLICT (week_end, settings_key, tenant_id, stage_pair, dimension, group_val
 SET n = EXCLUDED.n, x = EXCLUDED.x, computed_at = now()
 """
 
-DELETE_TRENDS_WINDOW = "DELETE FROM fairness_trends WHERE window_end = %(window_end)s"
+DELETE_TRENDS_WINDOW = f"DELETE FROM fairness_trends WHERE window_end = %(window_end)s AND {TENANT_FILTER}"
 
 INSERT_TRENDS = """
 INSERT INTO fairness_trends (window_end, window_days, tenant_id, stage_pair, dimension, group_value, latest_ratio,
@@ -752,13 +752,13 @@ INSERT INTO fairness_trends (window_end, window_days, tenant_id, stage_pair, dim
 VALUES %s
 """
 
-TRENDS_WINDOW = """
+TRENDS_WINDOW = f"""
 SELECT tenant_id, stage_pair, dimension, group_value AS "group", latest_ratio, windows_used, slope_per_day,
        days_to_threshold, adverse_now, approaching_threshold, trend_undefined_reason, reference_group, n_current,
        x_current, n_previous, x_previous, ratio_current, ratio_previous, ratio_change, log_change, se, z, p_value,
        p_adjusted, adjustment_method, significant, worsening, improving, low_sample, wow_undefined_reason
 FROM fairness_trends
-WHERE window_end = %(window_end)s
+WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 ORDER BY tenant_id, stage_pair, dimension, group_value
 """
 
@@ -915,18 +915,25 @@ def store_exposure_day_sums(cur, layout: exposure.ExposureLayout, n_boot: int, s
 
 
 def exposure_window_sums(
-    cur, layout: exposure.ExposureLayout, n_boot: int, seed: int, first_day: date, last_day: date
+    cur,
+    layout: exposure.ExposureLayout,
+    n_boot: int,
+    seed: int,
+    first_day: date,
+    last_day: date,
+    tenant_id: str | None = None,
 ) -> tuple[dict[tuple, exposure.ExposureSums], list[date]]:
     """Per tenant, the window's exposure sums: the stored per-day sums (``exposure_day_sums``), after re-aggregating
     the stale tenant-days (:func:`refresh_stale_searches`: attributes loaded or deleted since) and computing and
-    storing the sums of the days that lack them (:func:`store_exposure_day_sums`). Returns the sums and the days
-    computed."""
+    storing the sums of the days that lack them (:func:`store_exposure_day_sums`, every tenant of such a day). Returns
+    the sums (``tenant_id``'s only, when given) and the days computed."""
     params = {
         "first_day": first_day,
         "last_day": last_day,
         "layout_key": layout.fingerprint,
         "n_boot": n_boot,
         "bootstrap_seed": seed,
+        "tenant_id": tenant_id,
     }
     refresh_stale_searches(cur, first_day, last_day)
     cur.execute(EXPOSURE_SUM_DAYS, params)
@@ -957,16 +964,18 @@ def store_candidate_arrays(cur, day: date) -> None:
 
 
 def candidate_arrays(
-    cur, first_day: date, last_day: date, event_types: Sequence[str]
+    cur, first_day: date, last_day: date, event_types: Sequence[str], tenant_id: str | None = None
 ) -> dict[str, dict[str, candidate_arrays_module.StageArrays]]:
     """Per tenant and event type, the window's candidates as arrays (``metrics.candidate_arrays``), days in order and
     each row's day offset in ``days``, from ``candidate_day_arrays`` (written with candidate_daily_stages; here for
-    days summarised before they existed). Raises ValueError on a dimension value outside the vocabulary."""
+    days summarised before they existed); ``tenant_id``'s only, when given. Raises ValueError on a dimension value
+    outside the vocabulary."""
     window = {"first_day": first_day, "last_day": last_day}
     cur.execute(DAYS_WITHOUT_ARRAYS, window)
     for (day,) in cur.fetchall():
         store_candidate_arrays(cur, day)
-    statement = cur.mogrify(CANDIDATE_ARRAYS_WINDOW, {**window, "event_types": list(event_types)}).decode()
+    params = {**window, "event_types": list(event_types), "tenant_id": tenant_id}
+    statement = cur.mogrify(CANDIDATE_ARRAYS_WINDOW, params).decode()
     days: dict[tuple[str, str], list[tuple]] = {}
     for tenant, event_type, offset, keys, scores, codes in read_binary_records(
         cur, statement, CANDIDATE_ARRAYS_WINDOW_KINDS
@@ -981,13 +990,19 @@ def candidate_arrays(
 
 
 def scoring_cells(
-    cur, first_day: date, last_day: date, *, periods: candidate_arrays_module.AttributePeriods | None = None
+    cur,
+    first_day: date,
+    last_day: date,
+    *,
+    periods: candidate_arrays_module.AttributePeriods | None = None,
+    tenant_id: str | None = None,
 ) -> pd.DataFrame:
     """Scoring cells of the window (``audits.scoring.SCORING_CELL_COLUMNS``): each candidate's first shown event of
     the window, from the per-day arrays (:func:`candidate_arrays`), with its catalogue attributes in force at the end
     of that event's day (``periods``, default read for the window), counted by ``audits.scoring.coded_scoring_cells``;
-    missing values None. Columns: tenant_id, the event dimensions, the attributes, the scoring cell columns."""
-    arrays = candidate_arrays(cur, first_day, last_day, ["shown"])
+    missing values None; ``tenant_id``'s only, when given. Columns: tenant_id, the event dimensions, the attributes,
+    the scoring cell columns."""
+    arrays = candidate_arrays(cur, first_day, last_day, ["shown"], tenant_id)
     if periods is None:
         periods = attribute_periods(cur, first_day, last_day, tenants=sorted(arrays))  # tenants without: no cost
     vocabularies = candidate_arrays_module.with_attributes(periods)
@@ -1007,13 +1022,14 @@ def window_cells_from_arrays(
     window_end: date,
     *,
     periods: candidate_arrays_module.AttributePeriods | None = None,
+    tenant_id: str | None = None,
 ) -> pd.DataFrame:
     """``store.analysis.window_cells`` of the window (the same cells, attribute columns included), counted in numpy
     from the per-day arrays; the attributes are those in force at the end of the day of each candidate's first
     baseline event (``periods``, default read for the window: ``metrics.candidate_arrays`` on the one difference)."""
     first_day, last_day = settings.window(window_end)
     stages = sorted({stage for pair in settings.stage_pairs for stage in pair})
-    arrays = candidate_arrays(cur, first_day, last_day, stages)
+    arrays = candidate_arrays(cur, first_day, last_day, stages, tenant_id)
     if periods is None:
         periods = attribute_periods(cur, first_day, last_day, tenants=sorted(arrays))  # tenants without: no cost
     frames = [
@@ -1038,15 +1054,17 @@ TREND_INSERT_COLUMNS = [*TABLE_KEYS, "group", *trends.SLOPE_COLUMNS[2:], *trends
 TREND_INTEGER_COLUMNS = ("windows_used", "n_current", "x_current", "n_previous", "x_previous")
 
 
-def replace_scoring(cur, window_end: date, window_days: int, table: pd.DataFrame) -> int:
+def replace_scoring(cur, window_end: date, window_days: int, table: pd.DataFrame, tenant_id: str | None = None) -> int:
     """Replace the window's scoring_rate_ratios rows; returns the rows written."""
-    cur.execute(DELETE_SCORING_WINDOW, {"window_end": window_end})
+    cur.execute(DELETE_SCORING_WINDOW, {"window_end": window_end, "tenant_id": tenant_id})
     return insert_rows(cur, INSERT_SCORING, table, SCORING_INSERT_COLUMNS, (window_end, window_days))
 
 
-def replace_exposure(cur, window_end: date, window_days: int, top_k: int, table: pd.DataFrame) -> int:
+def replace_exposure(
+    cur, window_end: date, window_days: int, top_k: int, table: pd.DataFrame, tenant_id: str | None = None
+) -> int:
     """Replace the window's rank_exposure rows; returns the rows written."""
-    cur.execute(DELETE_EXPOSURE_WINDOW, {"window_end": window_end})
+    cur.execute(DELETE_EXPOSURE_WINDOW, {"window_end": window_end, "tenant_id": tenant_id})
     return insert_rows(cur, INSERT_EXPOSURE, table, EXPOSURE_INSERT_COLUMNS, (window_end, window_days, top_k))
 
 
@@ -1061,44 +1079,52 @@ def replace_slates(
     return written
 
 
-def impact_series(cur, first_day: date, last_day: date, window_days: int) -> pd.DataFrame:
-    """The stored impact ratios of the windows ending from ``first_day`` to ``last_day`` (the trends' series)."""
-    return fetch_frame(cur, IMPACT_SERIES, {"first_day": first_day, "last_day": last_day, "window_days": window_days})
+def impact_series(cur, first_day: date, last_day: date, window_days: int, tenant_id: str | None = None) -> pd.DataFrame:
+    """The stored impact ratios of the windows ending from ``first_day`` to ``last_day`` (the trends' series),
+    ``tenant_id``'s only, when given."""
+    params = {"first_day": first_day, "last_day": last_day, "window_days": window_days, "tenant_id": tenant_id}
+    return fetch_frame(cur, IMPACT_SERIES, params)
 
 
-def replace_trends(cur, as_of: date, window_days: int, table: pd.DataFrame) -> int:
+def replace_trends(cur, as_of: date, window_days: int, table: pd.DataFrame, tenant_id: str | None = None) -> int:
     """Replace the fairness_trends rows as of ``as_of`` (counts stored as integers); returns the rows written."""
-    cur.execute(DELETE_TRENDS_WINDOW, {"window_end": as_of})
+    cur.execute(DELETE_TRENDS_WINDOW, {"window_end": as_of, "tenant_id": tenant_id})
     if table.empty:
         return 0
     table = table.astype({c: "Int64" for c in TREND_INTEGER_COLUMNS if c in table.columns})
     return insert_rows(cur, INSERT_TRENDS, table, TREND_INSERT_COLUMNS, (as_of, window_days))
 
 
-def week_counts(cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = True) -> pd.DataFrame:
+def week_counts(
+    cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = True, tenant_id: str | None = None
+) -> pd.DataFrame:
     """Group counts (``metrics.window.group_counts``, the catalogue attributes included) of the 7-day window ending on
     ``week_end``: the stored ones when ``reuse`` and still valid (``attrs["stored"]`` True: no day of the week
     summarised again since, and the same attribute values in force on each day of it, checked by a digest of the
     week's attribute periods, so a self-identification load or an erasure after the counts invalidates them),
-    otherwise counted from the per-day candidate arrays and stored for the trends run a week later."""
+    otherwise counted from the per-day candidate arrays and stored for the trends run a week later. ``tenant_id``:
+    that tenant's counts only, stored and checked apart from the others' (None: every tenant, always counted)."""
     first_day = weekly.window(week_end)[0]
-    periods = attribute_periods(cur, first_day, week_end)  # every tenant: the digest must not depend on the arrays
+    # every tenant in scope, not only those with arrays: the digest must not depend on the arrays
+    periods = attribute_periods(cur, first_day, week_end, tenants=None if tenant_id is None else [tenant_id])
     base = week_settings_key(weekly)
     key = {
         "week_end": week_end,
         "first_day": first_day,
         "settings_key": f"{base}{WEEK_DIGEST_SEPARATOR}{periods.fingerprint()[:32]}",
         "settings_base": base,
+        "tenant_id": tenant_id,
     }
     columns = [*TABLE_KEYS, "group", "n", "x"]
-    if reuse:
+    if reuse and tenant_id is not None:  # a read of every tenant counts afresh: the store may hold some tenants only
         cur.execute(WEEK_COUNTS, key)
         rows = cur.fetchall()
         if rows:
             counts = pd.DataFrame(rows, columns=columns).astype({"n": "int64", "x": "int64"})
             counts.attrs["stored"] = True
             return counts
-    counts = group_counts(window_cells_from_arrays(cur, weekly, week_end, periods=periods), weekly)
+    cells = window_cells_from_arrays(cur, weekly, week_end, periods=periods, tenant_id=tenant_id)
+    counts = group_counts(cells, weekly)
     lock_partition(cur, "trend_week_counts", week_end)
     cur.execute(DELETE_WEEK_COUNTS, key)
     insert_rows(cur, INSERT_WEEK_COUNTS, counts, columns, (week_end, key["settings_key"]))
@@ -1123,10 +1149,14 @@ def week_settings_key(weekly: AnalysisSettings) -> str:
     )
 
 
-def window_audits(cur, window_end: date, first_day: date, last_day: date) -> dict[str, pd.DataFrame]:
+def window_audits(
+    cur, window_end: date, first_day: date, last_day: date, tenant_id: str | None = None
+) -> dict[str, pd.DataFrame]:
     """The stored audits of a window as ``metrics.seed_format.audit_metrics_json`` takes them: scoring rates,
-    exposure and trends of the window, slates and their dominant groups of its days."""
-    window, days = {"window_end": window_end}, {"first_day": first_day, "last_day": last_day}
+    exposure and trends of the window, slates and their dominant groups of its days (``tenant_id``'s only, when
+    given)."""
+    window = {"window_end": window_end, "tenant_id": tenant_id}
+    days = {"first_day": first_day, "last_day": last_day, "tenant_id": tenant_id}
     return {
         "scoring": fetch_frame(cur, SCORING_WINDOW, window),
         "exposure": fetch_frame(cur, EXPOSURE_WINDOW, window),

@@ -236,13 +236,13 @@ SELECT unnest(%(days)s::date[]), %(tenant_id)s, %(reason)s
 """
 
 RECOMPUTE_DAYS_BETWEEN = """
-SELECT day, count(*), max(requested_at)
+SELECT day, tenant_id, count(*), max(requested_at)
 FROM recompute_requests
 WHERE requested_at > %(after)s AND requested_at <= %(until)s
-GROUP BY day
-ORDER BY day
+GROUP BY day, tenant_id
+ORDER BY day, tenant_id
 """
-"""Days asked for recomputation in (after, until], as the late-events sensor reads late events."""
+"""Tenant-days asked for recomputation in (after, until], as the late-events sensor reads late events."""
 
 LATEST_RECOMPUTE_REQUEST = "SELECT max(requested_at) FROM recompute_requests"
 
@@ -317,8 +317,8 @@ def erase_candidate(
     return Erasure(record_id, rows_by_table, days)
 
 
-def recompute_requests(conn, after: datetime, until: datetime) -> list[tuple[date, int, datetime]]:
-    """(day, requests, latest request time) of the days asked for recomputation in (after, until]."""
+def recompute_requests(conn, after: datetime, until: datetime) -> list[tuple[date, str, int, datetime]]:
+    """(day, tenant, requests, latest request time) of the tenant-days asked for recomputation in (after, until]."""
     with conn, conn.cursor() as cur:
         cur.execute(RECOMPUTE_DAYS_BETWEEN, {"after": after, "until": until})
         return cur.fetchall()

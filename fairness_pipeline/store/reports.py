@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from fairness_pipeline.store.schema import Column, Table, fetch_frame, transaction
+from fairness_pipeline.store.schema import TENANT_FILTER, Column, Table, fetch_frame, transaction
 
 RISK_ASSESSMENTS = Table(
     "risk_assessments",
@@ -48,37 +48,37 @@ FAIRNESS_REPORTS = Table(
 )
 
 
-IMPACTS_FOR_WINDOW = """
+IMPACTS_FOR_WINDOW = f"""
 SELECT tenant_id, stage_pair, dimension, group_value AS "group", n, x, selection_rate, share, reference_group,
        reference_rate, is_reference, excluded_small_share, impact_ratio, adverse_impact, test, statistic, p_value,
        p_omnibus, p_adjusted, adjustment_method, significant, ci_low, ci_high, shortfall, flip_flop, flip_flop_ratio,
        cohens_h, low_sample, undefined_reason
 FROM impact_ratios
-WHERE window_end = %(window_end)s
+WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 ORDER BY tenant_id, stage_pair, dimension, group_value
 """
 
-IMPACT_SERIES = """
+IMPACT_SERIES = f"""
 SELECT window_end, tenant_id, stage_pair, dimension, group_value AS "group", n, x, impact_ratio
 FROM impact_ratios
-WHERE window_end BETWEEN %(first_day)s AND %(last_day)s AND position('+' IN dimension) = 0
+WHERE window_end BETWEEN %(first_day)s AND %(last_day)s AND {TENANT_FILTER} AND position('+' IN dimension) = 0
 ORDER BY window_end, tenant_id, stage_pair, dimension, group_value
 """
 """Past impact ratios of the single dimensions: the trend component and the report's 90-day chart."""
 
-SCORING_FOR_WINDOW = """
+SCORING_FOR_WINDOW = f"""
 SELECT tenant_id, dimension, group_value AS "group", n, above_median AS x, impact_ratio, significant
-FROM scoring_rate_ratios WHERE window_end = %(window_end)s
+FROM scoring_rate_ratios WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 """
 
-EXPOSURE_FOR_WINDOW = """
+EXPOSURE_FOR_WINDOW = f"""
 SELECT tenant_id, dimension, group_value AS "group", exposure_ratio, significant
-FROM rank_exposure WHERE window_end = %(window_end)s
+FROM rank_exposure WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 """
 
-SLATES_FOR_DAY = """
+SLATES_FOR_DAY = f"""
 SELECT tenant_id, dimension, assessed AS slates, concentrated, excess_significant
-FROM slate_concentration WHERE day = %(window_end)s
+FROM slate_concentration WHERE day = %(window_end)s AND {TENANT_FILTER}
 """
 
 AUDIT_TABLES_PRESENT = """
@@ -86,7 +86,7 @@ SELECT to_regclass('scoring_rate_ratios') IS NOT NULL AND to_regclass('rank_expo
    AND to_regclass('slate_concentration') IS NOT NULL
 """
 
-DELETE_ASSESSMENTS = "DELETE FROM risk_assessments WHERE window_end = %(window_end)s"
+DELETE_ASSESSMENTS = f"DELETE FROM risk_assessments WHERE window_end = %(window_end)s AND {TENANT_FILTER}"
 
 INSERT_ASSESSMENT = """
 INSERT INTO risk_assessments (window_end, tenant_id, profile, context, score, ci_low, ci_high, band, level,
@@ -95,18 +95,20 @@ VALUES (%(window_end)s, %(tenant_id)s, %(profile)s, %(context)s, %(score)s, %(ci
     %(level)s, %(dominant_component)s, %(assessment)s)
 """
 
-ASSESSMENTS_FOR_WINDOW = """
-SELECT tenant_id, level, score, assessment FROM risk_assessments WHERE window_end = %(window_end)s ORDER BY tenant_id
-"""
-
-ASSESSMENTS_AT_LEAST = """
-SELECT tenant_id, level, score, ci_low, ci_high, assessment
-FROM risk_assessments
-WHERE window_end = %(window_end)s AND level = ANY(%(levels)s)
+ASSESSMENTS_FOR_WINDOW = f"""
+SELECT tenant_id, level, score, assessment FROM risk_assessments
+WHERE window_end = %(window_end)s AND {TENANT_FILTER}
 ORDER BY tenant_id
 """
 
-DELETE_REPORTS = "DELETE FROM fairness_reports WHERE window_end = %(window_end)s"
+ASSESSMENTS_AT_LEAST = f"""
+SELECT tenant_id, level, score, ci_low, ci_high, assessment
+FROM risk_assessments
+WHERE window_end = %(window_end)s AND {TENANT_FILTER} AND level = ANY(%(levels)s)
+ORDER BY tenant_id
+"""
+
+DELETE_REPORTS = f"DELETE FROM fairness_reports WHERE window_end = %(window_end)s AND {TENANT_FILTER}"
 
 INSERT_REPORT = """
 INSERT INTO fairness_reports (window_end, tenant_id, report_json, report_html, report_markdown)
@@ -181,10 +183,11 @@ ORDER BY tenant_id, worsening DESC, p_adjusted, stage_pair
 # --- functions ----------------------------------------------------------------------------------------------------
 
 
-def window_inputs(cur, window_end: date, trend_days: int) -> dict[str, pd.DataFrame]:
+def window_inputs(cur, window_end: date, trend_days: int, tenant_id: str | None = None) -> dict[str, pd.DataFrame]:
     """Everything the verdict of a window reads: impact ratios, the audits (when their tables exist), and the
-    ``trend_days`` windows of single-dimension impact ratios up to ``window_end``."""
+    ``trend_days`` windows of single-dimension impact ratios up to ``window_end``; ``tenant_id``'s only, when given."""
     params = {
+        "tenant_id": tenant_id,
         "window_end": window_end,
         "first_day": window_end - timedelta(days=trend_days - 1),
         "last_day": window_end,
@@ -201,30 +204,33 @@ def window_inputs(cur, window_end: date, trend_days: int) -> dict[str, pd.DataFr
     return inputs
 
 
-def replace_assessments(cur, window_end: date, rows: Sequence[Mapping[str, Any]]) -> int:
-    """Replace the window's risk_assessments with ``rows`` (tenant_id, profile, context, score, ci_low, ci_high,
-    band, level, dominant_component, assessment as a dict); returns the rows written."""
-    cur.execute(DELETE_ASSESSMENTS, {"window_end": window_end})
+def replace_assessments(cur, window_end: date, rows: Sequence[Mapping[str, Any]], tenant_id: str | None = None) -> int:
+    """Replace the window's risk_assessments (``tenant_id``'s only, when given) with ``rows`` (tenant_id, profile,
+    context, score, ci_low, ci_high, band, level, dominant_component, assessment as a dict); returns the rows
+    written."""
+    cur.execute(DELETE_ASSESSMENTS, {"window_end": window_end, "tenant_id": tenant_id})
     for row in rows:
         cur.execute(INSERT_ASSESSMENT, {**row, "window_end": window_end, "assessment": json.dumps(row["assessment"])})
     return len(rows)
 
 
-def assessments_window(cur, window_end: date) -> pd.DataFrame:
-    """The window's stored verdicts: tenant_id, level, score, assessment (a dict), by tenant."""
-    return fetch_frame(cur, ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
+def assessments_window(cur, window_end: date, tenant_id: str | None = None) -> pd.DataFrame:
+    """The window's stored verdicts: tenant_id, level, score, assessment (a dict), by tenant (``tenant_id``'s only,
+    when given)."""
+    return fetch_frame(cur, ASSESSMENTS_FOR_WINDOW, {"window_end": window_end, "tenant_id": tenant_id})
 
 
-def assessments_at_least(cur, window_end: date, levels: Sequence[str]) -> list[tuple]:
-    """The window's verdicts at one of ``levels``: tenant_id, level, score, ci_low, ci_high, assessment."""
-    cur.execute(ASSESSMENTS_AT_LEAST, {"window_end": window_end, "levels": list(levels)})
+def assessments_at_least(cur, window_end: date, levels: Sequence[str], tenant_id: str | None = None) -> list[tuple]:
+    """The window's verdicts at one of ``levels`` (``tenant_id``'s only, when given): tenant_id, level, score, ci_low,
+    ci_high, assessment."""
+    cur.execute(ASSESSMENTS_AT_LEAST, {"window_end": window_end, "levels": list(levels), "tenant_id": tenant_id})
     return cur.fetchall()
 
 
-def replace_reports(cur, window_end: date, reports: Sequence[Mapping[str, Any]]) -> int:
-    """Replace the window's fairness_reports with ``reports`` (tenant_id, report_json as a dict, report_html,
-    report_markdown); returns the rows written."""
-    cur.execute(DELETE_REPORTS, {"window_end": window_end})
+def replace_reports(cur, window_end: date, reports: Sequence[Mapping[str, Any]], tenant_id: str | None = None) -> int:
+    """Replace the window's fairness_reports (``tenant_id``'s only, when given) with ``reports`` (tenant_id,
+    report_json as a dict, report_html, report_markdown); returns the rows written."""
+    cur.execute(DELETE_REPORTS, {"window_end": window_end, "tenant_id": tenant_id})
     for report in reports:
         cur.execute(
             INSERT_REPORT, {**report, "window_end": window_end, "report_json": json.dumps(report["report_json"])}
@@ -249,7 +255,7 @@ def stored_report(conn, tenant_id: str, window_end: date) -> tuple | None:
 def verdicts(conn, window_end: date) -> list[tuple]:
     """The window's stored verdicts: (tenant_id, level, score, assessment), by tenant."""
     with transaction(conn) as cur:
-        cur.execute(ASSESSMENTS_FOR_WINDOW, {"window_end": window_end})
+        cur.execute(ASSESSMENTS_FOR_WINDOW, {"window_end": window_end, "tenant_id": None})
         return cur.fetchall()
 
 

@@ -72,6 +72,11 @@ class Table:
         return {c.name: PANDAS_DTYPES[c.type] for c in chosen if c.type in PANDAS_DTYPES}
 
 
+TENANT_FILTER = "(%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)"
+"""The clause that keeps one tenant's rows (``tenant_id`` given) or every tenant's (``tenant_id`` None): a run of one
+tenant-day reads and replaces that tenant's rows only."""
+
+
 def fetch_frame(
     cur,
     statement: str,

@@ -25,19 +25,25 @@ from fairness_pipeline.defs.config import (
     WindowConfig,
     previous_day_mapping,
     trend_mapping,
-    window_mapping,
 )
-from fairness_pipeline.defs.declare import daily_asset_factory
+from fairness_pipeline.defs.declare import daily_asset_factory, tenant_day_asset_factory
 from fairness_pipeline.defs.metadata import (
     markdown_preview,
     numbers_metadata,
     per_tenant,
     record_day,
+    record_tenant_day,
     table_metadata,
     table_schema,
     worst_first,
 )
-from fairness_pipeline.defs.partitions import day_bounds, partition_days
+from fairness_pipeline.defs.partitions import (
+    day_bounds,
+    partition_days,
+    same_day_mapping,
+    tenant_day_mapping,
+    tenant_days,
+)
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.events.vocabulary import DIMENSIONS
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings
@@ -49,6 +55,9 @@ __all__ = ["AuditConfig", "SlateConfig", "TrendConfig", "WindowConfig"]
 GROUP = "audits"
 WEEK_DAYS = 7
 audit_asset = daily_asset_factory(GROUP)
+"""The per-day audit inputs and slates: one partition per day for every tenant, like the event layer."""
+tenant_audit_asset = tenant_day_asset_factory(GROUP)
+"""The window audits: one tenant's window ending on each day."""
 
 DEFAULT_EXPOSURE_LAYOUT = exposure.ExposureLayout.build(AnalysisSettings())
 """The layout whose day sums the event layer stores (rank_exposure's default settings; others are computed on use)."""
@@ -124,8 +133,8 @@ SCORING_PREVIEW_COLUMNS = [
 ]
 
 
-@audit_asset(
-    deps=[dg.AssetDep("candidate_daily_stages", partition_mapping=window_mapping)], kinds={"postgres", "scipy"}
+@tenant_audit_asset(
+    deps=[dg.AssetDep("candidate_daily_stages", partition_mapping=same_day_mapping)], kinds={"postgres", "scipy"}
 )
 def scoring_rate_ratios(
     context: dg.AssetExecutionContext, database: FairnessDatabase, config: WindowConfig
@@ -137,11 +146,11 @@ def scoring_rate_ratios(
     written, lowest, adverse, significant = 0, [], 0, 0
     last = pd.DataFrame()
     with database.connect() as conn:
-        for window_end in partition_days(context):
-            with partition_transaction(conn, "scoring_rate_ratios", window_end) as cur:
-                cells = audits.scoring_cells(cur, *settings.window(window_end))
+        for tenant, window_end in tenant_days(context):
+            with partition_transaction(conn, "scoring_rate_ratios", window_end, tenant) as cur:
+                cells = audits.scoring_cells(cur, *settings.window(window_end), tenant_id=tenant)
                 table = scoring.scoring_rate_ratios(cells, settings) if len(cells) else pd.DataFrame()
-                day_written = audits.replace_scoring(cur, window_end, settings.window_days, table)
+                day_written = audits.replace_scoring(cur, window_end, settings.window_days, table, tenant)
             written += day_written
             day_numbers: dict = {"windows": 1, "adverse_scoring_groups": 0, "significant_adverse_scoring_groups": 0}
             findings = pd.DataFrame()
@@ -167,8 +176,9 @@ def scoring_rate_ratios(
                     **per_tenant(_by_tenant(table, "median_score", "median"), "median_score"),
                     **per_tenant(flagged.groupby(table["tenant_id"]).sum().to_dict(), "adverse_scoring_groups"),
                 }
-            record_day(
+            record_tenant_day(
                 context,
+                tenant,
                 window_end,
                 {
                     "dagster/row_count": day_written,
@@ -178,7 +188,7 @@ def scoring_rate_ratios(
             )
     findings = last[_flag(last, "adverse_impact")] if len(last) else last
     numbers = {
-        "windows": len(partition_days(context)),
+        "windows": len(tenant_days(context)),
         "lowest_scoring_impact_ratio": _min_or_nan(lowest),
         "adverse_scoring_groups": adverse,
         "significant_adverse_scoring_groups": significant,
@@ -205,7 +215,9 @@ EXPOSURE_PREVIEW_COLUMNS = [
 ]
 
 
-@audit_asset(deps=[dg.AssetDep(search_daily_aggregates, partition_mapping=window_mapping)], kinds={"postgres", "numpy"})
+@tenant_audit_asset(
+    deps=[dg.AssetDep(search_daily_aggregates, partition_mapping=same_day_mapping)], kinds={"postgres", "numpy"}
+)
 def rank_exposure(
     context: dg.AssetExecutionContext, database: FairnessDatabase, config: AuditConfig
 ) -> dg.MaterializeResult:
@@ -220,19 +232,19 @@ def rank_exposure(
     missing_all: dict[str, list[str]] = {}
     last = pd.DataFrame()
     with database.connect() as conn:
-        for window_end in partition_days(context):
-            with partition_transaction(conn, "rank_exposure", window_end) as cur:
+        for tenant, window_end in tenant_days(context):
+            with partition_transaction(conn, "rank_exposure", window_end, tenant) as cur:
                 missing = audits.missing_search_days(cur, *settings.window(window_end))
                 started = time.perf_counter()
                 sums, computed = audits.exposure_window_sums(
-                    cur, layout, config.n_boot, config.bootstrap_seed, *settings.window(window_end)
+                    cur, layout, config.n_boot, config.bootstrap_seed, *settings.window(window_end), tenant
                 )
                 sums_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 table = exposure.exposure_table(sums, layout, settings, n_boot=config.n_boot)
                 exposure_seconds += time.perf_counter() - started
                 day_written = audits.replace_exposure(
-                    cur, window_end, settings.window_days, exposure.DEFAULT_TOP_K, table
+                    cur, window_end, settings.window_days, exposure.DEFAULT_TOP_K, table, tenant
                 )
             if missing:
                 missing_all[window_end.isoformat()] = [d.isoformat() for d in missing]
@@ -278,8 +290,9 @@ def rank_exposure(
                     **per_tenant(_by_tenant(table, "merit_ratio", "min"), "lowest_merit_ratio"),
                     **per_tenant({t[0]: s.searches for t, s in sums.items()}, "searches"),
                 }
-            record_day(
+            record_tenant_day(
                 context,
+                tenant,
                 window_end,
                 {
                     "dagster/row_count": day_written,
@@ -291,7 +304,7 @@ def rank_exposure(
             )
     findings = last[_flag(last, "low_exposure")] if len(last) else last
     numbers = {
-        "windows": len(partition_days(context)),
+        "windows": len(tenant_days(context)),
         "searches": searches,
         "lowest_exposure_ratio": _min_or_nan(lowest),
         "lowest_merit_ratio": _min_or_nan(lowest_merit),
@@ -425,10 +438,10 @@ def _trend_findings(table: pd.DataFrame) -> pd.DataFrame:
     )[TREND_PREVIEW_COLUMNS]
 
 
-@audit_asset(
+@tenant_audit_asset(
     deps=[
-        dg.AssetDep("impact_ratios", partition_mapping=trend_mapping),
-        dg.AssetDep("candidate_daily_stages", partition_mapping=trend_mapping),
+        dg.AssetDep("impact_ratios", partition_mapping=tenant_day_mapping(trend_mapping)),
+        dg.AssetDep("candidate_daily_stages", partition_mapping=same_day_mapping),
     ],
     kinds={"postgres", "scipy"},
 )
@@ -444,14 +457,14 @@ def fairness_trends(
     missing_all: dict[str, list[str]] = {}
     last = pd.DataFrame()
     with database.connect() as conn:
-        for as_of in partition_days(context):
+        for tenant, as_of in tenant_days(context):
             first_day = as_of - timedelta(days=trends.DEFAULT_SLOPE_WINDOWS - 1)
-            with partition_transaction(conn, "fairness_trends", as_of) as cur:
+            with partition_transaction(conn, "fairness_trends", as_of, tenant) as cur:
                 missing = analysis.missing_summary_days(cur, first_day, as_of)
-                series = audits.impact_series(cur, first_day, as_of, settings.window_days)
+                series = audits.impact_series(cur, first_day, as_of, settings.window_days, tenant)
                 # the earlier week first: the days and weeks this writes are locked in ascending order
-                previous = audits.week_counts(cur, weekly, as_of - timedelta(days=WEEK_DAYS))
-                current = audits.week_counts(cur, weekly, as_of, reuse=False)
+                previous = audits.week_counts(cur, weekly, as_of - timedelta(days=WEEK_DAYS), tenant_id=tenant)
+                current = audits.week_counts(cur, weekly, as_of, reuse=False, tenant_id=tenant)
                 table = pd.DataFrame()
                 if len(series) or len(current):
                     table = trends.fairness_trends(
@@ -464,7 +477,7 @@ def fairness_trends(
                         horizon_days=config.horizon_days,
                         min_points=config.min_points,
                     )
-                day_written = audits.replace_trends(cur, as_of, settings.window_days, table)
+                day_written = audits.replace_trends(cur, as_of, settings.window_days, table, tenant)
             if missing:
                 missing_all[as_of.isoformat()] = [d.isoformat() for d in missing]
                 context.log.warning(f"trends as of {as_of}: candidate_daily_stages lacks {len(missing)} day(s)")
@@ -492,8 +505,9 @@ def fairness_trends(
                         flagged_near.groupby(table["tenant_id"]).sum().to_dict(), "approaching_threshold_series"
                     ),
                 }
-            record_day(
+            record_tenant_day(
                 context,
+                tenant,
                 as_of,
                 {
                     "dagster/row_count": day_written,
@@ -503,7 +517,7 @@ def fairness_trends(
                 },
             )
     numbers = {
-        "windows": len(partition_days(context)),
+        "windows": len(tenant_days(context)),
         "previous_weeks_reused": reused_weeks,
         "worsening_series": worsening,
         "approaching_threshold_series": approaching,

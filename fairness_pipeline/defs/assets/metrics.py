@@ -9,18 +9,18 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import pandas as pd
 
-from fairness_pipeline.defs.config import HEADLINE_STAGE_PAIR, WindowConfig, window_mapping
-from fairness_pipeline.defs.declare import daily_asset_factory
+from fairness_pipeline.defs.config import HEADLINE_STAGE_PAIR, WindowConfig
+from fairness_pipeline.defs.declare import tenant_day_asset_factory
 from fairness_pipeline.defs.metadata import (
     markdown_preview,
     numbers_metadata,
     per_tenant,
-    record_day,
+    record_tenant_day,
     table_metadata,
     table_schema,
     worst_first,
 )
-from fairness_pipeline.defs.partitions import partition_days
+from fairness_pipeline.defs.partitions import same_day_mapping, tenant_days
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.metrics import selection_rates
 from fairness_pipeline.metrics.impact import IMPACT_COLUMNS
@@ -30,7 +30,7 @@ from fairness_pipeline.store.partition_lock import partition_transaction
 
 __all__ = ["WindowConfig", "bias_metrics", "impact_ratios", "selection_rate_frames"]
 
-metrics_asset = daily_asset_factory("metrics")
+metrics_asset = tenant_day_asset_factory("metrics")
 NAN = float("nan")
 
 IMPACT_INSERT_COLUMNS = ["tenant_id", "stage_pair", "dimension", *IMPACT_COLUMNS]
@@ -67,7 +67,7 @@ def _missing_note(context: dg.AssetExecutionContext, window_end: date, missing: 
 
 
 @metrics_asset(
-    deps=[dg.AssetDep("candidate_daily_stages", partition_mapping=window_mapping)], kinds={"postgres", "fairlearn"}
+    deps=[dg.AssetDep("candidate_daily_stages", partition_mapping=same_day_mapping)], kinds={"postgres", "fairlearn"}
 )
 def selection_rate_frames(
     context: dg.AssetExecutionContext, database: FairnessDatabase, config: WindowConfig
@@ -78,13 +78,15 @@ def selection_rate_frames(
     rows_written, missing_all, headline = 0, {}, []
     last_frames = pd.DataFrame()
     with database.connect() as conn:
-        for window_end in partition_days(context):
+        for tenant, window_end in tenant_days(context):
             first_day, last_day = settings.window(window_end)
-            with partition_transaction(conn, "selection_rate_frames", window_end) as cur:
+            with partition_transaction(conn, "selection_rate_frames", window_end, tenant) as cur:
                 missing = analysis.missing_summary_days(cur, first_day, last_day)
-                cells = analysis.window_cells(cur, settings.stage_pair_names, settings.stage_pairs, first_day, last_day)
+                cells = analysis.window_cells(
+                    cur, settings.stage_pair_names, settings.stage_pairs, first_day, last_day, tenant_id=tenant
+                )
                 frames = selection_rates.selection_rate_frames(group_counts(cells, settings), keys=TABLE_KEYS)
-                written = analysis.replace_frames(cur, window_end, settings.window_days, frames)
+                written = analysis.replace_frames(cur, window_end, settings.window_days, frames, tenant)
             if missing:
                 missing_all[window_end.isoformat()] = [d.isoformat() for d in missing]
                 _missing_note(context, window_end, missing)
@@ -98,8 +100,9 @@ def selection_rate_frames(
                 "dp_ratio",
                 ["tenant_id", "stage_pair", "dimension", "group", "n", "x", "selection_rate", "dp_ratio"],
             )
-            record_day(
+            record_tenant_day(
                 context,
+                tenant,
                 window_end,
                 {
                     "dagster/row_count": written,
@@ -117,7 +120,7 @@ def selection_rate_frames(
             )
     preview = _headline_singles(last_frames).drop(columns=["undefined_reason"]) if len(last_frames) else last_frames
     numbers = {
-        "windows": len(partition_days(context)),
+        "windows": len(tenant_days(context)),
         "lowest_demographic_parity_ratio": float(min((h for h in headline if pd.notna(h)), default=float("nan"))),
         "windows_missing_upstream_days": len(missing_all),
     }
@@ -140,12 +143,12 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
     written, lowest, adverse, significant = 0, [], 0, 0
     last = pd.DataFrame()
     with database.connect() as conn:
-        for window_end in partition_days(context):
-            with partition_transaction(conn, "impact_ratios", window_end) as cur:
-                frames = analysis.frames_window(cur, window_end)
+        for tenant, window_end in tenant_days(context):
+            with partition_transaction(conn, "impact_ratios", window_end, tenant) as cur:
+                frames = analysis.frames_window(cur, window_end, tenant)
                 impacts = impacts_for_counts(frames[[*TABLE_KEYS, "group", "n", "x"]], settings)
                 day_written = analysis.replace_impacts(
-                    cur, window_end, settings.window_days, impacts, IMPACT_INSERT_COLUMNS
+                    cur, window_end, settings.window_days, impacts, IMPACT_INSERT_COLUMNS, tenant
                 )
             written += day_written
             day_numbers: dict = numbers_metadata(
@@ -175,8 +178,9 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
                     ),
                 }
                 shown = impacts[flagged]
-            record_day(
+            record_tenant_day(
                 context,
+                tenant,
                 window_end,
                 {
                     "dagster/row_count": day_written,
@@ -202,7 +206,7 @@ def impact_ratios(context: dg.AssetExecutionContext, database: FairnessDatabase,
         impact_ratios,
         "scoring_rate_ratios",
         "rank_exposure",
-        dg.AssetDep("slate_concentration", partition_mapping=window_mapping),
+        dg.AssetDep("slate_concentration", partition_mapping=same_day_mapping),
         "fairness_trends",
     ],
     kinds={"postgres"},
@@ -217,25 +221,26 @@ def bias_metrics(context: dg.AssetExecutionContext, database: FairnessDatabase, 
     documents = 0
     adverse_tenants: set[str] = set()
     with database.connect() as conn:
-        for window_end in partition_days(context):
-            with partition_transaction(conn, "bias_metrics", window_end) as cur:
-                frames = analysis.frames_window(cur, window_end)
-                impacts = analysis.impacts_window(cur, window_end)
-                stored_audits = audits.window_audits(cur, window_end, *settings.window(window_end))
+        for tenant, window_end in tenant_days(context):
+            with partition_transaction(conn, "bias_metrics", window_end, tenant) as cur:
+                frames = analysis.frames_window(cur, window_end, tenant)
+                impacts = analysis.impacts_window(cur, window_end, tenant)
+                stored_audits = audits.window_audits(cur, window_end, *settings.window(window_end), tenant)
                 computed_at = datetime.now(UTC)
                 by_tenant = {}
-                for tenant in sorted(frames["tenant_id"].unique()):
+                if len(frames):
                     document = tenant_metrics_json(frames, impacts, tenant, window_end, settings, computed_at)
                     document.update(audit_metrics_json(tenant, window_end, **stored_audits))
                     by_tenant[tenant] = document
                 day_documents = analysis.replace_bias_metrics(
-                    cur, window_end, settings.window_days, computed_at, by_tenant
+                    cur, window_end, settings.window_days, computed_at, by_tenant, tenant
                 )
             day_adverse = sorted(t for t, d in by_tenant.items() if d["any_adverse_impact"])
             adverse_tenants.update(day_adverse)
             documents += day_documents
-            record_day(
+            record_tenant_day(
                 context,
+                tenant,
                 window_end,
                 {
                     "dagster/row_count": day_documents,

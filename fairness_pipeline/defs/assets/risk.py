@@ -9,16 +9,16 @@ import dagster as dg
 import pandas as pd
 
 from fairness_pipeline.audits import AUDIT_TABLES, risk_audit_frames
-from fairness_pipeline.defs.declare import daily_asset_factory
+from fairness_pipeline.defs.declare import tenant_day_asset_factory
 from fairness_pipeline.defs.metadata import (
     markdown_preview,
     numbers_metadata,
     per_tenant,
-    record_day,
+    record_tenant_day,
     table_metadata,
     table_schema,
 )
-from fairness_pipeline.defs.partitions import partition_days
+from fairness_pipeline.defs.partitions import tenant_days
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.metrics.window import DEFAULT_ANALYSIS
 from fairness_pipeline.risk.levels import LEVELS, REVIEW_FLOOR, levels_at_or_above
@@ -29,7 +29,7 @@ AUDIT_ASSETS = tuple(AUDIT_TABLES.values())
 REPORT_TREND_DAYS = DEFAULT_ANALYSIS.trend_days
 LEVEL_ORDER = LEVELS
 
-risk_asset = daily_asset_factory("risk")
+risk_asset = tenant_day_asset_factory("risk")
 
 
 class RiskConfig(dg.Config):
@@ -78,11 +78,11 @@ def risk_classification(
 
     rows, last = 0, []
     with database.connect() as conn:
-        for window_end in partition_days(context):
-            with partition_transaction(conn, "risk_classification", window_end) as cur:
-                inputs = reports.window_inputs(cur, window_end, REPORT_TREND_DAYS)
+        for tenant, window_end in tenant_days(context):
+            with partition_transaction(conn, "risk_classification", window_end, tenant) as cur:
+                inputs = reports.window_inputs(cur, window_end, REPORT_TREND_DAYS, tenant)
                 day = {
-                    tenant: assess(
+                    tenant_id: assess(
                         tenant_impacts.reset_index(drop=True),
                         audits=risk_audit_frames(inputs),
                         trends=inputs["series"],
@@ -91,14 +91,14 @@ def risk_classification(
                         seed=config.seed,
                         window_end=window_end,
                     )
-                    for tenant, tenant_impacts in inputs["impacts"].groupby("tenant_id", sort=True)
+                    for tenant_id, tenant_impacts in inputs["impacts"].groupby("tenant_id", sort=True)
                 }
                 rows += reports.replace_assessments(
                     cur,
                     window_end,
                     [
                         {
-                            "tenant_id": tenant,
+                            "tenant_id": tenant_id,
                             "profile": a.profile,
                             "context": config.context,
                             "score": a.score,
@@ -109,19 +109,21 @@ def risk_classification(
                             "dominant_component": a.dominant_component,
                             "assessment": a.to_dict(),
                         }
-                        for tenant, a in day.items()
+                        for tenant_id, a in day.items()
                     ],
+                    tenant,
                 )
             last = list(day.values())
-            record_day(
+            record_tenant_day(
                 context,
+                tenant,
                 window_end,
                 {
                     "dagster/row_count": len(day),
                     "preview": markdown_preview(_verdicts(last)),
                     **numbers_metadata(_worst_numbers(last)),
-                    **per_tenant({tenant: a.score for tenant, a in day.items()}, "score"),
-                    **per_tenant({tenant: LEVEL_ORDER.index(a.level) for tenant, a in day.items()}, "level_rank"),
+                    **per_tenant({tenant_id: a.score for tenant_id, a in day.items()}, "score"),
+                    **per_tenant({tenant_id: LEVEL_ORDER.index(a.level) for tenant_id, a in day.items()}, "level_rank"),
                 },
             )
     return dg.MaterializeResult(
@@ -158,15 +160,15 @@ def fairness_reports(
 
     written, last_markdown = 0, ""
     with database.connect() as conn:
-        for window_end in partition_days(context):
-            with partition_transaction(conn, "fairness_reports", window_end) as cur:
-                inputs = reports.window_inputs(cur, window_end, REPORT_TREND_DAYS)
-                frames = analysis.frames_window(cur, window_end)
-                assessments = reports.assessments_window(cur, window_end)
+        for tenant, window_end in tenant_days(context):
+            with partition_transaction(conn, "fairness_reports", window_end, tenant) as cur:
+                inputs = reports.window_inputs(cur, window_end, REPORT_TREND_DAYS, tenant)
+                frames = analysis.frames_window(cur, window_end, tenant)
+                assessments = reports.assessments_window(cur, window_end, tenant)
                 documents = []
-                for tenant, assessment in zip(assessments["tenant_id"], assessments["assessment"], strict=True):
+                for tenant_id, assessment in zip(assessments["tenant_id"], assessments["assessment"], strict=True):
                     report = build_report(
-                        tenant,
+                        tenant_id,
                         window_end,
                         inputs["impacts"],
                         frames,
@@ -181,18 +183,19 @@ def fairness_reports(
                     validate_report(report)
                     documents.append(
                         {
-                            "tenant_id": tenant,
+                            "tenant_id": tenant_id,
                             "report_json": report,
                             "report_html": render_html(report, min_cell=config.min_cell),
                             "report_markdown": render_markdown(report, min_cell=config.min_cell),
                         }
                     )
-                day_written = reports.replace_reports(cur, window_end, documents)
+                day_written = reports.replace_reports(cur, window_end, documents, tenant)
             written += day_written
             if documents:
                 last_markdown = documents[-1]["report_markdown"]
-            record_day(
+            record_tenant_day(
                 context,
+                tenant,
                 window_end,
                 {
                     "dagster/row_count": day_written,
