@@ -496,23 +496,54 @@ def validate_day_direct(url: str, day: date) -> dict[str, float]:
     return parts
 
 
-def window_step(database: Any, window_end: date, window_days: int) -> dict[str, float]:
-    """The bodies of the ``selection_rate_frames`` and ``impact_ratios`` assets for one window, invoked directly."""
+def tenant_partitions(instance: Any, url: str) -> list[str]:
+    """Every tenant of the events, registered as a tenant partition of ``instance``."""
+    from datetime import UTC, datetime
+
+    from fairness_pipeline.defs.tenants import register_tenants
+    from fairness_pipeline.store import tenants as tenant_store
+
+    with connection(url) as conn, conn, conn.cursor() as cur:
+        tenants = tenant_store.tenants_inserted(cur, None, datetime.now(UTC))
+    register_tenants(instance, tenants)
+    return tenants
+
+
+def _call_per_tenant(
+    instance: Any, tenants: list[str], window_end: date, asset: Any, **arguments: Any
+) -> tuple[float, Any]:
+    """Seconds of an asset body over every tenant's partition of ``window_end`` (one call per tenant-day, as the
+    tenant-day runs do), and the last call's result."""
     import dagster as dg
 
+    from fairness_pipeline.defs.partitions import tenant_day_key
+
+    seconds, result = 0.0, None
+    for tenant in tenants:
+        with dg.build_asset_context(partition_key=tenant_day_key(tenant, window_end), instance=instance) as context:
+            start = time.perf_counter()
+            result = asset(context, **arguments)
+            seconds += time.perf_counter() - start
+    return seconds, result
+
+
+def window_step(
+    database: Any, window_end: date, window_days: int, instance: Any, tenants: list[str]
+) -> dict[str, float]:
+    """The bodies of the ``selection_rate_frames`` and ``impact_ratios`` assets for one window of every tenant,
+    invoked directly."""
     from fairness_pipeline.defs.assets.metrics import WindowConfig, impact_ratios, selection_rate_frames
 
     config = WindowConfig(window_days=window_days)
     parts: dict[str, float] = {}
     for name, asset in (("selection_rate_frames", selection_rate_frames), ("impact_ratios", impact_ratios)):
-        with dg.build_asset_context(partition_key=window_end.isoformat()) as context:
-            start = time.perf_counter()
-            asset(context, database=database, config=config)
-            parts[name] = time.perf_counter() - start
+        parts[name], _ = _call_per_tenant(instance, tenants, window_end, asset, database=database, config=config)
     return parts
 
 
-def audit_step(database: Any, window_end: date, window_days: int) -> dict[str, float]:
+def audit_step(
+    database: Any, window_end: date, window_days: int, instance: Any, tenants: list[str]
+) -> dict[str, float]:
     """The bodies of the four audit assets for the same partition, invoked directly: scoring rates, rank exposure and
     trends of the window ending on ``window_end``, and the slates of that day (one day, as in a daily run). Besides
     the four wall times, ``exposure day sums`` and ``exposure statistics`` are the parts rank_exposure reports in its
@@ -528,10 +559,15 @@ def audit_step(database: Any, window_end: date, window_days: int) -> dict[str, f
         ("slate_concentration", audits.slate_concentration, audits.SlateConfig()),
         ("fairness_trends", audits.fairness_trends, audits.TrendConfig(window_days=window_days)),
     ):
-        with dg.build_asset_context(partition_key=window_end.isoformat()) as context:
-            start = time.perf_counter()
-            result = asset(context, database=database, config=config)
-            parts[name] = time.perf_counter() - start
+        if name == "slate_concentration":  # per day for every tenant, like the event layer
+            with dg.build_asset_context(partition_key=window_end.isoformat()) as context:
+                start = time.perf_counter()
+                result = asset(context, database=database, config=config)
+                parts[name] = time.perf_counter() - start
+        else:
+            parts[name], result = _call_per_tenant(
+                instance, tenants, window_end, asset, database=database, config=config
+            )
         if name == "rank_exposure":
             metadata = result.metadata or {}
             for key, label in (("day_sums_seconds", "exposure day sums"), ("exposure_seconds", "exposure statistics")):
@@ -735,7 +771,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
     from fairness_pipeline.catalogue import load_catalogue
     from fairness_pipeline.cli.runs import METRIC_ASSETS, run_range
     from fairness_pipeline.definitions import build_definitions
+    from fairness_pipeline.defs.partitions import tenant_day_key
     from fairness_pipeline.defs.resources import FairnessDatabase
+    from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
     from fairness_pipeline.ingest.loader import ingest_file
     from fairness_pipeline.store import analysis as q
     from fairness_pipeline.store import embedded
@@ -873,18 +911,19 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         window_end = last_day
         params = window_params(window_end, DAYS) | attribute_params(attributes)
         floor_statement = floor_cells_with_attributes(attributes) if attributes else FLOOR_CELLS
-        window_step(database, window_end, DAYS)  # warm-up: imports and caches
+        tenant_ids = tenant_partitions(instance, url)
+        window_step(database, window_end, DAYS, instance, tenant_ids)  # warm-up: imports and caches
         forget_day_arrays(url, first_day)
         with measured("audit step, first window") as first_audit:
-            audit_step(database, window_end, DAYS)
+            audit_step(database, window_end, DAYS, instance, tenant_ids)
         steps, floors, step_parts, breakdowns, floor_cells = [], [], [], [], None
         audits, audit_parts = [], []
         for _ in range(repeats):
             with measured("window step") as m:
-                step_parts.append(window_step(database, window_end, DAYS))
+                step_parts.append(window_step(database, window_end, DAYS, instance, tenant_ids))
             steps.append(m)
             with measured("audit step") as m:
-                audit_parts.append(audit_step(database, window_end, DAYS))
+                audit_parts.append(audit_step(database, window_end, DAYS, instance, tenant_ids))
             audits.append(m)
             with measured("floor") as m:
                 floor_cells = fetch(url, floor_statement, params)
@@ -902,9 +941,15 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
                 fetch(url, SCAN_FLOOR, params)
             scans.append(m)
         run_config = {"ops": {name: {"config": {"window_days": DAYS}} for name in METRIC_ASSETS}}
-        with measured("metrics_job") as metrics_job:
+        with measured("metrics_job") as metrics_job:  # every tenant's window in one run (a rectangle of tenant-days)
             job = defs.resolve_job_def("metrics_job").execute_in_process(
-                instance=instance, partition_key=window_end.isoformat(), run_config=run_config, raise_on_error=False
+                instance=instance,
+                tags={
+                    DAGSTER_RANGE_START_TAG: tenant_day_key(tenant_ids[0], window_end),
+                    DAGSTER_RANGE_END_TAG: tenant_day_key(tenant_ids[-1], window_end),
+                },
+                run_config=run_config,
+                raise_on_error=False,
             )
 
         out(f"\n## (b) frames + impact ratios, 30-day window ending {window_end} (all {rows:,} events)")
@@ -987,7 +1032,7 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         traced = []
         for days in (SHORT_WINDOW_DAYS, DAYS):  # the full window last: its rows stay stored
             with measured(f"window step {days} d", trace=True) as m:
-                window_step(database, window_end, days)
+                window_step(database, window_end, days, instance, tenant_ids)
             traced.append(m)
         tracemalloc.stop()
         reads, read_events = [], []

@@ -258,7 +258,7 @@ def test_operational_alert_names_a_failed_pipeline_run(db_url: str, instance, en
         "MEDIUM",
         "2026-03-09",
         scope="operational",
-        failed_job="fairness_job",
+        failed_job="metrics_job",
         failed_run_id=run_id,
         now=T0.isoformat(),
     )
@@ -266,9 +266,9 @@ def test_operational_alert_names_a_failed_pipeline_run(db_url: str, instance, en
     with connection(db_url) as conn:
         [(payload,)] = query(conn, "SELECT payload FROM fairness_alerts")
     assert payload["reasons"] == [
-        f"run {run_id} of fairness_job failed; its error is in the Dagster run log, not in this alert."
+        f"run {run_id} of metrics_job failed; its error is in the Dagster run log, not in this alert."
     ]
-    for job, run in (("alert_job", run_id), ("fairness_job", "t1-cand-0000042")):
+    for job, run in (("alert_job", run_id), ("metrics_job", "t1-cand-0000042")):
         bad = alert_run_config(
             "operations",
             "MEDIUM",

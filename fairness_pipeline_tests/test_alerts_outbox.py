@@ -64,7 +64,7 @@ def test_same_key_is_raised_once_per_window(conn) -> None:
     # another level, scope, tenant or window is another alert
     assert raise_alert(conn, _payload(level="CRITICAL"), T0) is not None
     assert raise_alert(conn, _payload("operations", "MEDIUM"), T0) is not None
-    operational = raise_alert(conn, OperationalAlertPayload("fairness_job", RUN_ID, DAY), T0)
+    operational = raise_alert(conn, OperationalAlertPayload("metrics_job", RUN_ID, DAY), T0)
     assert operational is not None and operational.dedup_key == "operations|operational|MEDIUM|2026-03-10"
     assert raise_alert(conn, _payload("t2"), T0) is not None
     assert raise_alert(conn, _payload(), T0 + timedelta(hours=15)) is not None

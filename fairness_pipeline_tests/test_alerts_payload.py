@@ -94,7 +94,7 @@ def _finding(**fields) -> Finding:
         (lambda: AppliedRule("no_comparison", CANDIDATE_ID, None, "LOW", "MEDIUM"), "rule.condition"),
         (lambda: AppliedRule("significant_adverse", "significant_adverse", 0.8, "LOW", "HIGH"), "rule.finding"),
         (lambda: OperationalAlertPayload(f"job {CANDIDATE_ID}", uuid.uuid4(), DAY), "job"),
-        (lambda: OperationalAlertPayload("fairness_job", CANDIDATE_ID, DAY), "run_id"),
+        (lambda: OperationalAlertPayload("metrics_job", CANDIDATE_ID, DAY), "run_id"),
     ],
 )
 def test_free_text_and_unknown_names_are_refused_naming_the_field_not_the_value(build, field: str) -> None:

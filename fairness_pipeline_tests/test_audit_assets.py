@@ -33,8 +33,10 @@ from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.cli.runs import run_range
 from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.assets import audits as audit_assets
+from fairness_pipeline.defs.partitions import tenant_day_key
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.defs.tenants import register_tenants
 from fairness_pipeline.events.vocabulary import DIMENSIONS
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
@@ -321,14 +323,15 @@ def test_stored_previous_week_is_reused_until_a_day_of_it_is_summarised_again(gr
     conn = psycopg2.connect(module_db_url)
     try:
         with conn.cursor() as cur:
-            stored = audit_store.week_counts(cur, weekly, week_end)
-            assert stored.attrs["stored"]  # written by the trends run as of week_end
+            stored = audit_store.week_counts(cur, weekly, week_end, tenant_id="tenant-1")
+            assert stored.attrs["stored"]  # written by tenant-1's trends run as of LAST, its previous week
             expected = group_counts(_unanswered(window_cells(graph, week_end - timedelta(days=6), week_end)), weekly)
-            _compare(stored, expected, [*TABLE_KEYS, "group"])
+            _compare(stored, expected[expected["tenant_id"] == "tenant-1"], [*TABLE_KEYS, "group"])
             other = dataclasses.replace(weekly, intersections=False)  # other settings: not the stored counts
-            assert not audit_store.week_counts(cur, other, week_end).attrs["stored"]
+            assert not audit_store.week_counts(cur, other, week_end, tenant_id="tenant-1").attrs["stored"]
             cur.execute("UPDATE candidate_daily_stages_days SET summarised_at = now() WHERE day = %s", (week_end,))
-            assert not audit_store.week_counts(cur, weekly, week_end).attrs["stored"]
+            assert not audit_store.week_counts(cur, weekly, week_end, tenant_id="tenant-1").attrs["stored"]
+            assert not audit_store.week_counts(cur, weekly, week_end).attrs["stored"]  # every tenant: counted afresh
     finally:
         conn.rollback()
         conn.close()
@@ -435,7 +438,11 @@ def test_bias_metrics_documents_carry_the_audits(graph, module_db_url: str, modu
         metadata = event.asset_materialization.metadata
         assert {"dagster/row_count", "dagster/column_schema", "preview", number} <= set(metadata), key
         assert metadata["dagster/row_count"].value > 0
-    metadata = module_instance.get_latest_materialization_event(dg.AssetKey("rank_exposure")).asset_materialization
+    biased_partition = dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("rank_exposure"), asset_partitions=[tenant_day_key("tenant-1", LAST)]
+    )
+    (record,) = module_instance.fetch_materializations(biased_partition, limit=1).records
+    metadata = record.asset_materialization  # the biased tenant's own tenant-day
     assert metadata.metadata["lowest_exposure_ratio"].value < 0.8
     assert "startup" in metadata.metadata["preview"].value
 
@@ -457,17 +464,19 @@ def test_rerun_changes_nothing(graph, module_db_url: str, module_instance) -> No
     searches = defs.resolve_job_def("event_days_job").execute_in_process(
         instance=module_instance,
         partition_key=LAST.isoformat(),
-        asset_selection=[dg.AssetKey("search_daily_aggregates")],
+        asset_selection=[dg.AssetKey("search_daily_aggregates"), dg.AssetKey("slate_concentration")],
     )
     assert searches.success
     window = {"config": {"window_days": WINDOW}}
-    rerun = defs.resolve_job_def("metrics_job").execute_in_process(
-        instance=module_instance,
-        partition_key=LAST.isoformat(),
-        asset_selection=[dg.AssetKey(k) for k in AUDIT_ASSETS],
-        run_config={"ops": {k: window for k in AUDIT_ASSETS if k != "slate_concentration"}},
-    )
-    assert rerun.success
+    window_audits = [k for k in AUDIT_ASSETS if k != "slate_concentration"]
+    for tenant in ("tenant-1", "tenant-2"):
+        rerun = defs.resolve_job_def("metrics_job").execute_in_process(
+            instance=module_instance,
+            partition_key=tenant_day_key(tenant, LAST),
+            asset_selection=[dg.AssetKey(k) for k in window_audits],
+            run_config={"ops": {k: window for k in window_audits}},
+        )
+        assert rerun.success
     after = snapshot()
     for table in AUDIT_TABLES:
         assert len(before[table]) > 0, table
@@ -533,11 +542,14 @@ def test_approaching_threshold_from_the_stored_series(db_url: str) -> None:
             rows,
         )
     conn.close()
-    result = dg.materialize(
-        [audit_assets.fairness_trends],
-        partition_key=as_of.isoformat(),
-        resources={"database": FairnessDatabase(url=db_url)},
-    )
+    with dg.instance_for_test() as instance:
+        register_tenants(instance, ["t1"])
+        result = dg.materialize(
+            [audit_assets.fairness_trends],
+            partition_key=tenant_day_key("t1", as_of),
+            resources={"database": FairnessDatabase(url=db_url)},
+            instance=instance,
+        )
     assert result.success
     stored = _stored(db_url, "fairness_trends", "window_end = %(d)s", {"d": as_of}).set_index("group")
     assert list(stored.index) == ["enterprise", "faang", "other", "startup"]

@@ -11,9 +11,10 @@ import pytest
 
 from fairness_pipeline import synthetic
 from fairness_pipeline.cli.runs import run_range
+from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.automation import affected_range, late_events_sensor, nightly_schedule
+from fairness_pipeline.defs.partitions import tenant_day_key
 from fairness_pipeline.defs.resources import FairnessDatabase
-from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 from fairness_pipeline.ingest.frames import load_frames
 
 START = date(2026, 3, 1)
@@ -28,9 +29,13 @@ def _execute(db_url: str, statement: str, params: tuple = ()) -> None:
 
 def test_nightly_schedule_runs_yesterday_at_two() -> None:
     assert nightly_schedule.cron_schedule == "0 2 * * *"
-    context = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 3, 10, 2, 0, tzinfo=UTC))
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 3, 10, 2, 0, tzinfo=UTC),
+        repository_def=build_definitions(FairnessDatabase(url="postgresql://unused/db")).get_repository_def(),
+    )
     (request,) = nightly_schedule.evaluate_tick(context).run_requests
-    assert request.partition_key == "2026-03-09"
+    assert request.partition_key == "2026-03-09"  # the event layer's day; the tenant-days follow by automation
+    assert request.job_name in (None, "event_days_job")
 
 
 def test_affected_range_covers_every_later_window() -> None:
@@ -43,12 +48,13 @@ def test_affected_range_covers_every_later_window() -> None:
 
 @pytest.mark.slow
 def test_late_events_sensor_requests_one_run_and_advances_its_cursor(db_url: str, instance) -> None:
-    config = synthetic.GeneratorConfig(seed=3, start=START, days=4, tenants=1, events_per_day=300)
+    config = synthetic.GeneratorConfig(seed=3, start=START, days=4, tenants=2, events_per_day=300)
     conn = psycopg2.connect(db_url)
     load_frames(conn, synthetic.generate_events(config), source="test")
     conn.close()
     _execute(db_url, "UPDATE selection_events SET created_at = now() - interval '3 hours'")
     database = FairnessDatabase(url=db_url)
+    defs = build_definitions(database)
     assert all(
         r.success
         for r in run_range(
@@ -56,14 +62,17 @@ def test_late_events_sensor_requests_one_run_and_advances_its_cursor(db_url: str
         )
     )
 
-    first = late_events_sensor(dg.build_sensor_context(instance=instance, resources={"database": database}))
+    def context(cursor: str | None = None) -> dg.SensorEvaluationContext:
+        return dg.build_sensor_context(
+            instance=instance, cursor=cursor, resources={"database": database}, definitions=defs
+        )
+
+    first = late_events_sensor(context())
     assert not first.run_requests
     cursor = json.loads(first.cursor)["created_at"]
     assert datetime.fromisoformat(cursor) < datetime.now(UTC) - timedelta(hours=2)
 
-    nothing = late_events_sensor(
-        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"database": database})
-    )
+    nothing = late_events_sensor(context(first.cursor))
     assert not nothing.run_requests and nothing.skip_reason
 
     insert = (
@@ -76,24 +85,25 @@ def test_late_events_sensor_requests_one_run_and_advances_its_cursor(db_url: str
     # An event for a day never analysed is not late: nothing to re-run for it.
     _execute(db_url, insert, ("new-day", datetime(2026, 4, 20, 9, tzinfo=UTC), "ab" * 32))
 
-    second = late_events_sensor(
-        dg.build_sensor_context(instance=instance, cursor=first.cursor, resources={"database": database})
-    )
+    second = late_events_sensor(context(first.cursor))
     (request,) = second.run_requests
-    last_partition = START + timedelta(days=2 + 29)  # the last window holding the later late day
-    assert request.tags[DAGSTER_RANGE_START_TAG] == (START + timedelta(days=1)).isoformat()
-    assert request.tags[DAGSTER_RANGE_END_TAG] == min(last_partition, date.today() - timedelta(days=1)).isoformat()
+    last_day = min(START + timedelta(days=2 + 29), date.today() - timedelta(days=1))  # the last window of the later
+    days = [START + timedelta(days=i) for i in range(1, (last_day - START).days + 1)]  # late day, or yesterday
+    subset = request.asset_graph_subset  # a backfill: the event layer of every tenant, then tenant-1's windows only
+    assert subset.get_partitions_subset(dg.AssetKey("candidate_daily_stages")).get_partition_keys() == [
+        day.isoformat() for day in days
+    ]
+    for key in ("impact_ratios", "fairness_reports"):
+        keys = sorted(subset.get_partitions_subset(dg.AssetKey(key)).get_partition_keys())
+        assert keys == sorted(tenant_day_key("tenant-1", day) for day in days), key
     assert json.loads(second.cursor)["created_at"] > cursor
 
-    third = late_events_sensor(
-        dg.build_sensor_context(instance=instance, cursor=second.cursor, resources={"database": database})
-    )
+    third = late_events_sensor(context(second.cursor))
     assert not third.run_requests
 
 
 @pytest.mark.slow
 def test_failed_run_raises_one_operational_alert(db_url: str, instance) -> None:
-    from fairness_pipeline.definitions import build_definitions
     from fairness_pipeline.defs.automation import run_failure_sensor
 
     unreachable = FairnessDatabase(url="postgresql://nobody@127.0.0.1:9/none")

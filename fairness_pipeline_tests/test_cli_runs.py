@@ -15,10 +15,11 @@ from dagster._core.execution.backfill import BulkActionStatus
 from typer.testing import CliRunner
 
 from fairness_pipeline import synthetic
-from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG, day_keys
+from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG
 from fairness_pipeline.cli.main import app
 from fairness_pipeline.cli.runs import RangeProgress, days_to_summarise, job_asset_names, resolve_profile, run_range
 from fairness_pipeline.definitions import build_definitions
+from fairness_pipeline.defs.partitions import range_keys
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.risk.profiles import PROFILES_ENV, ProfileError
@@ -42,7 +43,18 @@ def instance(db_url: str):
 def test_days_to_summarise_reaches_back_to_the_first_window_day() -> None:
     assert days_to_summarise(set(), LAST, LAST, WINDOW) == (START, LAST)
     assert days_to_summarise({START, START + timedelta(days=1)}, LAST, LAST, WINDOW) == (LAST, LAST)
-    assert day_keys(START, LAST) == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    daily, tenant_days = (
+        defs.resolve_asset_graph().get(dg.AssetKey(name)).partitions_def
+        for defs in [build_definitions(FairnessDatabase(url="postgresql://unused/db"))]
+        for name in ("candidate_daily_stages", "impact_ratios")
+    )
+    assert range_keys(daily, START, LAST, ["acme"]) == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert range_keys(tenant_days, START, START + timedelta(days=1), ["acme", "beta"]) == [
+        "2026-03-01|acme",
+        "2026-03-02|acme",
+        "2026-03-01|beta",
+        "2026-03-02|beta",
+    ]
 
 
 def test_progress_line_counts_steps_and_partitions() -> None:
@@ -94,9 +106,10 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
         show=lambda progress, finished: finished and shown.append(finished),
         on_start=lambda bid, run_ids: started.append((bid, run_ids, instance.get_backfill(bid))),
     )
-    assert [(r.job_name, r.first_day, r.last_day, r.success) for r in runs] == [
-        ("event_days_job", START, LAST, True),  # the window's 3 days, none summarised yet
-        ("metrics_job", LAST, LAST, True),
+    assert [(r.job_name, r.tenant, r.first_day, r.last_day, r.success) for r in runs] == [
+        ("event_days_job", None, START, LAST, True),  # the window's 3 days, none summarised yet, every tenant
+        ("metrics_job", "tenant-1", LAST, LAST, True),  # then each tenant's window: its own run
+        ("metrics_job", "tenant-2", LAST, LAST, True),
     ]
 
     backfills = instance.get_backfills()
@@ -124,13 +137,13 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
         for a in before_status
     )
     for name, asset in status.items():
-        days = DAYS if name in event_assets else 1
-        assert asset.num_targeted_partitions == days
-        assert asset.partitions_counts_by_status[AssetBackfillStatus.MATERIALIZED] == days
+        partitions = DAYS if name in event_assets else 2  # the event days; one window of each of the 2 tenants
+        assert asset.num_targeted_partitions == partitions
+        assert asset.partitions_counts_by_status[AssetBackfillStatus.MATERIALIZED] == partitions
         assert asset.partitions_counts_by_status[AssetBackfillStatus.FAILED] == 0
 
     # every step reported once as it finished, each a success
-    steps = [node.name for job in (event_job, metrics_job) for node in job.graph.nodes]  # a multi-asset is one step
+    steps = [node.name for job in (event_job, metrics_job, metrics_job) for node in job.graph.nodes]  # per run
     assert sorted(step for step, _ in shown) == sorted(steps) and all(ok for _, ok in shown)
     assert sum(r.steps for r in runs) == len(steps)
     conn = psycopg2.connect(db_url)
@@ -168,8 +181,18 @@ def test_a_range_is_a_backfill_with_its_partitions_status_and_progress(
     lines = again.output.splitlines()
     assert lines[0].startswith("backfill ") and "/runs/b/" in lines[0] and "?tab=partitions" in lines[0]
     assert lines[1].strip().startswith("run ") and "/runs/" in lines[1]
-    assert any(": done; run 1 of 2 (event_days_job):" in line for line in lines)
-    assert any("selection_rate_frames: done; run 2 of 2 (metrics_job): " in line for line in lines)
-    assert lines[-1].startswith("done: 2 of 2 run(s) succeeded in ")
-    assert len(instance.get_backfills()) == 2
+    assert any(": done; run 1 of 3 (event_days_job):" in line for line in lines)
+    assert any("selection_rate_frames: done; run 2 of 3 (metrics_job tenant-1): " in line for line in lines)
+    assert any("selection_rate_frames: done; run 3 of 3 (metrics_job tenant-2): " in line for line in lines)
+    assert lines[-1].startswith("done: 3 of 3 run(s) succeeded in ")
+    assert any(line.strip().startswith("metrics_job tenant-2 ") for line in lines)
+
+    # one tenant alone: the event layer and that tenant's run
+    alone = runner.invoke(app, ["run", "--start", LAST.isoformat(), "--tenant", "tenant-2"])
+    assert alone.exit_code == 0, alone.output
+    assert alone.output.splitlines()[-1].startswith("done: 2 of 2 run(s) succeeded in ")
+    assert "metrics_job tenant-1" not in alone.output and "metrics_job tenant-2" in alone.output
+    unknown = runner.invoke(app, ["run", "--start", LAST.isoformat(), "--tenant", "nobody"])
+    assert unknown.exit_code != 0 and "no events of tenant(s) nobody" in unknown.output
+    assert len(instance.get_backfills()) == 3
     connection.database_url.cache_clear()

@@ -32,6 +32,7 @@ from fairness_pipeline.store.partition_lock import (
     lock_partition,
     partition_lock_key,
     partition_transaction,
+    tenant_writer,
 )
 
 DAY = date(2026, 3, 4)
@@ -381,14 +382,16 @@ WRITERS = (
 
 
 def _lock_names(db_url: str, keys: set[tuple[int, int]], first: date, last: date) -> set[tuple[str, date] | None]:
-    """The (writer, day) of each lock key (None for a key of no writer and day in first .. last)."""
+    """The (writer, day) of each lock key, ``writer/tenant`` for a tenant-day's (None for a key of no writer and day
+    in first .. last)."""
     names = {}
     conn = psycopg2.connect(db_url)
     try:
         with conn.cursor() as cur:
             for writer in WRITERS:
-                for day in (first + timedelta(days=i) for i in range((last - first).days + 1)):
-                    names[partition_lock_key(cur, writer, day)] = (writer, day)
+                for name in (writer, *(tenant_writer(writer, tenant) for tenant in ("tenant-1", "tenant-2"))):
+                    for day in (first + timedelta(days=i) for i in range((last - first).days + 1)):
+                        names[partition_lock_key(cur, name, day)] = (name, day)
     finally:
         conn.close()
     return {names.get(key) for key in keys}
@@ -437,7 +440,8 @@ def test_two_runs_of_the_same_days_at_once_store_the_result_of_one(db_url: str, 
         done.set()
     watcher.join(WAIT)
     assert [process.returncode for process in processes] == [0, 0]
-    assert [json.loads(output.strip().splitlines()[-1]) for output in outputs] == [[True, True], [True, True]]
+    # each: the event layer, then the windows of each of the two tenants
+    assert [json.loads(output.strip().splitlines()[-1]) for output in outputs] == [[True] * 3, [True] * 3]
     concurrent = _snapshot(db_url)
     met = _lock_names(db_url, waits_seen, START - timedelta(days=DAYS), LAST)
     print(f"waits at: {sorted(met, key=str)}")

@@ -123,7 +123,15 @@ def test_tenant_day_lineage_reads_as_a_window_per_tenant() -> None:
 def test_the_snapshot_pins_what_the_readme_promises() -> None:
     """Read independently of the code above: the window lineage, the blocking check, the schedules' crons."""
     snapshot = json.loads(SNAPSHOT.read_text())
-    assert snapshot["assets"]["selection_rate_frames"]["upstream"] == {"candidate_daily_stages": "time window -29..0"}
+    # a tenant's window reads the per-day event layer of its day (the window's other days are checked by the store)
+    assert snapshot["assets"]["selection_rate_frames"]["upstream"] == {
+        "candidate_daily_stages": "MultiToSingleDimensionPartitionMapping"
+    }
+    assert snapshot["assets"]["fairness_trends"]["upstream"]["impact_ratios"] == (
+        "day: time window -13..0; tenant: IdentityPartitionMapping"
+    )
+    assert snapshot["assets"]["candidate_daily_stages"]["partitions"].startswith("Daily")
+    assert snapshot["assets"]["fairness_reports"]["partitions"].startswith("Multi-partitioned")
     assert snapshot["checks"]["validated_selection_events:event_suite_passes"] == {"blocking": True}
     assert snapshot["schedules"]["nightly_schedule"]["cron"] == "0 2 * * *"
     assert snapshot["schedules"]["alert_delivery_schedule"]["cron"] == "*/5 * * * *"

@@ -10,10 +10,10 @@ import psycopg2
 import pytest
 
 from fairness_pipeline.cli.runs import run_range
-from fairness_pipeline.defs.partitions import daily_partitions
+from fairness_pipeline.definitions import build_definitions
+from fairness_pipeline.defs.partitions import daily_partitions, tenant_day_key
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.retention import erasure_recompute_sensor, retention_job, retention_schedule
-from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
 
 
 def execute(url: str, statement: str, params: tuple = ()) -> None:
@@ -34,23 +34,35 @@ def test_erasure_recompute_sensor_re_runs_the_days_and_their_windows(db_url):
     request = "INSERT INTO recompute_requests (day, tenant_id, reason, requested_at) VALUES (%s, 't1', 'erasure 1', %s)"
     execute(db_url, request, (date(2026, 3, 1), datetime.now(UTC) - timedelta(hours=2)))
 
-    first = erasure_recompute_sensor(dg.build_sensor_context(resources={"database": database}))
+    defs = build_definitions(database)
+
+    def context(cursor: str | None = None) -> dg.SensorEvaluationContext:
+        return dg.build_sensor_context(cursor=cursor, resources={"database": database}, definitions=defs)
+
+    first = erasure_recompute_sensor(context())
     assert not first.run_requests  # the first tick starts watching from the latest request
-    nothing = erasure_recompute_sensor(dg.build_sensor_context(cursor=first.cursor, resources={"database": database}))
+    nothing = erasure_recompute_sensor(context(first.cursor))
     assert not nothing.run_requests and nothing.skip_reason
 
     ten_minutes_ago = datetime.now(UTC) - timedelta(minutes=10)
     for day in (date(2026, 3, 5), date(2026, 3, 2), date(2026, 3, 5)):
         execute(db_url, request, (day, ten_minutes_ago))
     execute(db_url, request, (date(2026, 3, 9), datetime.now(UTC)))  # too recent: may not be committed yet
-    second = erasure_recompute_sensor(dg.build_sensor_context(cursor=first.cursor, resources={"database": database}))
+    second = erasure_recompute_sensor(context(first.cursor))
     (run,) = second.run_requests
     last_partition = date.fromisoformat(daily_partitions.get_last_partition_key())
-    assert run.tags[DAGSTER_RANGE_START_TAG] == "2026-03-02"
-    assert run.tags[DAGSTER_RANGE_END_TAG] == min(date(2026, 3, 5) + timedelta(days=29), last_partition).isoformat()
+    last_day = min(date(2026, 3, 5) + timedelta(days=29), last_partition)
+    days = [date(2026, 3, 2) + timedelta(days=i) for i in range((last_day - date(2026, 3, 2)).days + 1)]
+    subset = run.asset_graph_subset  # the event layer of the days, t1's windows of them and after
+    assert subset.get_partitions_subset(dg.AssetKey("validated_selection_events")).get_partition_keys() == [
+        day.isoformat() for day in days
+    ]
+    assert sorted(subset.get_partitions_subset(dg.AssetKey("risk_classification")).get_partition_keys()) == sorted(
+        tenant_day_key("t1", day) for day in days
+    )
     assert datetime.fromisoformat(json.loads(second.cursor)["requested_at"]) == ten_minutes_ago
 
-    third = erasure_recompute_sensor(dg.build_sensor_context(cursor=second.cursor, resources={"database": database}))
+    third = erasure_recompute_sensor(context(second.cursor))
     assert not third.run_requests
 
 
@@ -139,18 +151,18 @@ def test_an_erased_candidate_leaves_the_recomputed_numbers(db_url):
         with conn, conn.cursor() as cur:
             cur.execute("UPDATE recompute_requests SET requested_at = now() - interval '10 minutes'")
         cursor = json.dumps({"requested_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat()})
-        tick = erasure_recompute_sensor(dg.build_sensor_context(cursor=cursor, resources={"database": database}))
+        tick = erasure_recompute_sensor(
+            dg.build_sensor_context(
+                cursor=cursor, resources={"database": database}, definitions=build_definitions(database)
+            )
+        )
         (request,) = tick.run_requests
-        assert request.tags[DAGSTER_RANGE_START_TAG] == erased.days[0].isoformat()
+        event_days = request.asset_graph_subset.get_partitions_subset(dg.AssetKey("candidate_daily_stages"))
+        first_day = date.fromisoformat(min(event_days.get_partition_keys()))
+        assert first_day == erased.days[0]
         assert all(
             r.success
-            for r in run_range(
-                inst,
-                date.fromisoformat(request.tags[DAGSTER_RANGE_START_TAG]),
-                window_end,
-                window_days=2,
-                database=database,
-            )
+            for r in run_range(inst, first_day, window_end, window_days=2, database=database, tenants=["tenant-1"])
         )
     with conn.cursor() as cur:
         cur.execute(counts, (window_end,))

@@ -370,22 +370,28 @@ def test_scoring_cells_from_the_arrays_equal_the_pandas_cells(conn, loaded) -> N
 def test_stored_week_counts_cover_the_attributes_and_a_later_load_invalidates_them(conn, loaded, tmp_path) -> None:
     weekly = dataclasses.replace(SETTINGS, window_days=7)
     with conn, conn.cursor() as cur:
-        counted = audit_store.week_counts(cur, weekly, LAST)
-        again = audit_store.week_counts(cur, weekly, LAST)
+        counted = audit_store.week_counts(cur, weekly, LAST, tenant_id="t1")
+        again = audit_store.week_counts(cur, weekly, LAST, tenant_id="t1")
+        before_t2 = audit_store.week_counts(cur, weekly, LAST, tenant_id="t2")
         expected = analysis.window_cells(cur, weekly.stage_pair_names, weekly.stage_pairs, *weekly.window(LAST))
     assert not counted.attrs["stored"] and again.attrs["stored"]
+    assert set(counted["tenant_id"]) == {"t1"} and set(before_t2["tenant_id"]) == {"t2"}  # each tenant its own
     keys = ["tenant_id", "stage_pair", "dimension", "group"]
     assert counted.sort_values(keys).astype(str).values.tolist() == again.sort_values(keys).astype(str).values.tolist()
     assert {"sex", "race_ethnicity", "sex+race_ethnicity"} <= set(counted["dimension"])
-    female = counted[(counted["tenant_id"] == "t1") & (counted["dimension"] == "sex") & (counted["group"] == "female")]
+    female = counted[(counted["dimension"] == "sex") & (counted["group"] == "female")]
     sql_female = expected[(expected["tenant_id"] == "t1") & (expected["sex"] == "female")]
     assert female.groupby("stage_pair")["n"].sum().to_dict() == sql_female.groupby("stage_pair")["n"].sum().to_dict()
-    # tenant-2 answers later: the stored week no longer holds
+    # tenant-2 answers later: its stored week no longer holds; tenant-1's, which the load does not touch, still does
     answers = [("t2", "t2-c0001", "male", "asian", "2026-03-01T00:00:00Z")]
     _load_answers(conn, pd.DataFrame(answers, columns=COLUMNS), tmp_path / "t2.csv")
     with conn, conn.cursor() as cur:
-        recounted = audit_store.week_counts(cur, weekly, LAST)
-        cur.execute("SELECT count(DISTINCT settings_key) FROM trend_week_counts WHERE week_end = %s", (LAST,))
+        recounted = audit_store.week_counts(cur, weekly, LAST, tenant_id="t2")
+        assert audit_store.week_counts(cur, weekly, LAST, tenant_id="t1").attrs["stored"]
+        cur.execute(
+            "SELECT count(DISTINCT settings_key) FROM trend_week_counts WHERE week_end = %s AND tenant_id = 't2'",
+            (LAST,),
+        )
         stored_keys = cur.fetchone()[0]
     assert not recounted.attrs["stored"] and stored_keys == 1  # the stale counts were replaced
     t2_male = recounted[(recounted["tenant_id"] == "t2") & (recounted["dimension"] == "sex")]
@@ -393,4 +399,4 @@ def test_stored_week_counts_cover_the_attributes_and_a_later_load_invalidates_th
     # an erasure invalidates them as well
     attribute_store.delete_candidate(conn, "t2", "t2-c0001")
     with conn, conn.cursor() as cur:
-        assert not audit_store.week_counts(cur, weekly, LAST).attrs["stored"]
+        assert not audit_store.week_counts(cur, weekly, LAST, tenant_id="t2").attrs["stored"]

@@ -14,8 +14,10 @@ import pytest
 from fairness_pipeline import synthetic
 from fairness_pipeline.defs.assets import events as event_assets
 from fairness_pipeline.defs.assets import metrics as metric_assets
+from fairness_pipeline.defs.partitions import tenant_day_key
 from fairness_pipeline.defs.resources import FairnessDatabase
 from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
+from fairness_pipeline.defs.tenants import register_tenants
 from fairness_pipeline.ingest.frames import load_frames
 from fairness_pipeline.store.urls import sqlalchemy_url
 from fairness_pipeline_tests.test_pipeline import _query
@@ -28,11 +30,12 @@ WINDOW = 2
 HEADLINE = "shown->shortlisted"
 
 
-def _day_metadata(instance, asset: str, day: date) -> dict:
+def _day_metadata(instance, asset: str, day: date, tenant: str | None = None) -> dict:
+    key = day.isoformat() if tenant is None else tenant_day_key(tenant, day)
     records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day.isoformat()]), limit=1
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[key]), limit=1
     ).records
-    assert records, (asset, day)
+    assert records, (asset, key)
     return {key: value.value for key, value in records[0].asset_materialization.metadata.items()}
 
 
@@ -54,23 +57,34 @@ def test_a_range_run_records_each_days_own_figures(db_url: str) -> None:
                 event_assets.raw_selection_events,
                 event_assets.validated_selection_events,
                 event_assets.candidate_daily_stages,
-                metric_assets.selection_rate_frames,
-                metric_assets.impact_ratios,
             ],
             instance=instance,
             resources={"database": FairnessDatabase(url=db_url)},
             tags={DAGSTER_RANGE_START_TAG: START.isoformat(), DAGSTER_RANGE_END_TAG: last.isoformat()},
-            run_config={"ops": {"selection_rate_frames": window, "impact_ratios": window}},
         )
         assert result.success
-        assert len({run.run_id for run in instance.get_runs()}) == 1  # one run materialised every day
+        register_tenants(instance, ["tenant-1", "tenant-2"])
+        windows = dg.materialize(
+            [metric_assets.selection_rate_frames, metric_assets.impact_ratios],
+            instance=instance,
+            resources={"database": FairnessDatabase(url=db_url)},
+            tags={  # both tenants' days: a rectangle of tenant-days
+                DAGSTER_RANGE_START_TAG: tenant_day_key("tenant-1", START),
+                DAGSTER_RANGE_END_TAG: tenant_day_key("tenant-2", last),
+            },
+            run_config={"ops": {"selection_rate_frames": window, "impact_ratios": window}},
+        )
+        assert windows.success
+        assert len({run.run_id for run in instance.get_runs()}) == 2  # one run per layer materialised every day
 
         raw = _query(
             db_url,
             "SELECT (timestamp AT TIME ZONE 'UTC')::date AS day, count(*) AS events FROM selection_events GROUP BY 1",
         ).set_index("day")["events"]
         stages = _query(db_url, "SELECT day, count(*) AS rows FROM candidate_daily_stages GROUP BY 1").set_index("day")
-        frames = _query(db_url, "SELECT window_end, count(*) AS rows FROM selection_rate_frames GROUP BY 1")
+        frames = _query(
+            db_url, "SELECT window_end, tenant_id, count(*) AS rows FROM selection_rate_frames GROUP BY 1, 2"
+        ).set_index(["window_end", "tenant_id"])["rows"]
         impacts = _query(
             db_url,
             "SELECT window_end, tenant_id, min(impact_ratio) AS lowest, count(*) AS rows FROM impact_ratios "
@@ -80,17 +94,23 @@ def test_a_range_run_records_each_days_own_figures(db_url: str) -> None:
         worst_adverse = (
             _query(
                 db_url,
-                "SELECT window_end, min(impact_ratio) AS worst FROM impact_ratios WHERE adverse_impact GROUP BY 1",
+                "SELECT window_end, tenant_id, min(impact_ratio) AS worst FROM impact_ratios WHERE adverse_impact "
+                "GROUP BY 1, 2",
             )
-            .set_index("window_end")["worst"]
+            .set_index(["window_end", "tenant_id"])["worst"]
             .to_dict()
         )
         adverse_counts = (
-            _query(db_url, "SELECT window_end, count(*) AS n FROM impact_ratios WHERE adverse_impact GROUP BY 1")
-            .set_index("window_end")["n"]
+            _query(
+                db_url,
+                "SELECT window_end, tenant_id, count(*) AS n FROM impact_ratios WHERE adverse_impact GROUP BY 1, 2",
+            )
+            .set_index(["window_end", "tenant_id"])["n"]
             .to_dict()
         )
-        impact_rows = _query(db_url, "SELECT window_end, count(*) AS rows FROM impact_ratios GROUP BY 1")
+        impact_rows = _query(
+            db_url, "SELECT window_end, tenant_id, count(*) AS rows FROM impact_ratios GROUP BY 1, 2"
+        ).set_index(["window_end", "tenant_id"])["rows"]
         seen_events: set[int] = set()
         defined_ratios: set[float] = set()
         for day in (START + timedelta(days=i) for i in range(DAYS)):
@@ -100,33 +120,30 @@ def test_a_range_run_records_each_days_own_figures(db_url: str) -> None:
             validated = _day_metadata(instance, "validated_selection_events", day)
             assert validated["raw_events"] == raw[day] and validated["quarantined_events"] == 0
             assert _day_metadata(instance, "candidate_daily_stages", day)["candidate_rows"] == stages.loc[day, "rows"]
-            frame_meta = _day_metadata(instance, "selection_rate_frames", day)
-            assert frame_meta["dagster/row_count"] == frames.set_index("window_end").loc[day, "rows"]
-            impact_meta = _day_metadata(instance, "impact_ratios", day)
-            assert impact_meta["dagster/row_count"] == impact_rows.set_index("window_end").loc[day, "rows"]
             per_tenant = impacts[impacts["window_end"] == day].set_index("tenant_id")["lowest"]
-            day_lowest = per_tenant.min()  # the run-level key holds the day's own figure too, not the run's
-            if pd.isna(day_lowest):
-                assert math.isnan(impact_meta["lowest_impact_ratio"])
-            else:
-                assert impact_meta["lowest_impact_ratio"] == pytest.approx(float(day_lowest), rel=1e-12)
-            assert impact_meta["adverse_groups"] == adverse_counts.get(day, 0)
-            assert len(per_tenant) == 2  # two tenants, each with its own figure: never pooled
+            assert len(per_tenant) == 2  # two tenants, each its own tenant-day with its own figures: never pooled
             for tenant, lowest in per_tenant.items():
-                if pd.isna(lowest):  # no defined ratio that day: no entry rather than a pooled or made-up one
+                frame_meta = _day_metadata(instance, "selection_rate_frames", day, tenant)
+                assert frame_meta["dagster/row_count"] == frames.loc[(day, tenant)]
+                impact_meta = _day_metadata(instance, "impact_ratios", day, tenant)
+                assert impact_meta["dagster/row_count"] == impact_rows.loc[(day, tenant)]
+                assert impact_meta["adverse_groups"] == adverse_counts.get((day, tenant), 0)
+                if pd.isna(lowest):  # no defined ratio that day: no entry rather than a made-up one
+                    assert math.isnan(impact_meta["lowest_impact_ratio"])
                     assert f"lowest_impact_ratio/{tenant}" not in impact_meta
                 else:
+                    assert impact_meta["lowest_impact_ratio"] == pytest.approx(float(lowest), rel=1e-12)
                     assert impact_meta[f"lowest_impact_ratio/{tenant}"] == pytest.approx(float(lowest), rel=1e-12)
                     defined_ratios.add(round(float(lowest), 12))
-            lines = impact_meta["preview"].splitlines()
-            header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-            assert header[:2] == ["tenant_id", "stage_pair"]  # the preview names the stage pair
-            worst = worst_adverse.get(day)
-            if worst is None:
-                assert impact_meta["preview"] == "_no rows_"
-            else:  # the worst adverse ratio of the day comes first
-                first_row = [cell.strip() for cell in lines[2].strip("|").split("|")]
-                assert first_row[header.index("impact_ratio")] == f"{worst:.4g}"
+                lines = impact_meta["preview"].splitlines()
+                header = [cell.strip() for cell in lines[0].strip("| ").split(" | ")]  # "a|b": an intersection
+                assert header[:2] == ["tenant_id", "stage_pair"]  # the preview names the stage pair
+                worst = worst_adverse.get((day, tenant))
+                if worst is None:
+                    assert impact_meta["preview"] == "_no rows_"
+                else:  # the worst adverse ratio of the tenant-day comes first
+                    first_row = [cell.strip() for cell in lines[2].strip("| ").split(" | ")]
+                    assert first_row[header.index("impact_ratio")] == f"{worst:.4g}"
         assert len(seen_events) == DAYS  # the days' own counts, not one run total repeated
         evaluations = [
             entry.dagster_event.event_specific_data

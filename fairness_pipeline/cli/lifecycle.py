@@ -114,5 +114,5 @@ def erase(
         console.print(
             f"{len(done.days)} day(s) marked for recomputation ({first} .. {done.days[-1]}): the "
             "erasure_recompute_sensor re-runs them and the windows containing them; without the Dagster daemon, "
-            f"run `fairness-pipeline run --start {first} --end {max(first, last)}`"
+            f"run `fairness-pipeline run --start {first} --end {max(first, last)} --tenant {tenant}`"
         )

@@ -29,15 +29,17 @@ COMMIT_LAG = timedelta(minutes=2)
 """Rows are stamped with their transaction's start time; reading only up to now - lag lets open transactions commit
 before the cursor passes them."""
 
-nightly_schedule = dg.build_schedule_from_partitioned_job(
-    event_days_job,
-    name="nightly_schedule",
-    hour_of_day=int(os.environ.get(NIGHTLY_HOUR_ENV, "2")),
-    minute_of_hour=0,
+@dg.schedule(
+    job=event_days_job,
+    cron_schedule=f"0 {int(os.environ.get(NIGHTLY_HOUR_ENV, '2'))} * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Materialises yesterday's event layer (02:00 UTC unless FAIRNESS_NIGHTLY_HOUR); every tenant's "
     "windows of the day follow, one run per tenant-day, through the automation condition sensor.",
 )
+def nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    yesterday = (context.scheduled_execution_time.astimezone(UTC) - timedelta(days=1)).date()
+    return dg.RunRequest(run_key=f"nightly-{yesterday.isoformat()}", partition_key=yesterday.isoformat())
 
 
 automation_condition_sensor = dg.AutomationConditionSensorDefinition(

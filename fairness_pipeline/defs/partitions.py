@@ -1,4 +1,5 @@
-"""The one daily partitioning shared by every asset: UTC days."""
+"""The partitions of the graph: UTC days for the event layer (every tenant's events of a day), tenant-days for what
+is computed per tenant, and the mappings and keys between them."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ downstream_automation = dg.AutomationCondition.eager() & dg.AutomationCondition.
 checks only stop downstream steps of the same run; this also holds for automated runs)."""
 
 
-# --- tenants as a partition dimension (issue 17) ---------------------------------------------------------------------
+# --- tenants as a partition dimension ---------------------------------------------------------------------
 
 TENANTS = "tenants"
 """The dynamic partitions definition's name: one partition per tenant, added by ingest or ``new_tenant_sensor``."""

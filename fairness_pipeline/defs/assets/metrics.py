@@ -58,11 +58,11 @@ def _headline_singles(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame["stage_pair"] == HEADLINE_STAGE_PAIR) & ~frame["dimension"].str.contains("+", regex=False)]
 
 
-def _missing_note(context: dg.AssetExecutionContext, window_end: date, missing: list[date]) -> None:
+def _missing_note(context: dg.AssetExecutionContext, tenant: str, window_end: date, missing: list[date]) -> None:
     context.log.warning(
-        f"window ending {window_end}: candidate_daily_stages lacks {len(missing)} day(s): "
+        f"window of {tenant} ending {window_end}: candidate_daily_stages lacks {len(missing)} day(s): "
         f"{', '.join(d.isoformat() for d in missing)}; materialise them, e.g. "
-        f"`fairness-pipeline run --start {missing[0]} --end {window_end}`"
+        f"`fairness-pipeline run --start {missing[0]} --end {window_end} --tenant {tenant}`"
     )
 
 
@@ -89,7 +89,7 @@ def selection_rate_frames(
                 written = analysis.replace_frames(cur, window_end, settings.window_days, frames, tenant)
             if missing:
                 missing_all[window_end.isoformat()] = [d.isoformat() for d in missing]
-                _missing_note(context, window_end, missing)
+                _missing_note(context, tenant, window_end, missing)
             rows_written += written
             last_frames = frames
             head = _headline_singles(frames)
