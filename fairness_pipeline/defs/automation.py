@@ -29,6 +29,7 @@ COMMIT_LAG = timedelta(minutes=2)
 """Rows are stamped with their transaction's start time; reading only up to now - lag lets open transactions commit
 before the cursor passes them."""
 
+
 @dg.schedule(
     job=event_days_job,
     cron_schedule=f"0 {int(os.environ.get(NIGHTLY_HOUR_ENV, '2'))} * * *",
