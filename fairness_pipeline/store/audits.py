@@ -24,7 +24,12 @@ from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_module
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
-from fairness_pipeline.store.attributes import IN_FORCE_VALUES, attribute_periods, attributed_tenants
+from fairness_pipeline.store.attributes import (
+    IN_FORCE_VALUES,
+    attribute_periods,
+    attribute_periods_within,
+    attributed_tenants,
+)
 from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
 from fairness_pipeline.store.partition_lock import lock_partition
 from fairness_pipeline.store.schema import Column, Table, fetch_frame, insert_rows, missing_days
@@ -1075,14 +1080,39 @@ def replace_trends(cur, as_of: date, window_days: int, table: pd.DataFrame) -> i
     return insert_rows(cur, INSERT_TRENDS, table, TREND_INSERT_COLUMNS, (as_of, window_days))
 
 
-def week_counts(cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = True) -> pd.DataFrame:
+def trend_week_counts(cur, weekly: AnalysisSettings, as_of: date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trends' two weeks as of ``as_of``: the previous week's :func:`week_counts` (ending ``weekly.window_days``
+    earlier, the stored ones when still valid) and this week's (counted), the earlier week first (the days and weeks
+    this writes are locked in ascending order). The attribute periods of both weeks are read once."""
+    days = weekly.window_days
+    previous_end = as_of - timedelta(days=days)
+    first_day = weekly.window(previous_end)[0]
+    periods = attribute_periods(cur, first_day, as_of)  # every tenant: the digests must not depend on the arrays
+    offset = (as_of - first_day).days + 1 - days
+    previous = week_counts(cur, weekly, previous_end, periods=attribute_periods_within(periods, 0, days))
+    current = week_counts(cur, weekly, as_of, reuse=False, periods=attribute_periods_within(periods, offset, days))
+    return previous, current
+
+
+def week_counts(
+    cur,
+    weekly: AnalysisSettings,
+    week_end: date,
+    *,
+    reuse: bool = True,
+    periods: candidate_arrays_module.AttributePeriods | None = None,
+) -> pd.DataFrame:
     """Group counts (``metrics.window.group_counts``, the catalogue attributes included) of the 7-day window ending on
     ``week_end``: the stored ones when ``reuse`` and still valid (``attrs["stored"]`` True: no day of the week
     summarised again since, and the same attribute values in force on each day of it, checked by a digest of the
     week's attribute periods, so a self-identification load or an erasure after the counts invalidates them),
-    otherwise counted from the per-day candidate arrays and stored for the trends run a week later."""
+    otherwise counted from the per-day candidate arrays and stored for the trends run a week later. ``periods``: the
+    week's attribute periods of every tenant (default: read here)."""
     first_day = weekly.window(week_end)[0]
-    periods = attribute_periods(cur, first_day, week_end)  # every tenant: the digest must not depend on the arrays
+    if periods is None:
+        periods = attribute_periods(cur, first_day, week_end)  # every tenant: the digest must not depend on the arrays
+    elif periods.window_days != weekly.window_days:
+        raise ValueError(f"periods of {periods.window_days} days for a week of {weekly.window_days}")
     base = week_settings_key(weekly)
     key = {
         "week_end": week_end,
