@@ -74,6 +74,37 @@ def test_the_value_in_force_at_the_end_of_each_day_by_hand() -> None:
         periods.codes_at("t1", keys[:1], np.array([5]))
 
 
+def test_periods_within_days_of_the_window_by_hand() -> None:
+    periods = _periods(
+        [
+            ("t1", "sex", "female", [10, 20], [0, 1], [3, 5]),
+            ("t1", "sex", "male", [10], [3], [5]),
+            ("t1", "race_ethnicity", "other_value", [30], [0], [2]),  # outside the catalogue, on days 0-1 only
+            ("t1", "race_ethnicity", "asian", [20], [2], [4]),
+            ("t2", "sex", "male", [40], [0], [1]),  # day 0 only
+        ]
+    )
+    days_2_to_4 = periods.within(2, 3, [("male", "female"), ("white", "asian")])
+    # worked out: offsets 2-4 become 0-2; periods ending by day 2 and the value only they held are gone
+    expected = _periods(
+        [
+            ("t1", "sex", "female", [10, 20], [0, 0], [1, 3]),
+            ("t1", "sex", "male", [10], [1], [3]),
+            ("t1", "race_ethnicity", "asian", [20], [0], [2]),
+        ],
+        days=3,
+    )
+    assert days_2_to_4.vocabularies == (("male", "female"), ("white", "asian")) and days_2_to_4.tenants == {"t1"}
+    assert days_2_to_4.fingerprint() == expected.fingerprint()
+    keys, days = np.array([10, 10, 20, 20, 30]), np.array([0, 1, 0, 2, 0])
+    assert days_2_to_4.codes_at("t1", keys, days).tolist() == [[2, 0], [1, 0], [2, 2], [2, 0], [0, 0]]
+    days_0_to_1 = periods.within(0, 2, [("male", "female"), ("white", "asian")])
+    assert days_0_to_1.vocabularies[1] == ("white", "asian", "other_value")
+    assert days_0_to_1.codes_at("t1", np.array([30, 20]), np.array([1, 1])).tolist() == [[0, 3], [2, 0]]
+    with pytest.raises(ValueError, match="outside the window"):
+        periods.within(3, 3, [("male", "female"), ("white", "asian")])
+
+
 def test_stage_pair_cells_carry_the_attributes_of_the_first_baseline_day() -> None:
     def day(keys: list[int], tier: int) -> tuple[bytes, bytes, bytes]:
         codes = np.array([[tier, 0, 0]] * len(keys), dtype=">i2")
@@ -400,3 +431,44 @@ def test_stored_week_counts_cover_the_attributes_and_a_later_load_invalidates_th
     attribute_store.delete_candidate(conn, "t2", "t2-c0001")
     with conn, conn.cursor() as cur:
         assert not audit_store.week_counts(cur, weekly, LAST, tenant_id="t2").attrs["stored"]
+
+
+def _history_reads(cur) -> int:
+    """Scans of candidate_attribute_history by this transaction so far."""
+    cur.execute(
+        "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables "
+        "WHERE relname = 'candidate_attribute_history'"
+    )
+    return cur.fetchone()[0]
+
+
+def test_the_trends_two_weeks_share_one_read_of_the_periods_and_a_later_load_still_invalidates(
+    conn, loaded, tmp_path
+) -> None:
+    weekly = dataclasses.replace(SETTINGS, window_days=7)
+    later = LAST + timedelta(days=7)
+    with conn, conn.cursor() as cur:
+        fortnight = attribute_store.attribute_periods(cur, FIRST, later)
+        for first, week_end in ((0, LAST), (7, later)):  # each week's slice is what reading that week alone gives
+            alone = attribute_store.attribute_periods(cur, week_end - timedelta(days=6), week_end)
+            sliced = attribute_store.attribute_periods_within(fortnight, first, 7)
+            assert sliced.fingerprint() == alone.fingerprint() and sliced.vocabularies == alone.vocabularies
+        stored = audit_store.week_counts(cur, weekly, LAST, tenant_id="t1")  # as the trends a week earlier stored it
+        before = _history_reads(cur)
+        previous, current = audit_store.trend_week_counts(cur, weekly, later, tenant_id="t1")
+        assert _history_reads(cur) - before == 1  # one read for both weeks (two before)
+    assert not stored.attrs["stored"] and previous.attrs["stored"] and not current.attrs["stored"]
+    keys = ["tenant_id", "stage_pair", "dimension", "group"]
+    assert (
+        previous.sort_values(keys).astype(str).values.tolist() == stored.sort_values(keys).astype(str).values.tolist()
+    )
+    # a change collected inside the previous week after it was stored invalidates it
+    answers = [
+        ("t1", previous_candidate, "male", "white", midnight(LAST - timedelta(days=2)).isoformat())
+        for previous_candidate in loaded[1]["candidate_id"].iloc[:1]
+    ]
+    _load_answers(conn, pd.DataFrame(answers, columns=COLUMNS), tmp_path / "late.csv")
+    with conn, conn.cursor() as cur:
+        previous, _ = audit_store.trend_week_counts(cur, weekly, later, tenant_id="t1")
+        again, _ = audit_store.trend_week_counts(cur, weekly, later, tenant_id="t1")
+    assert not previous.attrs["stored"] and again.attrs["stored"]

@@ -236,6 +236,39 @@ class AttributePeriods:
                 digest.update(np.ascontiguousarray(array, dtype="<i8").tobytes())
         return digest.hexdigest()
 
+    def within(self, first: int, window_days: int, vocabularies: Sequence[Sequence[str]]) -> AttributePeriods:
+        """The periods of days ``first`` .. ``first + window_days - 1`` as a window of their own: the same periods,
+        vocabularies and :meth:`fingerprint` as read for those days alone, given the ``vocabularies`` this was read
+        with (a value outside them stays only while a period of those days holds it). No database read."""
+        if first < 0 or window_days < 1 or first + window_days > self.window_days:
+            raise ValueError(f"days {first}..{first + window_days - 1} outside the window of {self.window_days} days")
+        sliced: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
+        for key, table in self.periods.items():
+            starts = np.clip(table.starts - first, 0, window_days)
+            stops = np.clip(table.stops - first, 0, window_days)
+            keep = starts < stops
+            if keep.any():
+                sliced[key] = (table.unique_keys[table.key_rank[keep]], starts[keep], stops[keep], table.codes[keep])
+        kept_vocabularies = []
+        for name, base, full in zip(self.names, vocabularies, self.vocabularies, strict=True):
+            if len(full) == len(base):
+                kept_vocabularies.append(full)
+                continue
+            used = np.zeros(len(full) + 1, dtype=bool)
+            for (_, attribute), (_, _, _, codes) in sliced.items():
+                if attribute == name:
+                    used |= np.bincount(codes, minlength=len(full) + 1).astype(bool)
+            kept = (
+                *full[: len(base)],
+                *(value for code, value in enumerate(full, 1) if code > len(base) and used[code]),
+            )
+            recode = np.zeros(len(full) + 1, dtype=np.int64)
+            recode[[full.index(value) + 1 for value in kept]] = np.arange(1, len(kept) + 1)
+            sliced = {k: (*v[:3], recode[v[3]]) if k[1] == name else v for k, v in sliced.items()}
+            kept_vocabularies.append(kept)
+        periods = {key: _ranked(*columns) for key, columns in sliced.items()}  # clipping keeps the (key, start) order
+        return AttributePeriods(self.names, tuple(kept_vocabularies), window_days, periods)
+
 
 def _int64(data: bytes, kind: str) -> np.ndarray:
     """Big-endian bytes of ``kind`` as native int64."""
@@ -247,10 +280,14 @@ def _in_force(keys: np.ndarray, starts: np.ndarray, stops: np.ndarray, codes: np
     if len(starts) and (starts.min() < 0 or stops.max() > window_days or (starts >= stops).any()):
         raise ValueError(f"attribute periods outside the window of {window_days} days")
     order = np.lexsort((starts, keys))
-    keys = keys[order]
+    return _ranked(keys[order], starts[order], stops[order], codes[order])
+
+
+def _ranked(keys: np.ndarray, starts: np.ndarray, stops: np.ndarray, codes: np.ndarray) -> _InForce:
+    """Periods already sorted by (key, start), with each key's rank among the distinct keys."""
     new_key = np.ones(len(keys), dtype=bool)
     new_key[1:] = keys[1:] != keys[:-1]  # sorted: no hashing unique (numpy's np.unique hashes, 5x slower here)
-    return _InForce(keys[new_key], np.cumsum(new_key) - 1, starts[order], stops[order], codes[order])
+    return _InForce(keys[new_key], np.cumsum(new_key) - 1, starts, stops, codes)
 
 
 def _lookup(table: _InForce, keys: np.ndarray, days: np.ndarray, window_days: int) -> np.ndarray:

@@ -531,9 +531,7 @@ def attribute_periods(
     """The known values of ``attributes`` (default: the catalogue's attribute dimensions) of ``tenants`` (None: all)
     over the days ``first_day`` .. ``last_day``, as day periods keyed by candidate key: one read of
     ``candidate_attribute_history``. ``AttributePeriods.codes_at`` gives the value in force at the end of a day."""
-    catalogue = load_catalogue()
-    names = tuple(catalogue.attribute_dimensions if attributes is None else attributes)
-    vocabularies = [catalogue.values(name) if name in catalogue else () for name in names]
+    names, vocabularies = _vocabularies(attributes)
     window_days = (last_day - first_day).days + 1
     if not names or (tenants is not None and not len(tenants)):
         return AttributePeriods.from_groups(names, vocabularies, window_days, [])
@@ -548,6 +546,19 @@ def attribute_periods(
     statement = cur.mogrify(ATTRIBUTE_PERIODS_WINDOW, params).decode()
     groups = read_binary_records(cur, statement, ATTRIBUTE_PERIODS_WINDOW_KINDS)
     return AttributePeriods.from_groups(names, vocabularies, window_days, groups)
+
+
+def _vocabularies(attributes: Sequence[str] | None) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+    """The attribute names (default: the catalogue's attribute dimensions) and their catalogue vocabularies."""
+    catalogue = load_catalogue()
+    names = tuple(catalogue.attribute_dimensions if attributes is None else attributes)
+    return names, [tuple(catalogue.values(name)) if name in catalogue else () for name in names]
+
+
+def attribute_periods_within(periods: AttributePeriods, first: int, days: int) -> AttributePeriods:
+    """``periods`` (read by :func:`attribute_periods`) of the ``days`` days from offset ``first``: the same as reading
+    those days, fingerprint included, without reading the history again."""
+    return periods.within(first, days, _vocabularies(periods.names)[1])
 
 
 ATTRIBUTED_TENANTS = """

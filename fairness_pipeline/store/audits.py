@@ -24,7 +24,12 @@ from fairness_pipeline.catalogue import load_catalogue
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.metrics import candidate_arrays as candidate_arrays_module
 from fairness_pipeline.metrics.window import TABLE_KEYS, AnalysisSettings, group_counts
-from fairness_pipeline.store.attributes import IN_FORCE_VALUES, attribute_periods, attributed_tenants
+from fairness_pipeline.store.attributes import (
+    IN_FORCE_VALUES,
+    attribute_periods,
+    attribute_periods_within,
+    attributed_tenants,
+)
 from fairness_pipeline.store.binary_copy import read_binary_copy, read_binary_records
 from fairness_pipeline.store.partition_lock import lock_partition
 from fairness_pipeline.store.schema import TENANT_FILTER, Column, Table, fetch_frame, insert_rows, missing_days
@@ -1095,18 +1100,50 @@ def replace_trends(cur, as_of: date, window_days: int, table: pd.DataFrame, tena
     return insert_rows(cur, INSERT_TRENDS, table, TREND_INSERT_COLUMNS, (as_of, window_days))
 
 
+def trend_week_counts(
+    cur, weekly: AnalysisSettings, as_of: date, tenant_id: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The trends' two weeks as of ``as_of``: the previous week's :func:`week_counts` (ending ``weekly.window_days``
+    earlier, the stored ones when still valid) and this week's (counted), the earlier week first (the days and weeks
+    this writes are locked in ascending order); ``tenant_id``'s only, when given. The attribute periods of both weeks
+    are read once."""
+    days = weekly.window_days
+    previous_end = as_of - timedelta(days=days)
+    first_day = weekly.window(previous_end)[0]
+    # every tenant in scope, not only those with arrays: the digests must not depend on the arrays
+    periods = attribute_periods(cur, first_day, as_of, tenants=None if tenant_id is None else [tenant_id])
+    offset = (as_of - first_day).days + 1 - days
+    previous = week_counts(
+        cur, weekly, previous_end, periods=attribute_periods_within(periods, 0, days), tenant_id=tenant_id
+    )
+    current = week_counts(
+        cur, weekly, as_of, reuse=False, periods=attribute_periods_within(periods, offset, days), tenant_id=tenant_id
+    )
+    return previous, current
+
+
 def week_counts(
-    cur, weekly: AnalysisSettings, week_end: date, *, reuse: bool = True, tenant_id: str | None = None
+    cur,
+    weekly: AnalysisSettings,
+    week_end: date,
+    *,
+    reuse: bool = True,
+    periods: candidate_arrays_module.AttributePeriods | None = None,
+    tenant_id: str | None = None,
 ) -> pd.DataFrame:
     """Group counts (``metrics.window.group_counts``, the catalogue attributes included) of the 7-day window ending on
     ``week_end``: the stored ones when ``reuse`` and still valid (``attrs["stored"]`` True: no day of the week
     summarised again since, and the same attribute values in force on each day of it, checked by a digest of the
     week's attribute periods, so a self-identification load or an erasure after the counts invalidates them),
-    otherwise counted from the per-day candidate arrays and stored for the trends run a week later. ``tenant_id``:
-    that tenant's counts only, stored and checked apart from the others' (None: every tenant, always counted)."""
+    otherwise counted from the per-day candidate arrays and stored for the trends run a week later. ``periods``: the
+    week's attribute periods of the tenants in scope (default: read here). ``tenant_id``: that tenant's counts only,
+    stored and checked apart from the others' (None: every tenant, always counted)."""
     first_day = weekly.window(week_end)[0]
-    # every tenant in scope, not only those with arrays: the digest must not depend on the arrays
-    periods = attribute_periods(cur, first_day, week_end, tenants=None if tenant_id is None else [tenant_id])
+    if periods is None:
+        # every tenant in scope, not only those with arrays: the digest must not depend on the arrays
+        periods = attribute_periods(cur, first_day, week_end, tenants=None if tenant_id is None else [tenant_id])
+    elif periods.window_days != weekly.window_days:
+        raise ValueError(f"periods of {periods.window_days} days for a week of {weekly.window_days}")
     base = week_settings_key(weekly)
     key = {
         "week_end": week_end,

@@ -463,8 +463,7 @@ def fairness_trends(
                 missing = analysis.missing_summary_days(cur, first_day, as_of)
                 series = audits.impact_series(cur, first_day, as_of, settings.window_days, tenant)
                 # the earlier week first: the days and weeks this writes are locked in ascending order
-                previous = audits.week_counts(cur, weekly, as_of - timedelta(days=WEEK_DAYS), tenant_id=tenant)
-                current = audits.week_counts(cur, weekly, as_of, reuse=False, tenant_id=tenant)
+                previous, current = audits.trend_week_counts(cur, weekly, as_of, tenant_id=tenant)
                 table = pd.DataFrame()
                 if len(series) or len(current):
                     table = trends.fairness_trends(
