@@ -15,6 +15,7 @@ from fairness_pipeline.definitions import build_definitions
 from fairness_pipeline.defs.automation import affected_range, late_events_sensor, nightly_schedule
 from fairness_pipeline.defs.partitions import tenant_day_key
 from fairness_pipeline.defs.resources import FairnessDatabase
+from fairness_pipeline.defs.tenants import register_tenants
 from fairness_pipeline.ingest.frames import load_frames
 
 START = date(2026, 3, 1)
@@ -44,6 +45,28 @@ def test_affected_range_covers_every_later_window() -> None:
         date(2026, 4, 3),
     )
     assert affected_range([date(2026, 3, 5)], date(2026, 3, 9)) == (date(2026, 3, 5), date(2026, 3, 9))
+
+
+@pytest.mark.slow
+def test_a_days_event_layer_starts_each_tenants_windows_of_that_day(db_url: str, instance) -> None:
+    """The nightly chain: the schedule materialises yesterday's event layer, then the assets' eager condition asks for
+    every tenant's windows of that day (a new tenant's first day too), nothing else, and asks once."""
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    defs = build_definitions(FairnessDatabase(url=db_url))
+    register_tenants(instance, ["tenant-1", "tenant-2"])
+    before = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert before.get_requested_partitions(dg.AssetKey("selection_rate_frames")) == set()  # its day not there yet
+    nightly = defs.resolve_job_def("event_days_job").execute_in_process(
+        instance=instance, partition_key=yesterday.isoformat()
+    )
+    assert nightly.success
+    after = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=before.cursor)
+    expected = {tenant_day_key(tenant, yesterday) for tenant in ("tenant-1", "tenant-2")}
+    for key in ("selection_rate_frames", "impact_ratios", "rank_exposure", "fairness_trends", "fairness_reports"):
+        assert after.get_requested_partitions(dg.AssetKey(key)) == expected, key
+    assert after.get_requested_partitions(dg.AssetKey("candidate_daily_stages")) == set()  # the schedule's, done
+    again = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=after.cursor)
+    assert again.total_requested == 0
 
 
 @pytest.mark.slow

@@ -100,26 +100,6 @@ def test_definitions_match_the_snapshot() -> None:
         assert actual[part] == expected[part], f"the {part} differ from {SNAPSHOT.name}; if intended: {UPDATE_ENV}=1"
 
 
-def test_tenant_day_lineage_reads_as_a_window_per_tenant() -> None:
-    from fairness_pipeline.defs.config import window_mapping
-    from fairness_pipeline.defs.partitions import tenant_day_mapping, tenant_day_partitions
-
-    @dg.asset(partitions_def=tenant_day_partitions)
-    def days() -> None: ...
-
-    @dg.asset(
-        partitions_def=tenant_day_partitions,
-        deps=[dg.AssetDep(days, partition_mapping=tenant_day_mapping(window_mapping))],
-    )
-    def windows() -> None: ...
-
-    snapshot = definitions_snapshot(dg.Definitions(assets=[days, windows]))
-    assert snapshot["assets"]["windows"]["upstream"] == {
-        "days": "day: time window -29..0; tenant: IdentityPartitionMapping"
-    }
-    assert snapshot["assets"]["windows"]["partitions"].startswith("Multi-partitioned")
-
-
 def test_the_snapshot_pins_what_the_readme_promises() -> None:
     """Read independently of the code above: the window lineage, the blocking check, the schedules' crons."""
     snapshot = json.loads(SNAPSHOT.read_text())
@@ -127,9 +107,7 @@ def test_the_snapshot_pins_what_the_readme_promises() -> None:
     assert snapshot["assets"]["selection_rate_frames"]["upstream"] == {
         "candidate_daily_stages": "MultiToSingleDimensionPartitionMapping"
     }
-    assert snapshot["assets"]["fairness_trends"]["upstream"]["impact_ratios"] == (
-        "day: time window -13..0; tenant: IdentityPartitionMapping"
-    )
+    assert snapshot["assets"]["fairness_trends"]["upstream"]["impact_ratios"] is None  # the same tenant-day
     assert snapshot["assets"]["candidate_daily_stages"]["partitions"].startswith("Daily")
     assert snapshot["assets"]["fairness_reports"]["partitions"].startswith("Multi-partitioned")
     assert snapshot["checks"]["validated_selection_events:event_suite_passes"] == {"blocking": True}

@@ -1,4 +1,4 @@
-"""Tenants as partitions: the tenant-day partitions and their window mapping, tenant-day keys of a range run, the
+"""Tenants as partitions: the tenant-day keys, the tenant-days of a range run, the
 sensor and the ingest hook that register tenants, with a real Dagster instance and real PostgreSQL."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from pathlib import Path
 import dagster as dg
 import psycopg2
 
-from fairness_pipeline.defs.config import window_mapping
 from fairness_pipeline.defs.partitions import (
     TENANTS,
+    split_partition_key,
     tenant_day_key,
-    tenant_day_mapping,
     tenant_day_partitions,
     tenant_days,
 )
@@ -36,24 +35,10 @@ def _insert(db_url: str, event_id: str, tenant: str, minutes_ago: int) -> None:
     conn.close()
 
 
-def _upstream(instance: dg.DagsterInstance, key: str) -> list[str]:
-    result = tenant_day_mapping(window_mapping).get_upstream_mapped_partitions_result_for_partitions(
-        tenant_day_partitions.subset_with_partition_keys([key]),
-        tenant_day_partitions,
-        tenant_day_partitions,
-        dynamic_partitions_store=instance,
-    )
-    return sorted(result.partitions_subset.get_partition_keys())
-
-
-def test_a_tenants_window_reads_its_own_thirty_days_only() -> None:
-    instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(TENANTS, ["acme", "beta"])
+def test_a_tenant_day_key_names_the_day_then_the_tenant() -> None:
     assert tenant_day_key("acme", DAY) == "2026-03-04|acme"
-    upstream = _upstream(instance, "2026-03-04|acme")
-    # 2026-03-04 and the 29 days before it: 4 days of March, 26 of February (28 days in 2026) from the 3rd
-    expected = [f"2026-02-{d:02d}|acme" for d in range(3, 29)] + [f"2026-03-{d:02d}|acme" for d in range(1, 5)]
-    assert upstream == expected
+    assert split_partition_key("2026-03-04|acme") == ("acme", DAY)
+    assert split_partition_key("2026-03-04") == (None, DAY)
 
 
 def test_a_range_run_sees_each_tenant_day_once() -> None:

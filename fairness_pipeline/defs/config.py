@@ -19,8 +19,8 @@ DEFAULT_BOOTSTRAP_SEED = 0
 class WindowConfig(dg.Config):
     """Analysis settings of fairness-methods.md; the defaults are ``metrics.window.DEFAULT_ANALYSIS``.
 
-    ``window_days`` may shorten the window (tests do) but not lengthen it past the code location's window, from
-    which ``window_mapping`` declares the upstream days: lineage then always covers the days a run reads.
+    ``window_days`` may shorten the window (tests do) but not lengthen it past the code location's window, whose
+    event days ``fairness-pipeline run`` materialises before the windows.
     """
 
     window_days: int = Field(default=DEFAULT_WINDOW_DAYS, ge=1, le=DEFAULT_WINDOW_DAYS)
@@ -65,19 +65,7 @@ class TrendConfig(WindowConfig):
     """Defined impact ratios needed in the last 14 windows to fit a slope."""
 
 
-window_mapping = dg.TimeWindowPartitionMapping(
-    start_offset=-(DEFAULT_WINDOW_DAYS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-)
-"""A window ending on day D reads the days D-(w-1) .. D, w = ``DEFAULT_ANALYSIS.window_days`` (30): the same
-declaration gives the window config's default and its upper bound, so a run may analyse a shorter window (whose days
-lie inside the mapped ones) but never a longer one than lineage shows."""
-
 previous_day_mapping = dg.TimeWindowPartitionMapping(
     start_offset=-1, end_offset=0, allow_nonexistent_upstream_partitions=True
 )
 """A day's searches are read with the previous day's events (to leave out searches that started before midnight)."""
-
-trend_mapping = dg.TimeWindowPartitionMapping(
-    start_offset=-(trends.DEFAULT_SLOPE_WINDOWS - 1), end_offset=0, allow_nonexistent_upstream_partitions=True
-)
-"""Trends as of day D read the windows ending on D-13 .. D and the candidate days of the two weeks D-13 .. D."""

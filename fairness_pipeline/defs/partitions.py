@@ -65,21 +65,12 @@ tenant_day_partitions = dg.MultiPartitionsDefinition(
 """A tenant-day: the unit of work of the per-tenant assets. Keys read ``2026-03-04|acme`` (dimensions in name order)."""
 
 
-def tenant_day_mapping(day_mapping: dg.PartitionMapping) -> dg.MultiPartitionMapping:
-    """``day_mapping`` (e.g. the window mapping) on the day dimension and the same tenant on the other: a tenant's
-    window reads that tenant's days only."""
-    return dg.MultiPartitionMapping(
-        {
-            DAY_DIMENSION: dg.DimensionPartitionMapping(DAY_DIMENSION, day_mapping),
-            TENANT_DIMENSION: dg.DimensionPartitionMapping(TENANT_DIMENSION, dg.IdentityPartitionMapping()),
-        }
-    )
-
-
 same_day_mapping = dg.MultiToSingleDimensionPartitionMapping(partition_dimension_name=DAY_DIMENSION)
-"""A tenant-day reads the per-day event layer of its day: the event layer is one partition per day for every tenant
-(Dagster maps no window from a tenant-day onto a daily asset; the window's earlier days are checked in the store,
-which names any day not yet summarised)."""
+"""A tenant-day reads the per-day event layer of its day: the event layer is one partition per day for every tenant.
+Lineage names the day only (Dagster maps no time window from a tenant-day onto a daily asset): the window's earlier
+days, and the trends' earlier windows, are read and checked through the store, which names any day not yet summarised.
+The assets' eager condition thus waits for its own day's event layer only, so a new tenant's latest day runs at
+once."""
 
 
 def tenant_day_key(tenant: str, day: date) -> str:

@@ -46,7 +46,7 @@ class AnalysisSettings:
     """Thresholds of fairness-methods.md; every one is a default that configuration can change.
 
     The defaults are the project's one declaration of these rules (:data:`DEFAULT_ANALYSIS`): the Dagster config
-    classes, the window partition mapping, the risk components and the audits take theirs from here.
+    classes, the risk components and the audits take theirs from here.
     """
 
     window_days: int = 30
@@ -94,7 +94,7 @@ class AnalysisSettings:
 
 DEFAULT_ANALYSIS = AnalysisSettings()
 """The analysis settings of the code location. Its ``window_days`` is the longest window a run may analyse: the
-window partition mapping (``defs.partitions.window_mapping``) declares those days upstream of each window."""
+event days ``fairness-pipeline run`` materialises before a range of windows."""
 
 
 @dataclass(frozen=True)

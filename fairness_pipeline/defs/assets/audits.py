@@ -24,7 +24,6 @@ from fairness_pipeline.defs.config import (
     TrendConfig,
     WindowConfig,
     previous_day_mapping,
-    trend_mapping,
 )
 from fairness_pipeline.defs.declare import daily_asset_factory, tenant_day_asset_factory
 from fairness_pipeline.defs.metadata import (
@@ -41,7 +40,6 @@ from fairness_pipeline.defs.partitions import (
     day_bounds,
     partition_days,
     same_day_mapping,
-    tenant_day_mapping,
     tenant_days,
 )
 from fairness_pipeline.defs.resources import FairnessDatabase
@@ -440,7 +438,7 @@ def _trend_findings(table: pd.DataFrame) -> pd.DataFrame:
 
 @tenant_audit_asset(
     deps=[
-        dg.AssetDep("impact_ratios", partition_mapping=tenant_day_mapping(trend_mapping)),
+        "impact_ratios",
         dg.AssetDep("candidate_daily_stages", partition_mapping=same_day_mapping),
     ],
     kinds={"postgres", "scipy"},
