@@ -5,7 +5,6 @@ automation page shows every schedule and sensor switched on."""
 from __future__ import annotations
 
 import time
-from contextlib import suppress
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -166,11 +165,12 @@ def test_the_ui_in_a_browser_shows_graph_per_day_metadata_and_automations(
             automations = [s["name"] for s in repository["schedules"]] + [s["name"] for s in repository["sensors"]]
             page.goto(f"{base}/automation")
             switches = f"({SWITCHES_SHOWN})({automations!r})"
-            with suppress(BrowserError):  # the switches render off until the automations' states have loaded
-                page.wait_for(
-                    f"(() => {{ const on = {switches}; return on && Object.values(on).every(Boolean) }})()", 30
+            try:  # the switches render off until the automations' states have loaded; the list re-renders as it polls
+                switched_on = page.wait_for(
+                    f"(() => {{ const on = {switches}; return on && Object.values(on).every(Boolean) && on }})()", 60
                 )
-            switched_on = page.evaluate(switches)
+            except BrowserError:
+                switched_on = page.evaluate(switches)
             page.screenshot(tmp_path / "automation.png")
             assert switched_on == dict.fromkeys(automations, True)
             assert {"nightly_schedule", "late_events_sensor", "automation_condition_sensor"} <= set(automations)
