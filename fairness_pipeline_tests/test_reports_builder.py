@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
@@ -12,6 +14,7 @@ import pytest
 from fairness_pipeline.events.vocabulary import DEFAULT_STAGE_PAIRS, DIMENSIONS, stage_pair_name
 from fairness_pipeline.metrics.impact import impact_ratio_table
 from fairness_pipeline.reports import (
+    ReportSchemaError,
     build_report,
     load_schema,
     publish_report,
@@ -147,13 +150,46 @@ def test_report_validates_against_the_schema_internal_and_published() -> None:
     json.dumps(report, allow_nan=False)  # no NaN or Infinity anywhere
 
 
-def test_schema_rejects_a_broken_report() -> None:
+def _broken(report: dict, path: tuple, value: object) -> dict:
+    """A deep copy of ``report`` with the value at ``path`` replaced (``DELETE``: removed)."""
+    broken = copy.deepcopy(report)
+    *parents, last = path
+    holder = functools.reduce(lambda node, key: node[key], parents, broken)
+    if value is DELETE:
+        del holder[last]
+    else:
+        holder[last] = value
+    return broken
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "pointer"),
+    [
+        (("executive_summary", "risk_level"), "SEVERE", "/executive_summary/risk_level"),  # not in the enum
+        (("generated_at",), "yesterday", "/generated_at"),  # not a date-time
+        (("window", "start"), "2026-02-30", "/window/start"),  # not a date
+        (("window", "end"), 20260301, "/window/end"),  # not a string
+        (("executive_summary",), DELETE, ""),  # a required part missing
+        (("unexpected_part",), {}, ""),  # no other parts
+    ],
+)
+def test_schema_rejects_a_broken_report_as_jsonschema_does(path: tuple, value: object, pointer: str) -> None:
+    """The compiled validator and the reference implementation (``jsonschema``, with its format checker) agree: the
+    report passes both, each broken copy fails both, at the same place."""
     import jsonschema
 
+    reference = jsonschema.Draft202012Validator(load_schema(), format_checker=jsonschema.FormatChecker())
     report = hand_report()
-    report["executive_summary"]["risk_level"] = "SEVERE"
-    with pytest.raises(jsonschema.ValidationError):
-        validate_report(report)
+    assert not list(reference.iter_errors(report))
+    broken = _broken(report, path, value)
+    (error,) = reference.iter_errors(broken)
+    assert "/" + "/".join(map(str, error.absolute_path)) == (pointer or "/")
+    with pytest.raises(ReportSchemaError) as raised:
+        validate_report(broken)
+    assert raised.value.pointer == pointer
 
 
 def test_findings_and_interpretation() -> None:

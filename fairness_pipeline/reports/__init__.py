@@ -11,10 +11,11 @@ from fairness_pipeline.reports.builder import SCHEMA_VERSION, build_report
 from fairness_pipeline.reports.html import render_html
 from fairness_pipeline.reports.markdown import render_markdown
 from fairness_pipeline.reports.publish import publish_report
-from fairness_pipeline.reports.schema import load_schema, validate_report
+from fairness_pipeline.reports.schema import ReportSchemaError, load_schema, validate_report
 
 __all__ = [
     "SCHEMA_VERSION",
+    "ReportSchemaError",
     "build_report",
     "load_schema",
     "publish_report",

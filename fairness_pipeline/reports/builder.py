@@ -13,7 +13,6 @@ sections from the tables), ``_chart_data`` (chart entries) and ``_compliance`` (
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
@@ -27,6 +26,7 @@ from fairness_pipeline.reports._chart_data import component_chart, funnel_charts
 from fairness_pipeline.reports._compliance import KEY_FINDINGS, checklist, findings, ll144, recommendations
 from fairness_pipeline.reports._gather import analysis, scoring_analysis, trend_charts, verdict_adjusted
 from fairness_pipeline.reports.facts import ReportFacts, facts_section, load_facts
+from fairness_pipeline.reports.schema import copy_report
 from fairness_pipeline.risk.components import normalise
 
 SCHEMA_VERSION = "1.0"
@@ -169,7 +169,7 @@ def apply_facts(report: dict[str, Any], facts: ReportFacts) -> dict[str, Any]:
     """A copy of an internal report stating ``facts`` (its derived sections rebuilt)."""
     if report["publication"]["suppressed"]:
         raise ValueError("restate the internal report, not a published one")
-    out = copy.deepcopy(report)
+    out = copy_report(report)
     out["data_source"] = facts_section(facts)
     released = facts.tool_distribution_date
     out["methodology"]["tool_distribution_date"] = released.isoformat() if released else None

@@ -21,12 +21,12 @@ each other; treat the published format as a disclosure aid, not a formal statist
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from fairness_pipeline.metrics.impact import is_unknown_group
 from fairness_pipeline.reports.builder import complete_report
 from fairness_pipeline.reports.interpretation import withheld_counts
+from fairness_pipeline.reports.schema import copy_report
 
 DERIVED_FIELDS: tuple[str, ...] = (
     "selection_rate",
@@ -176,11 +176,11 @@ def publish_report(report: dict[str, Any], min_cell: int | None = None) -> dict[
     """A suppressed copy of an internal report; the input is left unchanged. Already published reports are
     returned as a copy (suppression is not applied twice)."""
     if report["publication"]["suppressed"]:
-        return copy.deepcopy(report)
+        return copy_report(report)
     k = min_cell if min_cell is not None else report["publication"]["min_cell"]
     if k < 1:
         raise ValueError("min_cell must be at least 1")
-    out = copy.deepcopy(report)
+    out = copy_report(report)
     cells = sum(_suppress_table(t, k) for t in out["detailed_analysis"])
     for chart in out["charts"].get("trend", []):
         for series in chart["series"]:
