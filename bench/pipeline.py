@@ -8,7 +8,12 @@ Run: ``.venv/bin/python bench/pipeline.py`` (3M events, about 20 minutes on 2 co
 
    (a) validation of one day: the ``validated_selection_events`` asset's work called directly (COPY read, Great
        Expectations suite, SQL writes), and the one-day ``event_days_job`` through Dagster;
-   (c) the 30-day backfill: ``run_range`` over the 30 days (event layer, then 30 windows of the metric layer);
+   (c) the 30-day backfill: ``run_range`` over the 30 days (event layer, then 30 windows of the metric layer; with
+       ``--windows N`` the last N), one tenant's run after another in this process (``run --local``);
+   (d) with ``--side-by-side``, the same windows again as one asset backfill run by the Dagster daemon of
+       ``fairness-pipeline ui`` on the project's own instance: the daemon cuts it into one run per tenant and launches
+       them side by side as ``dagster.yaml`` allows (the ``fairness_partition_writes`` pool: two at once); compared
+       with (c) as tenant-day windows per second;
    (b) frames plus impact ratios of the 30-day window ending on the last day: the bodies of the
        ``selection_rate_frames`` and ``impact_ratios`` assets invoked directly (SQL ``WINDOW_CELLS`` on
        ``candidate_daily_stages``, fairlearn on weighted rows, impact tests, writes), with a breakdown; and the bodies
@@ -269,6 +274,108 @@ def event_layer_backfill(defs: Any, instance: Any, first_day: date, last_day: da
         raise_on_error=False,
     )
     return [LayerRun("event_days_job", result.run_id, result.success)]
+
+
+@dataclass
+class DaemonRun:
+    """One run the daemon launched for a backfill: its partitions, assets, times and steps."""
+
+    first_key: str
+    last_key: str
+    assets: int
+    started: float
+    ended: float
+    steps: list[tuple[str, float, float]]  # (step, start, end)
+    success: bool
+
+    @property
+    def tenant(self) -> str | None:
+        from fairness_pipeline.defs.partitions import split_partition_key
+
+        return split_partition_key(self.first_key)[0]
+
+    @property
+    def startup(self) -> float:
+        """Seconds from the run's start to its first step's (the run process starting: imports, definitions)."""
+        return min((began for _, began, _ in self.steps), default=self.ended) - self.started
+
+
+@dataclass
+class SideBySide:
+    """A range backfilled by the Dagster daemon: the runs it launched and whether the backfill succeeded."""
+
+    runs: list[DaemonRun]
+    success: bool
+
+    def tenant_runs(self) -> list[DaemonRun]:
+        return [run for run in self.runs if run.tenant is not None]
+
+    def most_at_once(self) -> int:
+        """The largest number of tenant runs in progress at one instant."""
+        edges = sorted([(r.started, 1) for r in self.tenant_runs()] + [(r.ended, -1) for r in self.tenant_runs()])
+        running = most = 0
+        for _, step in edges:
+            running += step
+            most = max(most, running)
+        return most
+
+    def tenant_span(self) -> float:
+        """Seconds from the first tenant run's start to the last one's end."""
+        runs = self.tenant_runs()
+        return max(r.ended for r in runs) - min(r.started for r in runs) if runs else 0.0
+
+
+def daemon_backfill(database: Any, first_window: date, last_day: date) -> SideBySide:
+    """``first_window .. last_day`` submitted as ``fairness-pipeline run`` does when a daemon is running: the webserver
+    and daemon of ``fairness-pipeline ui`` on the project's own instance (``dagster.yaml``: the run queue and the
+    ``fairness_partition_writes`` pool) cut it into runs and launch each in its own process, side by side as the
+    limits allow; this process only submits and follows."""
+    import socket
+
+    import dagster as dg
+
+    from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG
+    from fairness_pipeline.cli.runs import daemon_running, dagster_instance, submit_range
+    from fairness_pipeline.ui import running_ui
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    backfill_ids: list[str] = []
+    log_path = Path(os.environ["FAIRNESS_HOME"]) / "dagster-dev.log"
+    with log_path.open("wb") as log, running_ui("127.0.0.1", port, log=log):
+        instance = dagster_instance()
+        deadline = time.monotonic() + 120
+        while not daemon_running(instance) and time.monotonic() < deadline:
+            time.sleep(1)
+        _, success = submit_range(
+            instance,
+            first_window,
+            last_day,
+            window_days=DAYS,
+            database=database,
+            on_start=lambda backfill_id, _: backfill_ids.append(backfill_id),
+        )
+        runs = []
+        for record in instance.get_run_records(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_ids[0]}), ascending=True):
+            tags = record.dagster_run.tags
+            first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition", "")
+            steps = [
+                (step.step_key, step.start_time or 0.0, step.end_time or 0.0)
+                for step in instance.get_run_step_stats(record.dagster_run.run_id)
+            ]
+            runs.append(
+                DaemonRun(
+                    first,
+                    tags.get("dagster/asset_partition_range_end") or first,
+                    len(record.dagster_run.asset_selection or ()),
+                    record.start_time or 0.0,
+                    record.end_time or 0.0,
+                    sorted(steps, key=lambda step: step[1]),
+                    record.dagster_run.is_success,
+                )
+            )
+    return SideBySide(runs, success)
 
 
 # --- measurement ------------------------------------------------------------------------------------------------------
@@ -912,6 +1019,30 @@ def run(args: argparse.Namespace, out: Callable[[str], None]) -> None:
         if windows_seconds:
             throughput += f", {tenants * windows / windows_seconds:.3f} tenant-day windows/s"
         out(f"throughput                   {throughput}")
+        if args.side_by_side and not args.event_layer_only:
+            with measured("side by side") as daemon:
+                side = daemon_backfill(database, first_window, last_day)
+            tenant_days = tenants * windows
+            span = side.tenant_span()
+            out(f"\n## (d) the same windows, one backfill run by the Dagster daemon ({first_window} .. {last_day})")
+            out(
+                f"total                        {daemon.seconds:7.1f} s   (start of UI and daemon, submission, the "
+                f"event layer of the {windows} days, the windows); postgres CPU {daemon.postgres_cpu:.0f} s"
+            )
+            for daemon_run in side.runs:
+                out(
+                    f"  {daemon_run.first_key} .. {daemon_run.last_key}, {daemon_run.assets} assets: "
+                    f"{daemon_run.ended - daemon_run.started:7.1f} s (process start to first step "
+                    f"{daemon_run.startup:.1f} s)" + ("" if daemon_run.success else "  FAILED")
+                )
+                for step_key, began, ended in daemon_run.steps:
+                    out(f"    {step_key:<32} {ended - began:7.1f} s")
+            out(
+                f"tenant runs                  {len(side.tenant_runs())}, at most {side.most_at_once()} at once; "
+                f"first start to last end {span:.1f} s: {tenant_days / span:.3f} tenant-day windows/s against "
+                f"{tenant_days / windows_seconds:.3f} one after another (x{windows_seconds / span:.2f})"
+                + ("" if side.success else "; ! the backfill FAILED")
+            )
         if args.backfill_only:
             return
         vacuum_analyze(url, ["validated_selection_events", "candidate_daily_stages"])
@@ -1122,6 +1253,12 @@ def main(argv: list[str] | None = None) -> int:
         "--event-layer-only",
         action="store_true",
         help="backfill the event layer only, not the 30 windows (the window step and yardsticks need no stored window)",
+    )
+    parser.add_argument(
+        "--side-by-side",
+        action="store_true",
+        help="after the backfill, run the same windows again as one backfill through the Dagster daemon (runs of "
+        "different tenants side by side, as dagster.yaml allows) and compare",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START, help="first day of the data")

@@ -14,6 +14,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from typing import IO
 
 from fairness_pipeline import settings
 from fairness_pipeline.store.connection import child_environment
@@ -28,12 +29,17 @@ def dagster_dev_command(host: str, port: int) -> list[str]:
 
 
 @contextmanager
-def running_ui(host: str = "127.0.0.1", port: int = 3000, *, wait_seconds: float = 120) -> Iterator[subprocess.Popen]:
-    """Run the UI until the block exits; yields once the webserver answers on ``/server_info``."""
+def running_ui(
+    host: str = "127.0.0.1", port: int = 3000, *, wait_seconds: float = 120, log: IO[bytes] | None = None
+) -> Iterator[subprocess.Popen]:
+    """Run the UI until the block exits; yields once the webserver answers on ``/server_info``. Its log goes to
+    ``log`` (an open file) when given, else to this process's output."""
     process = subprocess.Popen(
         dagster_dev_command(host, port),
         env=child_environment(),
         cwd=settings.home_dir(),
+        stdout=log,
+        stderr=log,
         start_new_session=True,  # own process group: signals reach the whole tree
     )
     try:
