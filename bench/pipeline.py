@@ -11,8 +11,9 @@ Run: ``.venv/bin/python bench/pipeline.py`` (3M events, about 20 minutes on 2 co
    (c) the 30-day backfill: ``run_range`` over the 30 days (event layer, then 30 windows of the metric layer; with
        ``--windows N`` the last N), one tenant's run after another in this process (``run --local``);
    (d) with ``--side-by-side``, the same windows again as one asset backfill run by the Dagster daemon of
-       ``fairness-pipeline ui`` on the project's own instance: the daemon cuts it into one run per tenant and launches
-       them side by side as ``dagster.yaml`` allows (the ``fairness_partition_writes`` pool: two at once); compared
+       ``fairness-pipeline ui`` on the project's own instance: the daemon cuts it into runs (per tenant or per day, as
+       the range's shape allows) and launches them side by side as ``dagster.yaml`` allows (the
+       ``fairness_partition_writes`` pool: two at once); compared
        with (c) as tenant-day windows per second;
    (b) frames plus impact ratios of the 30-day window ending on the last day: the bodies of the
        ``selection_rate_frames`` and ``impact_ratios`` assets invoked directly (SQL ``WINDOW_CELLS`` on
@@ -333,9 +334,11 @@ def daemon_backfill(database: Any, first_window: date, last_day: date) -> SideBy
     import socket
 
     import dagster as dg
+    from dagster._core.storage.tags import PARTITION_NAME_TAG
 
     from fairness_pipeline.cli.backfill import BACKFILL_ID_TAG
     from fairness_pipeline.cli.runs import daemon_running, dagster_instance, submit_range
+    from fairness_pipeline.defs.tags import DAGSTER_RANGE_END_TAG, DAGSTER_RANGE_START_TAG
     from fairness_pipeline.ui import running_ui
 
     with socket.socket() as probe:
@@ -359,7 +362,7 @@ def daemon_backfill(database: Any, first_window: date, last_day: date) -> SideBy
         runs = []
         for record in instance.get_run_records(dg.RunsFilter(tags={BACKFILL_ID_TAG: backfill_ids[0]}), ascending=True):
             tags = record.dagster_run.tags
-            first = tags.get("dagster/asset_partition_range_start") or tags.get("dagster/partition", "")
+            first = tags.get(DAGSTER_RANGE_START_TAG) or tags.get(PARTITION_NAME_TAG, "")
             steps = [
                 (step.step_key, step.start_time or 0.0, step.end_time or 0.0)
                 for step in instance.get_run_step_stats(record.dagster_run.run_id)
@@ -367,7 +370,7 @@ def daemon_backfill(database: Any, first_window: date, last_day: date) -> SideBy
             runs.append(
                 DaemonRun(
                     first,
-                    tags.get("dagster/asset_partition_range_end") or first,
+                    tags.get(DAGSTER_RANGE_END_TAG) or first,
                     len(record.dagster_run.asset_selection or ()),
                     record.start_time or 0.0,
                     record.end_time or 0.0,
