@@ -346,9 +346,9 @@ def in_force_joins(alias: str, attributes: Sequence[str]) -> InForceJoins:
     the in-force condition (``valid_from <= first_at < valid_to``, NULL ``valid_to``: still in force), so that the
     planner can hash-join each attribute's history once instead of probing it per row. Periods of one attribute do not
     overlap, so a row matches at most one value per attribute; no match is NULL (unknown), as is a tenant without any
-    attributes. The statement's ``%(tenant_id)s`` (None: every tenant) also restricts the history hashed, to one
-    tenant's rows (an index range) rather than every tenant's. The attribute names enter as quoted literals (the
-    catalogue's names), the alias as an identifier."""
+    attributes. The statement's ``%(tenant_id)s`` (None: every tenant) also restricts the history hashed to one
+    tenant's rows (the filter reaches the history's scan) rather than every tenant's. The attribute names enter as
+    quoted literals (the catalogue's names), the alias as an identifier."""
     row = sql.Identifier(alias)
     joins, columns = [], []
     for position, attribute in enumerate(attributes):
