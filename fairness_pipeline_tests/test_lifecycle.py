@@ -17,6 +17,7 @@ from fairness_pipeline.lifecycle import load_policy
 from fairness_pipeline.lifecycle.erasure import field_pattern
 from fairness_pipeline.store import analysis, connection
 from fairness_pipeline.store import lifecycle as store
+from fairness_pipeline.store.attributes import attribute_snapshots
 
 runner = CliRunner()
 TODAY = datetime.now(UTC).date()
@@ -177,6 +178,7 @@ def test_cli_refuses_a_policy_below_the_minimum(aged, cli, tmp_path, monkeypatch
 # --- erasure ---------------------------------------------------------------------------------------------------
 
 D1, D2, D3 = date(2026, 11, 2), date(2026, 11, 3), date(2026, 11, 4)
+ATTRIBUTES = ("sex", "race_ethnicity")
 
 
 @pytest.fixture
@@ -214,6 +216,8 @@ def people(conn, tmp_path):
     load_attribute_file(conn, answers, loaded_at=datetime(2026, 11, 1, tzinfo=UTC))
     answers.write_text("tenant_id,candidate_id,sex\nt1,cand-7,male\nt1,cand-7,robot\n")
     load_attribute_file(conn, answers, loaded_at=datetime(2026, 11, 5, tzinfo=UTC))
+    with conn, conn.cursor() as cur:  # as the first audit after the loads builds them
+        attribute_snapshots(cur, ATTRIBUTES)
     return conn
 
 
@@ -238,6 +242,12 @@ def everything_mentioning(cur, candidate: str, tenant: str) -> dict[str, int]:
     held["candidate_day_arrays"] = cur.fetchone()[0]
     for table in ("candidate_attributes", "candidate_attribute_history", "candidate_attribute_rejects"):
         held[table] = count(cur, table, "tenant_id = %s AND candidate_id = %s", (tenant, candidate))
+    cur.execute(
+        "SELECT count(*) FROM candidate_attribute_snapshots WHERE tenant_id = %s "
+        "AND position(int8send(hashtextextended(%s, 0)) IN candidate_keys) > 0",
+        (tenant, candidate),
+    )
+    held["candidate_attribute_snapshots"] = cur.fetchone()[0]
     return held
 
 
@@ -254,6 +264,7 @@ def test_erasure_removes_the_person_everywhere_and_only_them(people):
         "candidate_attributes": 2,  # sex (now male) and race_ethnicity (not in the file: unknown)
         "candidate_attribute_history": 3,  # sex female until the second load, male since; race_ethnicity unknown
         "candidate_attribute_rejects": 1,  # 'robot'
+        "candidate_attribute_snapshots": 1,  # t1's sex (race_ethnicity has no known value): dropped whole
     }
     with people.cursor() as cur:
         assert everything_mentioning(cur, "cand-7", "t1") == held
@@ -277,6 +288,7 @@ def test_erasure_removes_the_person_everywhere_and_only_them(people):
 
         for day in (D1, D2):  # what the next window does with days whose arrays are missing
             store_candidate_arrays(cur, day)
+        attribute_snapshots(cur, ATTRIBUTES)  # and the next audit with the tenant's dropped snapshots
         assert set(everything_mentioning(cur, "cand-7", "t1").values()) == {0}
         assert {k: everything_mentioning(cur, *k) for k in others} == others
         cur.execute("SELECT day, tenant_id, reason FROM recompute_requests ORDER BY day")
@@ -311,7 +323,7 @@ def test_cli_erase_prints_counts_without_the_id(people, cli, monkeypatch):
     done = runner.invoke(app, ["erase", "--tenant", "t1", "--candidate", "cand-7", "--json"])
     assert done.exit_code == 0, done.output
     document = json.loads(done.stdout)
-    assert document["rows"] == 3 + 2 + 1 + 2 + 1 + 2 + 2 + 3 + 1  # events ... arrays, then the attributes
+    assert document["rows"] == 3 + 2 + 1 + 2 + 1 + 2 + 1 + 2 + 3 + 1  # events ... arrays, snapshots, attributes
     assert document["days"] == [D1.isoformat(), D2.isoformat()]
     assert "cand-7" not in done.stdout
     with people.cursor() as cur:

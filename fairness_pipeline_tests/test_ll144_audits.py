@@ -20,7 +20,12 @@ from fairness_pipeline.audits import scoring
 from fairness_pipeline.defs.partitions import day_bounds
 from fairness_pipeline.events.vocabulary import DIMENSION_VALUES, DIMENSIONS
 from fairness_pipeline.ingest.attributes import load_attribute_file
-from fairness_pipeline.metrics.candidate_arrays import AttributePeriods, StageArrays, stage_pair_cells
+from fairness_pipeline.metrics.candidate_arrays import (
+    AttributePeriods,
+    AttributeSnapshot,
+    StageArrays,
+    stage_pair_cells,
+)
 from fairness_pipeline.metrics.window import AnalysisSettings
 from fairness_pipeline.store import analysis
 from fairness_pipeline.store import attributes as attribute_store
@@ -43,12 +48,21 @@ def midnight(day: date) -> datetime:
 
 
 def _periods(rows: list[tuple[str, str, str, list[int], list[int], list[int]]], days: int = 5) -> AttributePeriods:
-    """Periods from (tenant, attribute, value, keys, starts, stops) given as lists, as the store reads them."""
-    groups = [
-        (t, a, v, np.array(k, ">i8").tobytes(), np.array(s, ">i4").tobytes(), np.array(e, ">i4").tobytes())
-        for t, a, v, k, s, e in rows
-    ]
-    return AttributePeriods.from_groups(ATTRIBUTES, [("male", "female"), ("white", "asian")], days, groups)
+    """Periods from (tenant, attribute, value, keys, first days, stop days) given as lists, as snapshots of day
+    numbers from 0 hold them (the store's shape: per tenant and attribute, ordered by key and start)."""
+    grouped: dict[tuple[str, str], list[tuple[int, int, int, str]]] = {}
+    for tenant, attribute, value, keys, starts, stops in rows:
+        grouped.setdefault((tenant, attribute), []).extend(zip(keys, starts, stops, [value] * len(keys), strict=True))
+    snapshots = []
+    for (tenant, attribute), periods in grouped.items():
+        periods.sort()
+        values = tuple(sorted({value for *_, value in periods}))
+        keys, starts, stops, codes = (
+            np.array(column, dtype=np.int64)
+            for column in zip(*[(k, s, e, values.index(v) + 1) for k, s, e, v in periods], strict=True)
+        )
+        snapshots.append(AttributeSnapshot(tenant, attribute, values, keys, starts, stops, codes))
+    return AttributePeriods.from_snapshots(ATTRIBUTES, [("male", "female"), ("white", "asian")], 0, days, snapshots)
 
 
 def test_the_value_in_force_at_the_end_of_each_day_by_hand() -> None:
@@ -433,13 +447,13 @@ def test_stored_week_counts_cover_the_attributes_and_a_later_load_invalidates_th
         assert not audit_store.week_counts(cur, weekly, LAST, tenant_id="t2").attrs["stored"]
 
 
-def _history_reads(cur) -> int:
-    """Scans of candidate_attribute_history by this transaction so far."""
+def _reads(cur) -> dict[str, int]:
+    """Scans of the history and of the tenants' rows by this transaction so far."""
     cur.execute(
-        "SELECT seq_scan + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables "
-        "WHERE relname = 'candidate_attribute_history'"
+        "SELECT relname, seq_scan + coalesce(idx_scan, 0) FROM pg_stat_xact_user_tables "
+        "WHERE relname IN ('candidate_attribute_history', 'candidate_attribute_tenants')"
     )
-    return cur.fetchone()[0]
+    return dict(cur.fetchall())
 
 
 def test_the_trends_two_weeks_share_one_read_of_the_periods_and_a_later_load_still_invalidates(
@@ -454,9 +468,12 @@ def test_the_trends_two_weeks_share_one_read_of_the_periods_and_a_later_load_sti
             sliced = attribute_store.attribute_periods_within(fortnight, first, 7)
             assert sliced.fingerprint() == alone.fingerprint() and sliced.vocabularies == alone.vocabularies
         stored = audit_store.week_counts(cur, weekly, LAST, tenant_id="t1")  # as the trends a week earlier stored it
-        before = _history_reads(cur)
+        before = _reads(cur)
         previous, current = audit_store.trend_week_counts(cur, weekly, later, tenant_id="t1")
-        assert _history_reads(cur) - before == 1  # one read for both weeks (two before)
+        after = _reads(cur)
+    # one read of the snapshots for both weeks, none of the history (they were built by the first read above)
+    assert after["candidate_attribute_tenants"] - before["candidate_attribute_tenants"] == 1
+    assert after["candidate_attribute_history"] == before["candidate_attribute_history"]
     assert not stored.attrs["stored"] and previous.attrs["stored"] and not current.attrs["stored"]
     keys = ["tenant_id", "stage_pair", "dimension", "group"]
     assert (
@@ -472,3 +489,130 @@ def test_the_trends_two_weeks_share_one_read_of_the_periods_and_a_later_load_sti
         previous, _ = audit_store.trend_week_counts(cur, weekly, later, tenant_id="t1")
         again, _ = audit_store.trend_week_counts(cur, weekly, later, tenant_id="t1")
     assert not previous.attrs["stored"] and again.attrs["stored"]
+
+
+# --- the tenants' snapshots against the history -------------------------------------------------------------------
+
+# The periods of a window straight from the history, with the window arithmetic done in SQL on the timestamps (the
+# store's read before snapshots): one row per period in force at the end of some day of the window.
+HISTORY_PERIODS_ORACLE = """
+SELECT tenant_id, attribute, value, hashtextextended(candidate_id, 0), start_day, stop_day
+FROM (
+    SELECT tenant_id, attribute, value, candidate_id,
+           CASE WHEN valid_from < %(window_start)s THEN 0
+                ELSE floor(extract(epoch FROM valid_from - %(window_start)s) / 86400)::int END AS start_day,
+           CASE WHEN valid_to IS NULL OR valid_to >= %(window_stop)s THEN %(window_days)s
+                ELSE floor(extract(epoch FROM valid_to - %(window_start)s) / 86400)::int END AS stop_day
+    FROM candidate_attribute_history
+    WHERE value IS NOT NULL AND valid_from < %(window_stop)s AND (valid_to IS NULL OR valid_to > %(window_start)s)
+) AS periods
+WHERE start_day < stop_day
+"""
+
+
+def _period_set(periods: AttributePeriods) -> set[tuple]:
+    """(tenant, attribute, value, key, start, stop) of every period, values by name."""
+    out = set()
+    for (tenant, attribute), table in periods.periods.items():
+        vocabulary = periods.vocabularies[periods.names.index(attribute)]
+        for key, start, stop, code in zip(
+            table.unique_keys[table.key_rank], table.starts, table.stops, table.codes, strict=True
+        ):
+            out.add((tenant, attribute, vocabulary[code - 1], int(key), int(start), int(stop)))
+    return out
+
+
+@pytest.mark.parametrize("first_offset, days", [(0, 7), (2, 3), (-5, 4), (6, 1), (-40, 60)])
+def test_periods_from_the_snapshots_equal_the_history_read_for_the_window(
+    conn, loaded, tmp_path, first_offset: int, days: int
+) -> None:
+    """Changes at midnights (the fixture) and within a day: replaced the same afternoon (covering no day's end), and
+    in force from 23:59 (covering that day's end)."""
+    _, first, _ = loaded
+    day = FIRST + timedelta(days=3)
+    same_day = [
+        ("t1", first["candidate_id"].iloc[20], "male", "asian", (midnight(day) + timedelta(hours=10)).isoformat()),
+        ("t1", first["candidate_id"].iloc[20], "female", "white", (midnight(day) + timedelta(hours=15)).isoformat()),
+        ("t1", first["candidate_id"].iloc[21], "male", "asian", (midnight(day) + timedelta(minutes=1439)).isoformat()),
+    ]
+    for number, row in enumerate(same_day):  # one file each: a file's later line replaces an earlier one's value
+        _load_answers(conn, pd.DataFrame([row], columns=COLUMNS), tmp_path / f"same-day-{number}.csv")
+    first_day = FIRST + timedelta(days=first_offset)
+    last_day = first_day + timedelta(days=days - 1)
+    with conn, conn.cursor() as cur:
+        ours = attribute_store.attribute_periods(cur, first_day, last_day)
+        window_start = midnight(first_day)
+        cur.execute(
+            HISTORY_PERIODS_ORACLE,
+            {"window_start": window_start, "window_stop": window_start + timedelta(days=days), "window_days": days},
+        )
+        expected = {tuple(row) for row in cur.fetchall()}
+    assert expected  # the case is not empty
+    assert _period_set(ours) == expected
+
+
+def test_a_load_or_an_erasure_outdates_the_snapshots_and_the_next_read_rebuilds_them(conn, loaded, tmp_path) -> None:
+    _, first, _ = loaded
+    candidate = first["candidate_id"].iloc[30]
+    with conn, conn.cursor() as cur:
+        attribute_store.attribute_snapshots(cur, ATTRIBUTES)
+        cur.execute("SELECT tenant_id, version, built_version FROM candidate_attribute_tenants")
+        assert cur.fetchall() == [("t1", 3, 3)]  # two loads and the fixture's erasure
+    late = [("t1", candidate, "male", "asian", midnight(LAST).isoformat())]
+    _load_answers(conn, pd.DataFrame(late, columns=COLUMNS), tmp_path / "late.csv")
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT version, built_version FROM candidate_attribute_tenants")
+        assert cur.fetchall() == [(4, 3)]
+        cur.execute("SELECT count(*) FROM candidate_attribute_snapshots")
+        assert cur.fetchone() == (0,)
+        periods = attribute_store.attribute_periods(cur, LAST, LAST)
+        cur.execute("SELECT hashtextextended(%s, 0)", (candidate,))
+        (key,) = cur.fetchone()
+    codes = periods.codes_at("t1", np.array([key]), np.array([0]))[0]
+    assert [vocabulary[code - 1] for vocabulary, code in zip(periods.vocabularies, codes, strict=True)] == [
+        "male",
+        "asian",
+    ]
+
+
+def test_an_erasure_waits_for_a_snapshot_being_built_then_drops_it(conn, db_url, loaded) -> None:
+    """A window's transaction builds t1's snapshots (holding t1's row); an erasure of a t1 candidate meanwhile waits
+    for it, then drops what it built: no snapshot keeps the person, and the next read rebuilds without them."""
+    import threading
+
+    import psycopg2
+
+    _, first, _ = loaded
+    person = first["candidate_id"].iloc[40]
+    contains = (
+        "SELECT count(*) FROM candidate_attribute_snapshots "
+        "WHERE position(int8send(hashtextextended(%s, 0)) IN candidate_keys) > 0"
+    )
+    builder = psycopg2.connect(db_url)
+    try:
+        cur = builder.cursor()
+        attribute_store.attribute_snapshots(cur, ATTRIBUTES)  # built, not committed
+        cur.execute(contains, (person,))
+        assert cur.fetchone() == (2,)
+        eraser = psycopg2.connect(db_url)
+        done: dict[str, object] = {}
+        thread = threading.Thread(
+            target=lambda: done.update(deleted=attribute_store.delete_candidate(eraser, "t1", person))
+        )
+        thread.start()
+        thread.join(timeout=1.0)
+        assert thread.is_alive()  # waiting for the builder's lock on t1
+        builder.commit()
+        thread.join(timeout=30)
+        eraser.close()
+        assert done["deleted"]["history"] == 2
+        cur.execute(contains, (person,))
+        assert cur.fetchone() == (0,)  # what the builder committed was dropped
+        attribute_store.attribute_snapshots(cur, ATTRIBUTES)
+        builder.commit()
+        cur.execute(contains, (person,))
+        assert cur.fetchone() == (0,)
+        cur.execute("SELECT count(*) FROM candidate_attribute_snapshots WHERE tenant_id = 't1'")
+        assert cur.fetchone() == (2,)  # rebuilt
+    finally:
+        builder.close()

@@ -164,6 +164,85 @@ class _InForce:
     codes: np.ndarray
 
 
+NO_DAY_BEFORE = -(2**31)
+"""``AttributeSnapshot.from_days`` of a value in force from ``-infinity``."""
+NO_DAY_AFTER = 2**31 - 1
+"""``AttributeSnapshot.to_days`` of a value still in force."""
+
+
+@dataclass(frozen=True)
+class AttributeSnapshot:
+    """One tenant's whole history of one attribute, known values only, as arrays ordered by (candidate key, start):
+    a value is in force at the end of UTC day number d (days since 1970-01-01) when ``from_days`` <= d <
+    ``to_days`` (:data:`NO_DAY_BEFORE` / :data:`NO_DAY_AFTER` for an open end); ``codes`` are 1-based positions in
+    ``values``. Windows clip it to their days (:meth:`AttributePeriods.from_snapshots`)."""
+
+    tenant_id: str
+    attribute: str
+    values: tuple[str, ...]
+    keys: np.ndarray
+    from_days: np.ndarray
+    to_days: np.ndarray
+    codes: np.ndarray
+
+    @classmethod
+    def from_value_groups(
+        cls, tenant_id: str, attribute: str, groups: Iterable[tuple[str, bytes, bytes, bytes]]
+    ) -> AttributeSnapshot:
+        """From one group per value: (value, keys, first days, stop days), big-endian int8 and int4 arrays in any
+        order, as the store reads the history. Values are coded in sorted order; periods that cover no day's end
+        (a value replaced on the day it was given) are left out, so no two kept periods of a key start on one day."""
+        parts = sorted((value, _int64(k, ">i8"), _int64(f, ">i4"), _int64(t, ">i4")) for value, k, f, t in groups)
+        values = tuple(value for value, *_ in parts)
+        if not parts:
+            empty = np.zeros(0, dtype=np.int64)
+            return cls(tenant_id, attribute, (), empty, empty, empty, empty)
+        keys, from_days, to_days = (np.concatenate([part[i] for part in parts]) for i in (1, 2, 3))
+        codes = np.repeat(np.arange(1, len(parts) + 1, dtype=np.int64), [len(part[1]) for part in parts])
+        kept = from_days < to_days
+        order = np.lexsort((from_days[kept], keys[kept]))
+        return cls(
+            tenant_id,
+            attribute,
+            values,
+            keys[kept][order],
+            from_days[kept][order],
+            to_days[kept][order],
+            codes[kept][order],
+        )
+
+    @classmethod
+    def from_bytes(
+        cls,
+        tenant_id: str,
+        attribute: str,
+        values: Sequence[str],
+        keys: bytes,
+        from_days: bytes,
+        to_days: bytes,
+        codes: bytes,
+    ) -> AttributeSnapshot:
+        """From big-endian arrays (int8 keys, int4 days, int2 codes), as the store keeps them."""
+        return cls(
+            tenant_id,
+            attribute,
+            tuple(values),
+            _int64(keys, ">i8"),
+            _int64(from_days, ">i4"),
+            _int64(to_days, ">i4"),
+            _int64(codes, ">i2"),
+        )
+
+    def to_bytes(self) -> tuple[bytes, bytes, bytes, bytes]:
+        """The arrays as :meth:`from_bytes` reads them: keys, first days, stop days, codes."""
+        return (
+            self.keys.astype(">i8").tobytes(),
+            np.clip(self.from_days, NO_DAY_BEFORE, NO_DAY_AFTER).astype(">i4").tobytes(),
+            np.clip(self.to_days, NO_DAY_BEFORE, NO_DAY_AFTER).astype(">i4").tobytes(),
+            self.codes.astype(">i2").tobytes(),
+        )
+
+
 @dataclass(frozen=True)
 class AttributePeriods:
     """Candidate attributes over a window of ``window_days`` days, as periods of days: per tenant and attribute, arrays
@@ -177,34 +256,41 @@ class AttributePeriods:
     periods: Mapping[tuple[str, str], _InForce]
 
     @classmethod
-    def from_groups(
+    def from_snapshots(
         cls,
         names: Sequence[str],
         vocabularies: Sequence[Sequence[str]],
+        first_day: int,
         window_days: int,
-        groups: Iterable[tuple[str, str, str, bytes, bytes, bytes]],
+        snapshots: Iterable[AttributeSnapshot],
     ) -> AttributePeriods:
-        """From rows (tenant, attribute, value, keys, start days, stop days), the arrays as big-endian bytes (int8,
-        int4, int4) as ``store.attributes.attribute_periods`` reads them. A value outside an attribute's vocabulary
-        is added after it, so that the cells carry it as the SQL does."""
-        rows = [
-            (tenant, attribute, value, _int64(keys, ">i8"), _int64(starts, ">i4"), _int64(stops, ">i4"))
-            for tenant, attribute, value, keys, starts, stops in groups
-        ]
+        """The periods of the ``window_days`` days from UTC day number ``first_day`` (days since 1970-01-01) in
+        ``snapshots`` of ``names`` (others are skipped). A value outside an attribute's vocabulary is added after it,
+        in sorted order, when a period of the window holds it, so that the cells carry it as the SQL does."""
         position = {name: i for i, name in enumerate(names)}
+        clipped = []
+        for snapshot in snapshots:
+            if snapshot.attribute not in position:
+                continue
+            starts = np.clip(snapshot.from_days - first_day, 0, window_days)
+            stops = np.clip(snapshot.to_days - first_day, 0, window_days)
+            keep = starts < stops  # clipping keeps the (key, first day) order
+            if keep.any():
+                _check_order(snapshot)
+                clipped.append((snapshot, snapshot.keys[keep], starts[keep], stops[keep], snapshot.codes[keep]))
         vocab = [list(values) for values in vocabularies]
-        for _, attribute, value, *_ in sorted(rows, key=lambda row: (row[1], row[2])):
-            if value not in vocab[position[attribute]]:
-                vocab[position[attribute]].append(value)
-        collected: dict[tuple[str, str], list[tuple[np.ndarray, ...]]] = {}
-        for tenant, attribute, value, keys, starts, stops in rows:
-            code = vocab[position[attribute]].index(value) + 1
-            codes = np.full(len(keys), code, dtype=np.int64)
-            collected.setdefault((tenant, attribute), []).append((keys, starts, stops, codes))
-        periods = {
-            key: _in_force(*(np.concatenate(column) for column in zip(*parts, strict=True)), window_days)
-            for key, parts in collected.items()
-        }
+        extra: dict[str, set[str]] = {}
+        for snapshot, *_, codes in clipped:
+            used = np.flatnonzero(np.bincount(codes, minlength=len(snapshot.values) + 1)[1:])
+            extra.setdefault(snapshot.attribute, set()).update(snapshot.values[i] for i in used)
+        for attribute, values in extra.items():
+            known = vocab[position[attribute]]
+            known.extend(sorted(values - set(known)))
+        periods = {}
+        for snapshot, keys, starts, stops, codes in clipped:
+            known = vocab[position[snapshot.attribute]]
+            recode = np.array([0, *(known.index(value) + 1 for value in snapshot.values)], dtype=np.int64)
+            periods[(snapshot.tenant_id, snapshot.attribute)] = _ranked(keys, starts, stops, recode[codes])
         return cls(tuple(names), tuple(tuple(v) for v in vocab), window_days, periods)
 
     @property
@@ -275,12 +361,12 @@ def _int64(data: bytes, kind: str) -> np.ndarray:
     return np.frombuffer(data, dtype=kind).astype(np.int64)
 
 
-def _in_force(keys: np.ndarray, starts: np.ndarray, stops: np.ndarray, codes: np.ndarray, window_days: int) -> _InForce:
-    """Periods sorted by (key, start) with each key's rank among the distinct keys."""
-    if len(starts) and (starts.min() < 0 or stops.max() > window_days or (starts >= stops).any()):
-        raise ValueError(f"attribute periods outside the window of {window_days} days")
-    order = np.lexsort((starts, keys))
-    return _ranked(keys[order], starts[order], stops[order], codes[order])
+def _check_order(snapshot: AttributeSnapshot) -> None:
+    """Refuse a snapshot not ordered by (key, start): the lookups would silently miss."""
+    keys, starts = snapshot.keys, snapshot.from_days
+    same = keys[1:] == keys[:-1]
+    if (keys[1:] < keys[:-1]).any() or (starts[1:][same] < starts[:-1][same]).any():
+        raise ValueError(f"attribute snapshot of {snapshot.attribute!r} is not ordered by candidate key and start")
 
 
 def _ranked(keys: np.ndarray, starts: np.ndarray, stops: np.ndarray, codes: np.ndarray) -> _InForce:
@@ -306,7 +392,10 @@ def _lookup(table: _InForce, keys: np.ndarray, days: np.ndarray, window_days: in
 
 
 __all__ = [
+    "NO_DAY_AFTER",
+    "NO_DAY_BEFORE",
     "AttributePeriods",
+    "AttributeSnapshot",
     "StageArrays",
     "attach_attributes",
     "cell_frame",

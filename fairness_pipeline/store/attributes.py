@@ -7,6 +7,11 @@ known value after only unknown ones, is in force from ``-infinity``: it describe
 collected; a changed value from its ``collected_at``),
 ``candidate_attribute_rejects`` the input rows that could not be stored. A NULL value is ``unknown``.
 
+The audits that count candidates in numpy read each tenant's history as compact arrays (migration 023:
+``candidate_attribute_snapshots``, one row per tenant and attribute, versioned in ``candidate_attribute_tenants``):
+built from the history by the first audit that needs them, dropped by every load or erasure that changes the tenant's
+values, so a window reads a few rows instead of scanning every tenant's history.
+
 A load or a deletion that changes a tenant's values makes what was summarised with the old ones stale in the same
 transaction (:func:`mark_searches_stale`): the tenant's exposure day sums are dropped and its summarised days are
 asked for recomputation (``recompute_requests``), which windows and the erasure recompute sensor act on.
@@ -16,15 +21,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 
 import pandas as pd
-from psycopg2 import sql
+from psycopg2 import Binary, sql
 
 from fairness_pipeline.catalogue import load_catalogue
-from fairness_pipeline.metrics.candidate_arrays import AttributePeriods
+from fairness_pipeline.metrics.candidate_arrays import AttributePeriods, AttributeSnapshot
 from fairness_pipeline.store.binary_copy import read_binary_records
 from fairness_pipeline.store.partition_lock import lock_partition
 from fairness_pipeline.store.schema import Column, Table
@@ -77,6 +83,35 @@ CANDIDATE_ATTRIBUTE_REJECTS = Table(
     key=("id",),
 )
 
+
+CANDIDATE_ATTRIBUTE_TENANTS = Table(
+    "candidate_attribute_tenants",
+    description="Tenants holding attributes: the version of their values and the version their snapshots were built "
+    "from.",
+    columns=(
+        Column("tenant_id", "character varying(255)", nullable=False),
+        Column("version", "bigint", "bumped by every load or erasure that changes the tenant's values", nullable=False),
+        Column("built_version", "bigint", "the version the snapshots hold (NULL: none built)"),
+    ),
+    key=("tenant_id",),
+)
+
+CANDIDATE_ATTRIBUTE_SNAPSHOTS = Table(
+    "candidate_attribute_snapshots",
+    description="Per tenant and attribute, the known values' periods as packed arrays ordered by candidate key.",
+    columns=(
+        Column("tenant_id", "character varying(255)", nullable=False),
+        Column("attribute", "character varying(50)", nullable=False),
+        Column("version", "bigint", nullable=False),
+        Column("value_names", "text[]", nullable=False),
+        Column("periods", "integer", nullable=False),
+        Column("candidate_keys", "bytea", nullable=False),
+        Column("from_days", "bytea", nullable=False),
+        Column("to_days", "bytea", nullable=False),
+        Column("value_codes", "bytea", nullable=False),
+    ),
+    key=("tenant_id", "attribute"),
+)
 
 # --- loading -------------------------------------------------------------------------------------------------------
 
@@ -242,6 +277,7 @@ def store_attribute_rows(
         if rejects:
             records = [(source, r.line_number, r.tenant_id, r.candidate_id, r.raw_record, r.reason) for r in rejects]
             cur.copy_expert(COPY_REJECTS, _csv_bytes(records))
+        drop_snapshots(cur, sorted(tenants))
         mark_searches_stale(cur, sorted(tenants), "attributes loaded")
     return len(changed), len(rows) - len(changed)
 
@@ -254,25 +290,167 @@ def analyze_attributes(conn) -> None:
 
 # --- erasing -------------------------------------------------------------------------------------------------------
 
+PERSON_HAS_HISTORY = """EXISTS (
+    SELECT 1 FROM candidate_attribute_history WHERE tenant_id = %(tenant_id)s AND candidate_id = %(candidate_id)s
+)"""
 ERASE_ATTRIBUTES: dict[str, str] = {
-    table: f"DELETE FROM {table} WHERE tenant_id = %(tenant_id)s AND candidate_id = %(candidate_id)s"
-    for table in ("candidate_attributes", "candidate_attribute_history", "candidate_attribute_rejects")
+    "candidate_attribute_snapshots": (
+        f"UPDATE candidate_attribute_tenants SET version = version + 1 "
+        f"WHERE tenant_id = %(tenant_id)s AND {PERSON_HAS_HISTORY};\n"
+        f"DELETE FROM candidate_attribute_snapshots WHERE tenant_id = %(tenant_id)s AND {PERSON_HAS_HISTORY}"
+    ),
+    **{
+        table: f"DELETE FROM {table} WHERE tenant_id = %(tenant_id)s AND candidate_id = %(candidate_id)s"
+        for table in ("candidate_attributes", "candidate_attribute_history", "candidate_attribute_rejects")
+    },
 }
-"""One person's rows in each attributes table (constant table names; the ids are parameters). ``erase`` runs them
-beside the events' statements; ``attributes delete`` alone."""
+"""One person's rows in each attributes table (constant table names; the ids are parameters), in this order: ``erase``
+runs them beside the events' statements. The snapshots hold a 64-bit key of each id: the tenant's are dropped whole
+when the person has history (before it is deleted; two statements, so that the delete, after the tenant's lock, sees
+what a builder committed meanwhile) and rebuilt by the next audit that reads them."""
 
 
 def delete_candidate(conn, tenant_id: str, candidate_id: str) -> dict[str, int]:
     """Erase one person's attributes, their history and their rejected input rows; return the rows deleted."""
+    names = {"candidate_attributes": "attributes", "candidate_attribute_history": "history"}
+    names["candidate_attribute_rejects"] = "rejects"
     deleted = {}
     with conn, conn.cursor() as cur:
-        names = ("attributes", "history", "rejects")
-        for statement, name in zip(ERASE_ATTRIBUTES.values(), names, strict=True):
+        for table, statement in ERASE_ATTRIBUTES.items():  # the snapshots' rows are the tenant's: not counted
             cur.execute(statement, {"tenant_id": tenant_id, "candidate_id": candidate_id})
-            deleted[name] = cur.rowcount
+            if table in names:
+                deleted[names[table]] = cur.rowcount
         if deleted["attributes"] or deleted["history"]:
             mark_searches_stale(cur, [tenant_id], "attributes deleted")
     return deleted
+
+
+# --- snapshots: each tenant's history as arrays, for the audits ---------------------------------------------------
+
+BUMP_VERSIONS = """
+INSERT INTO candidate_attribute_tenants (tenant_id, version)
+SELECT tenant_id, 1 FROM unnest(%(tenants)s::text[]) AS t(tenant_id) ORDER BY tenant_id
+ON CONFLICT (tenant_id) DO UPDATE SET version = candidate_attribute_tenants.version + 1
+"""
+DELETE_SNAPSHOTS = "DELETE FROM candidate_attribute_snapshots WHERE tenant_id = ANY(%(tenants)s::text[])"
+
+
+def drop_snapshots(cur, tenants: Sequence[str]) -> None:
+    """After a change of ``tenants``' values (in its transaction): bump their version, which waits for a builder
+    holding the tenant's row, then drop their snapshots, in a statement of its own so that it sees what such a
+    builder committed."""
+    if tenants:
+        cur.execute(BUMP_VERSIONS, {"tenants": sorted(tenants)})
+        cur.execute(DELETE_SNAPSHOTS, {"tenants": list(tenants)})
+
+
+LOCK_TENANT_VERSION = """
+SELECT version, built_version FROM candidate_attribute_tenants WHERE tenant_id = %(tenant_id)s FOR UPDATE
+"""
+
+# One tenant's known values, one row per attribute and value: the candidates' keys and the UTC day numbers (days since
+# 1970-01-01) of each period's valid_from and valid_to, open ends as the int4 extremes. The value is in force at the
+# end of day d (instant E_d - 1 microsecond, E_d = the midnight after d) when valid_from < E_d <= valid_to, i.e.
+# from_day <= d < to_day with from_day = floor(valid_from / 1 day) and to_day = floor(valid_to / 1 day).
+TENANT_HISTORY_PERIODS = """
+COPY (
+    SELECT attribute::text, value::text,
+           string_agg(int8send(hashtextextended(candidate_id, 0)), ''::bytea) AS keys,
+           string_agg(int4send(from_day), ''::bytea) AS from_days,
+           string_agg(int4send(to_day), ''::bytea) AS to_days
+    FROM (
+        SELECT attribute, value, candidate_id,
+               CASE WHEN valid_from = '-infinity' THEN -2147483648
+                    ELSE floor(extract(epoch FROM valid_from) / 86400)::int4 END AS from_day,
+               CASE WHEN valid_to IS NULL THEN 2147483647
+                    ELSE floor(extract(epoch FROM valid_to) / 86400)::int4 END AS to_day
+        FROM candidate_attribute_history
+        WHERE tenant_id = %(tenant_id)s AND value IS NOT NULL
+    ) AS periods
+    GROUP BY attribute, value
+) TO STDOUT WITH (FORMAT binary)
+"""
+TENANT_HISTORY_PERIODS_KINDS = ("text", "text", "bytea", "bytea", "bytea")
+
+INSERT_SNAPSHOT = """
+INSERT INTO candidate_attribute_snapshots (
+    tenant_id, attribute, version, value_names, periods, candidate_keys, from_days, to_days, value_codes
+) VALUES (%(tenant_id)s, %(attribute)s, %(version)s, %(value_names)s, %(periods)s, %(keys)s, %(from_days)s,
+          %(to_days)s, %(codes)s)
+"""
+MARK_BUILT = "UPDATE candidate_attribute_tenants SET built_version = %(version)s WHERE tenant_id = %(tenant_id)s"
+
+
+def build_snapshots(cur, tenant_id: str) -> None:
+    """Build ``tenant_id``'s snapshots from its history unless another transaction did: under the tenant's row lock,
+    held to the end of the caller's transaction (a load or erasure of the tenant waits for it, then drops them)."""
+    cur.execute(LOCK_TENANT_VERSION, {"tenant_id": tenant_id})
+    row = cur.fetchone()
+    if row is None or row[0] == row[1]:
+        return
+    version = row[0]
+    statement = cur.mogrify(TENANT_HISTORY_PERIODS, {"tenant_id": tenant_id}).decode()
+    groups: dict[str, list[tuple]] = {}
+    for attribute, value, *arrays in read_binary_records(cur, statement, TENANT_HISTORY_PERIODS_KINDS):
+        groups.setdefault(attribute, []).append((value, *arrays))
+    cur.execute(DELETE_SNAPSHOTS, {"tenants": [tenant_id]})
+    for attribute, value_groups in sorted(groups.items()):
+        snapshot = AttributeSnapshot.from_value_groups(tenant_id, attribute, value_groups)
+        keys, from_days, to_days, codes = (Binary(array) for array in snapshot.to_bytes())
+        cur.execute(
+            INSERT_SNAPSHOT,
+            {
+                "tenant_id": tenant_id,
+                "attribute": attribute,
+                "version": version,
+                "value_names": list(snapshot.values),
+                "periods": len(snapshot.keys),
+                "keys": keys,
+                "from_days": from_days,
+                "to_days": to_days,
+                "codes": codes,
+            },
+        )
+    cur.execute(MARK_BUILT, {"tenant_id": tenant_id, "version": version})
+
+
+# Every tenant in scope with its snapshots of ``attributes``, in one statement (one MVCC snapshot): ``current`` 0 when
+# the tenant's snapshots are missing or older than its values (then built and read again).
+READ_SNAPSHOTS = """
+COPY (
+    SELECT t.tenant_id::text, (t.built_version IS NOT DISTINCT FROM t.version)::int::int2 AS current,
+           s.attribute::text, array_to_json(s.value_names)::text, s.candidate_keys, s.from_days, s.to_days,
+           s.value_codes
+    FROM candidate_attribute_tenants t
+    LEFT JOIN candidate_attribute_snapshots s
+      ON s.tenant_id = t.tenant_id AND s.version = t.version AND s.attribute = ANY(%(attributes)s::text[])
+    WHERE %(tenants)s::text[] IS NULL OR t.tenant_id = ANY(%(tenants)s::text[])
+    ORDER BY t.tenant_id, s.attribute
+) TO STDOUT WITH (FORMAT binary)
+"""
+"""Read with ``store.binary_copy.read_binary_records`` (COPY takes no bind parameters: the driver quotes them in)."""
+READ_SNAPSHOTS_KINDS = ("text", "int2", "text", "text", "bytea", "bytea", "bytea", "bytea")
+
+
+def attribute_snapshots(
+    cur, attributes: Sequence[str], tenants: Sequence[str] | None = None
+) -> list[AttributeSnapshot]:
+    """The snapshots of ``attributes`` of ``tenants`` (None: all), current with their values: those missing or out of
+    date are built first (in the caller's transaction)."""
+    params = {"tenants": None if tenants is None else list(tenants), "attributes": list(attributes)}
+    statement = cur.mogrify(READ_SNAPSHOTS, params).decode()
+    for _ in range(3):  # a load committed between a build and the read makes one more round
+        rows = read_binary_records(cur, statement, READ_SNAPSHOTS_KINDS)
+        stale = sorted({tenant for tenant, current, *_ in rows if not current})
+        if not stale:
+            return [
+                AttributeSnapshot.from_bytes(tenant, attribute, json.loads(values), *arrays)
+                for tenant, _, attribute, values, *arrays in rows
+                if attribute is not None
+            ]
+        for tenant in stale:
+            build_snapshots(cur, tenant)
+    raise RuntimeError(f"attribute snapshots of {', '.join(stale)} changed during three reads")
 
 
 # --- staleness of what was summarised with them -------------------------------------------------------------------
@@ -490,39 +668,6 @@ def window_cells_with_attributes(
         return pd.DataFrame(cur.fetchall(), columns=[d.name for d in cur.description])
 
 
-# The periods of known values that overlap a window, for counting candidates in numpy (``metrics.candidate_arrays``):
-# one row per tenant, attribute and value, its candidates' 64-bit keys (``hashtextextended(candidate_id, 0)``, the key
-# of candidate_day_arrays) and the days of the window at whose end each value is in force, as offsets from the first
-# day: the value is in force at the end of day d (instant E_d - 1 microsecond, E_d = the midnight after d) when
-# valid_from < E_d <= valid_to, i.e. start_day <= d < stop_day with start_day = floor((valid_from - window_start) /
-# 1 day) and stop_day = floor((valid_to - window_start) / 1 day), clipped to [0, window_days]. Unknown (NULL) values
-# are left out: no period covering a day means unknown. The tenants filter is an index prefix: tenants without
-# attributes cost one probe.
-ATTRIBUTE_PERIODS_WINDOW = """
-COPY (
-    SELECT tenant_id::text, attribute::text, value::text,
-           string_agg(int8send(hashtextextended(candidate_id, 0)), ''::bytea) AS keys,
-           string_agg(int4send(start_day), ''::bytea) AS starts,
-           string_agg(int4send(stop_day), ''::bytea) AS stops
-    FROM (
-        SELECT tenant_id, attribute, value, candidate_id,
-               CASE WHEN valid_from < %(window_start)s THEN 0
-                    ELSE floor(extract(epoch FROM valid_from - %(window_start)s) / 86400)::int4 END AS start_day,
-               CASE WHEN valid_to IS NULL OR valid_to >= %(window_stop)s THEN %(window_days)s::int4
-                    ELSE floor(extract(epoch FROM valid_to - %(window_start)s) / 86400)::int4 END AS stop_day
-        FROM candidate_attribute_history
-        WHERE (%(tenants)s::text[] IS NULL OR tenant_id = ANY(%(tenants)s::text[]))
-          AND attribute = ANY(%(attributes)s::text[]) AND value IS NOT NULL
-          AND valid_from < %(window_stop)s AND (valid_to IS NULL OR valid_to > %(window_start)s)
-    ) AS periods
-    WHERE start_day < stop_day
-    GROUP BY tenant_id, attribute, value
-) TO STDOUT WITH (FORMAT binary)
-"""
-"""Read with ``store.binary_copy.read_binary_records`` (COPY takes no bind parameters: the driver quotes them in)."""
-ATTRIBUTE_PERIODS_WINDOW_KINDS = ("text", "text", "text", "bytea", "bytea", "bytea")
-
-
 def attribute_periods(
     cur,
     first_day: date,
@@ -532,23 +677,19 @@ def attribute_periods(
     attributes: Sequence[str] | None = None,
 ) -> AttributePeriods:
     """The known values of ``attributes`` (default: the catalogue's attribute dimensions) of ``tenants`` (None: all)
-    over the days ``first_day`` .. ``last_day``, as day periods keyed by candidate key: one read of
-    ``candidate_attribute_history``. ``AttributePeriods.codes_at`` gives the value in force at the end of a day."""
+    over the days ``first_day`` .. ``last_day``, as day periods keyed by candidate key, from the tenants' snapshots
+    (:func:`attribute_snapshots`). ``AttributePeriods.codes_at`` gives the value in force at the end of a day."""
     names, vocabularies = _vocabularies(attributes)
     window_days = (last_day - first_day).days + 1
     if not names or (tenants is not None and not len(tenants)):
-        return AttributePeriods.from_groups(names, vocabularies, window_days, [])
-    window_start = datetime.combine(first_day, time(), tzinfo=UTC)
-    params = {
-        "window_start": window_start,
-        "window_stop": window_start + timedelta(days=window_days),
-        "window_days": window_days,
-        "tenants": None if tenants is None else list(tenants),
-        "attributes": list(names),
-    }
-    statement = cur.mogrify(ATTRIBUTE_PERIODS_WINDOW, params).decode()
-    groups = read_binary_records(cur, statement, ATTRIBUTE_PERIODS_WINDOW_KINDS)
-    return AttributePeriods.from_groups(names, vocabularies, window_days, groups)
+        return AttributePeriods.from_snapshots(names, vocabularies, 0, window_days, [])
+    snapshots = attribute_snapshots(cur, names, tenants)
+    first = (first_day - EPOCH_DAY).days
+    return AttributePeriods.from_snapshots(names, vocabularies, first, window_days, snapshots)
+
+
+EPOCH_DAY = date(1970, 1, 1)
+"""Day number 0 of the snapshots' days."""
 
 
 def _vocabularies(attributes: Sequence[str] | None) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
