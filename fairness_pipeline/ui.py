@@ -44,9 +44,37 @@ def running_ui(
     )
     try:
         wait_until_serving(process, f"http://{host}:{port}/server_info", wait_seconds)
-        yield process
+        with announced_url(host, port):
+            yield process
     finally:
         stop_group(process)
+
+
+UI_URL_FILE = "ui-url"
+"""In ``FAIRNESS_HOME`` while a UI started by this project runs: its address, for the links other commands print."""
+
+
+@contextmanager
+def announced_url(host: str, port: int) -> Iterator[str]:
+    """Write the UI's address to :data:`UI_URL_FILE` for the block's duration (removed after, unless another UI
+    has replaced it). A wildcard host is announced as the loopback address."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
+    path = settings.home_dir() / UI_URL_FILE
+    path.write_text(url + "\n")
+    try:
+        yield url
+    finally:
+        with suppress(FileNotFoundError):
+            if path.read_text().strip() == url:
+                path.unlink()
+
+
+def announced_ui_url() -> str | None:
+    """The address of the UI running on this ``FAIRNESS_HOME``, if one announced itself."""
+    with suppress(FileNotFoundError):
+        return (settings.home_dir() / UI_URL_FILE).read_text().strip() or None
+    return None
 
 
 @contextmanager

@@ -79,8 +79,8 @@ def test_run_submits_a_backfill_that_the_daemon_completes(
     connection.database_url.cache_clear()
     for name, value in child_environment().items():  # DAGSTER_HOME and storage URL, restored after the test
         monkeypatch.setenv(name, value)
-    port = _free_port()
-    monkeypatch.setenv("FAIRNESS_UI_URL", f"http://127.0.0.1:{port}")
+    port = _free_port()  # not the default: the links use the port the running UI announced
+    monkeypatch.delenv("FAIRNESS_UI_URL", raising=False)
     try:
         with dg.DagsterInstance.get() as instance, running_ui("127.0.0.1", port):
             deadline = time.monotonic() + 120

@@ -155,3 +155,23 @@ def test_kill_of_the_ui_command_stops_every_dagster_process(db_url: str, tmp_pat
     with socket.socket() as probe:  # nothing listens on the port any more (connections may linger in TIME_WAIT)
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))
+
+
+def test_the_ui_announces_its_address_for_the_links_of_other_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fairness_pipeline.cli.runs import DEFAULT_UI_URL, ui_url
+    from fairness_pipeline.ui import UI_URL_FILE, announced_url
+
+    monkeypatch.setenv("FAIRNESS_HOME", str(tmp_path))
+    monkeypatch.delenv("FAIRNESS_UI_URL", raising=False)
+    assert ui_url() == DEFAULT_UI_URL
+    with announced_url("0.0.0.0", 3999) as url:
+        assert url == "http://127.0.0.1:3999" and ui_url() == url
+        monkeypatch.setenv("FAIRNESS_UI_URL", "https://dagster.example.org/")
+        assert ui_url() == "https://dagster.example.org"  # the environment wins
+        monkeypatch.delenv("FAIRNESS_UI_URL")
+        with announced_url("::1", 4000):  # a second UI on the same home replaces the first's address
+            assert ui_url() == "http://[::1]:4000"
+        assert not (tmp_path / UI_URL_FILE).exists()
+    assert ui_url() == DEFAULT_UI_URL

@@ -113,7 +113,11 @@ class RangeProgress:
 
 
 def ui_url() -> str:
-    return os.environ.get(UI_URL_ENV, DEFAULT_UI_URL).rstrip("/")
+    """The UI address for printed links: ``FAIRNESS_UI_URL``, else the one ``fairness-pipeline ui`` announced on this
+    ``FAIRNESS_HOME``, else the default port on this machine."""
+    from fairness_pipeline.ui import announced_ui_url
+
+    return (os.environ.get(UI_URL_ENV) or announced_ui_url() or DEFAULT_UI_URL).rstrip("/")
 
 
 def days_to_summarise(summarised: set[date], first_day: date, last_day: date, window_days: int) -> tuple[date, date]:
