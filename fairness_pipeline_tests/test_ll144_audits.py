@@ -255,6 +255,21 @@ def loaded(conn, tmp_path: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return events, first, changes
 
 
+def test_a_load_leaves_its_tenants_snapshots_built(conn, tmp_path: Path) -> None:
+    first, _ = _answers(4, _events(3))
+    _load_answers(conn, first, tmp_path / "first.csv")
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT tenant_id, version, built_version FROM candidate_attribute_tenants")
+        assert cur.fetchall() == [("t1", 1, 1)]
+        cur.execute("SELECT attribute, periods FROM candidate_attribute_snapshots ORDER BY attribute")
+        built = cur.fetchall()
+        cur.execute(
+            "SELECT attribute, count(*) FROM candidate_attribute_history WHERE value IS NOT NULL "
+            "GROUP BY attribute ORDER BY attribute"
+        )
+        assert built == cur.fetchall()  # one period per known first answer
+
+
 def _sorted(cells: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in cells.columns if c not in ("n", "x")]
     filled = cells.astype({c: object for c in keys}).fillna("~")
@@ -558,14 +573,15 @@ def test_a_load_or_an_erasure_outdates_the_snapshots_and_the_next_read_rebuilds_
         attribute_store.attribute_snapshots(cur, ATTRIBUTES)
         cur.execute("SELECT tenant_id, version, built_version FROM candidate_attribute_tenants")
         assert cur.fetchall() == [("t1", 3, 3)]  # two loads and the fixture's erasure
-    late = [("t1", candidate, "male", "asian", midnight(LAST).isoformat())]
-    _load_answers(conn, pd.DataFrame(late, columns=COLUMNS), tmp_path / "late.csv")
+    # a load's chunk alone (a whole load then builds the snapshots again): it outdates and drops them
+    late = attribute_store.AttributeRow(1, "t1", candidate, midnight(LAST), {"sex": "male", "race_ethnicity": "asian"})
+    attribute_store.store_attribute_rows(conn, [late], [], "late.csv")
     with conn, conn.cursor() as cur:
         cur.execute("SELECT version, built_version FROM candidate_attribute_tenants")
         assert cur.fetchall() == [(4, 3)]
         cur.execute("SELECT count(*) FROM candidate_attribute_snapshots")
         assert cur.fetchone() == (0,)
-        periods = attribute_store.attribute_periods(cur, LAST, LAST)
+        periods = attribute_store.attribute_periods(cur, LAST, LAST)  # rebuilt on read
         cur.execute("SELECT hashtextextended(%s, 0)", (candidate,))
         (key,) = cur.fetchone()
     codes = periods.codes_at("t1", np.array([key]), np.array([0]))[0]

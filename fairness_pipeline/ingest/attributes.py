@@ -31,6 +31,7 @@ from fairness_pipeline.store.attributes import (
     AttributeReject,
     AttributeRow,
     analyze_attributes,
+    build_stale_snapshots,
     store_attribute_rows,
 )
 
@@ -175,4 +176,5 @@ def load_attribute_file(
         raise BrokenAttributeFileError(f"{exc}; what came before was loaded: {summary}", totals) from exc
     if totals.stored:
         analyze_attributes(conn)
+        build_stale_snapshots(conn)
     return totals

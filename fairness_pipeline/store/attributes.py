@@ -414,6 +414,23 @@ def build_snapshots(cur, tenant_id: str) -> None:
     cur.execute(MARK_BUILT, {"tenant_id": tenant_id, "version": version})
 
 
+STALE_SNAPSHOT_TENANTS = """
+SELECT tenant_id FROM candidate_attribute_tenants WHERE built_version IS DISTINCT FROM version ORDER BY tenant_id
+"""
+
+
+def build_stale_snapshots(conn) -> list[str]:
+    """Build the snapshots of every tenant whose values changed since they were built, one transaction per tenant
+    (a load ends with it, so that the next audit reads them ready); returns the tenants built."""
+    with conn, conn.cursor() as cur:
+        cur.execute(STALE_SNAPSHOT_TENANTS)
+        tenants = [tenant for (tenant,) in cur.fetchall()]
+    for tenant in tenants:
+        with conn, conn.cursor() as cur:
+            build_snapshots(cur, tenant)
+    return tenants
+
+
 # Every tenant in scope with its snapshots of ``attributes``, in one statement (one MVCC snapshot): ``current`` 0 when
 # the tenant's snapshots are missing or older than its values (then built and read again).
 READ_SNAPSHOTS = """
