@@ -107,6 +107,7 @@ def test_run_submits_a_backfill_that_the_daemon_completes(
     assert run_links == run_ids and len(run_ids) >= 2  # the event layer, then the metric layer (in parts)
     assert any("validated_selection_events: done; run 1 of 2 (event_days_job):" in line for line in lines)
     assert any("impact_ratios: done; run 2 of " in line and "(metrics_job" in line for line in lines)
+    assert any("; tenant-1)" in line and "(metrics_job" in line for line in lines)  # the run's tenant is named
     assert lines[-1].startswith(f"done: {len(run_ids)} of {len(run_ids)} run(s) succeeded in ")
 
     defs = build_definitions(FairnessDatabase(url=db_url))

@@ -378,14 +378,28 @@ def submit_range(
     return follow_backfill(instance, backfill_id, ranged, show or (lambda *_: None), on_run or (lambda _: None))
 
 
-def _run_days(run) -> tuple[date, date]:
+def _run_range(run) -> tuple[tuple[str | None, date], tuple[str | None, date]]:
+    """(tenant, day) of the first and last partition of a daemon's run (tenant None: a day partition)."""
     from dagster._core.storage.tags import PARTITION_NAME_TAG
 
     from fairness_pipeline.defs.partitions import split_partition_key
 
     tags = run.tags
     first = tags.get(DAGSTER_RANGE_START_TAG) or tags[PARTITION_NAME_TAG]
-    return split_partition_key(first)[1], split_partition_key(tags.get(DAGSTER_RANGE_END_TAG) or first)[1]
+    return split_partition_key(first), split_partition_key(tags.get(DAGSTER_RANGE_END_TAG) or first)
+
+
+def _run_days(run) -> tuple[date, date]:
+    (_, first), (_, last) = _run_range(run)
+    return first, last
+
+
+def _run_tenants(run) -> str:
+    """The tenants of a daemon's run for its progress line: one, a first..last range, or empty (day partitions)."""
+    (first, _), (last, _) = _run_range(run)
+    if first is None:
+        return ""
+    return f"; {first}" if first == last else f"; {first}..{last}"
 
 
 def follow_backfill(
@@ -425,7 +439,7 @@ def follow_backfill(
                     progress = RangeProgress(
                         len(watched),
                         max(len(ranged.runs), len(watched) + 1),
-                        label,
+                        label + _run_tenants(run),
                         steps,
                         (last - first).days + 1,
                         done,
