@@ -1,6 +1,7 @@
--- Issue 15 (audits read self-identification per tenant): each tenant's attribute history as compact arrays, built from
--- candidate_attribute_history when an audit first needs them and dropped by every load or erasure that changes the
--- tenant's values, so an audit reads a few rows of arrays instead of scanning every tenant's history.
+-- Issue 15 (audits read self-identification per tenant): each tenant's attribute history as compact arrays, dropped by
+-- every load or erasure that changes the tenant's values and built again from candidate_attribute_history at the end
+-- of a load or by the first audit that needs them, so an audit reads a few rows of arrays instead of scanning every
+-- tenant's history.
 
 -- One row per tenant holding attributes. A load or an erasure that changes the tenant's values bumps `version` (which
 -- waits for a builder holding the row) and then drops the snapshots; a builder locks the row, reads the history and

@@ -9,8 +9,8 @@ collected; a changed value from its ``collected_at``),
 
 The audits that count candidates in numpy read each tenant's history as compact arrays (migration 023:
 ``candidate_attribute_snapshots``, one row per tenant and attribute, versioned in ``candidate_attribute_tenants``):
-built from the history by the first audit that needs them, dropped by every load or erasure that changes the tenant's
-values, so a window reads a few rows instead of scanning every tenant's history.
+dropped by every load or erasure that changes the tenant's values, built again at the end of a load or by the first
+audit that needs them, so a window reads a few rows instead of scanning every tenant's history.
 
 A load or a deletion that changes a tenant's values makes what was summarised with the old ones stale in the same
 transaction (:func:`mark_searches_stale`): the tenant's exposure day sums are dropped and its summarised days are
@@ -312,8 +312,11 @@ what a builder committed meanwhile) and rebuilt by the next audit that reads the
 
 def delete_candidate(conn, tenant_id: str, candidate_id: str) -> dict[str, int]:
     """Erase one person's attributes, their history and their rejected input rows; return the rows deleted."""
-    names = {"candidate_attributes": "attributes", "candidate_attribute_history": "history"}
-    names["candidate_attribute_rejects"] = "rejects"
+    names = {
+        "candidate_attributes": "attributes",
+        "candidate_attribute_history": "history",
+        "candidate_attribute_rejects": "rejects",
+    }
     deleted = {}
     with conn, conn.cursor() as cur:
         for table, statement in ERASE_ATTRIBUTES.items():  # the snapshots' rows are the tenant's: not counted
