@@ -119,6 +119,17 @@ def test_periods_within_days_of_the_window_by_hand() -> None:
         periods.within(3, 3, [("male", "female"), ("white", "asian")])
 
 
+def test_a_value_outside_the_catalogue_held_only_before_the_window_is_left_out() -> None:
+    """A tenant's snapshot lists every value it ever held: one outside the catalogue whose only period ends before
+    the window (key 10 said 'robot' until day 3, female since) adds nothing to the window's vocabulary."""
+    snapshot = AttributeSnapshot(
+        "t1", "sex", ("female", "robot"), np.array([10, 10]), np.array([0, 3]), np.array([3, 9]), np.array([2, 1])
+    )
+    periods = AttributePeriods.from_snapshots(ATTRIBUTES, [("male", "female"), ("white", "asian")], 5, 2, [snapshot])
+    assert periods.vocabularies == (("male", "female"), ("white", "asian"))
+    assert periods.codes_at("t1", np.array([10, 10]), np.array([0, 1])).tolist() == [[2, 0], [2, 0]]
+
+
 def test_stage_pair_cells_carry_the_attributes_of_the_first_baseline_day() -> None:
     def day(keys: list[int], tier: int) -> tuple[bytes, bytes, bytes]:
         codes = np.array([[tier, 0, 0]] * len(keys), dtype=">i2")

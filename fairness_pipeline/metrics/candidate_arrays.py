@@ -164,17 +164,11 @@ class _InForce:
     codes: np.ndarray
 
 
-NO_DAY_BEFORE = -(2**31)
-"""``AttributeSnapshot.from_days`` of a value in force from ``-infinity``."""
-NO_DAY_AFTER = 2**31 - 1
-"""``AttributeSnapshot.to_days`` of a value still in force."""
-
-
 @dataclass(frozen=True)
 class AttributeSnapshot:
     """One tenant's whole history of one attribute, known values only, as arrays ordered by (candidate key, start):
     a value is in force at the end of UTC day number d (days since 1970-01-01) when ``from_days`` <= d <
-    ``to_days`` (:data:`NO_DAY_BEFORE` / :data:`NO_DAY_AFTER` for an open end); ``codes`` are 1-based positions in
+    ``to_days`` (the int4 extremes for an open end); ``codes`` are 1-based positions in
     ``values``. Windows clip it to their days (:meth:`AttributePeriods.from_snapshots`)."""
 
     tenant_id: str
@@ -237,8 +231,8 @@ class AttributeSnapshot:
         """The arrays as :meth:`from_bytes` reads them: keys, first days, stop days, codes."""
         return (
             self.keys.astype(">i8").tobytes(),
-            np.clip(self.from_days, NO_DAY_BEFORE, NO_DAY_AFTER).astype(">i4").tobytes(),
-            np.clip(self.to_days, NO_DAY_BEFORE, NO_DAY_AFTER).astype(">i4").tobytes(),
+            self.from_days.astype(">i4").tobytes(),
+            self.to_days.astype(">i4").tobytes(),
             self.codes.astype(">i2").tobytes(),
         )
 
@@ -289,7 +283,10 @@ class AttributePeriods:
         periods = {}
         for snapshot, keys, starts, stops, codes in clipped:
             known = vocab[position[snapshot.attribute]]
-            recode = np.array([0, *(known.index(value) + 1 for value in snapshot.values)], dtype=np.int64)
+            # a value outside the vocabulary that no period of the window holds is not in it: no kept code uses it
+            recode = np.array(
+                [0, *(known.index(value) + 1 if value in known else 0 for value in snapshot.values)], dtype=np.int64
+            )
             periods[(snapshot.tenant_id, snapshot.attribute)] = _ranked(keys, starts, stops, recode[codes])
         return cls(tuple(names), tuple(tuple(v) for v in vocab), window_days, periods)
 
@@ -328,32 +325,19 @@ class AttributePeriods:
         with (a value outside them stays only while a period of those days holds it). No database read."""
         if first < 0 or window_days < 1 or first + window_days > self.window_days:
             raise ValueError(f"days {first}..{first + window_days - 1} outside the window of {self.window_days} days")
-        sliced: dict[tuple[str, str], tuple[np.ndarray, ...]] = {}
-        for key, table in self.periods.items():
-            starts = np.clip(table.starts - first, 0, window_days)
-            stops = np.clip(table.stops - first, 0, window_days)
-            keep = starts < stops
-            if keep.any():
-                sliced[key] = (table.unique_keys[table.key_rank[keep]], starts[keep], stops[keep], table.codes[keep])
-        kept_vocabularies = []
-        for name, base, full in zip(self.names, vocabularies, self.vocabularies, strict=True):
-            if len(full) == len(base):
-                kept_vocabularies.append(full)
-                continue
-            used = np.zeros(len(full) + 1, dtype=bool)
-            for (_, attribute), (_, _, _, codes) in sliced.items():
-                if attribute == name:
-                    used |= np.bincount(codes, minlength=len(full) + 1).astype(bool)
-            kept = (
-                *full[: len(base)],
-                *(value for code, value in enumerate(full, 1) if code > len(base) and used[code]),
+        tables = [
+            AttributeSnapshot(
+                tenant,
+                name,
+                self.vocabularies[self.names.index(name)],
+                table.unique_keys[table.key_rank],
+                table.starts,
+                table.stops,
+                table.codes,
             )
-            recode = np.zeros(len(full) + 1, dtype=np.int64)
-            recode[[full.index(value) + 1 for value in kept]] = np.arange(1, len(kept) + 1)
-            sliced = {k: (*v[:3], recode[v[3]]) if k[1] == name else v for k, v in sliced.items()}
-            kept_vocabularies.append(kept)
-        periods = {key: _ranked(*columns) for key, columns in sliced.items()}  # clipping keeps the (key, start) order
-        return AttributePeriods(self.names, tuple(kept_vocabularies), window_days, periods)
+            for (tenant, name), table in self.periods.items()
+        ]
+        return AttributePeriods.from_snapshots(self.names, vocabularies, first, window_days, tables)
 
 
 def _int64(data: bytes, kind: str) -> np.ndarray:
@@ -392,8 +376,6 @@ def _lookup(table: _InForce, keys: np.ndarray, days: np.ndarray, window_days: in
 
 
 __all__ = [
-    "NO_DAY_AFTER",
-    "NO_DAY_BEFORE",
     "AttributePeriods",
     "AttributeSnapshot",
     "StageArrays",
